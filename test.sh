@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every test of leanrtc: formatting, lints, RFC vectors, interop with independent stacks,
+# and real-browser tests. Network-using tests run inside a private network namespace, so
+# nothing they do can leave this machine (see docs/TESTING.md).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format"
+cargo fmt --all --check
+
+step "lints"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build (fetches crates; the tests themselves run offline)"
+cargo build --workspace --all-targets --locked
+cargo build --release --bin leanrtc --locked
+cargo check --manifest-path fuzz/Cargo.toml --locked --quiet
+
+if [ -f tests/browser/package.json ]; then
+  step "browser drivers (playwright-core / puppeteer-core; browsers come from Debian)"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+step "tests, in a private network namespace (loopback + an unrouted veth)"
+ns=(unshare -n)
+[ "$(id -u)" -eq 0 ] || ns=(unshare -rn)
+"${ns[@]}" bash -c '
+  set -e
+  ip link set lo up
+  # Firefox gathers no candidates without a non-loopback interface and a default route.
+  ip link add t0 type veth peer name t1
+  ip addr add 10.99.0.1/24 dev t0
+  ip link set t0 up && ip link set t1 up
+  ip route add default dev t0
+  exec cargo test --workspace --offline --locked "$@"
+' bash "$@"
