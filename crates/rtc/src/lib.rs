@@ -9,9 +9,12 @@
 pub mod demux;
 pub mod dtls;
 pub mod ice;
+pub mod net;
 pub mod rand;
 pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
 pub mod srtp;
 pub mod stun;
+
+pub use net::Transmit;

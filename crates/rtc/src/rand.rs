@@ -21,12 +21,16 @@ enum Inner {
 impl Rng {
     /// The operating system's CSPRNG (via aws-lc). Use this in production.
     pub fn system() -> Self {
-        Self { inner: Inner::System(SystemRandom::new()) }
+        Self {
+            inner: Inner::System(SystemRandom::new()),
+        }
     }
 
     /// A repeatable, insecure generator for tests and simulations.
     pub fn seeded(seed: u64) -> Self {
-        Self { inner: Inner::Seeded(seed) }
+        Self {
+            inner: Inner::Seeded(seed),
+        }
     }
 
     /// Fills `buf` with random bytes.

@@ -9,6 +9,9 @@ struct Args {}
 
 fn main() {
     let _args = Args::parse();
-    eprintln!("leanrtc {}: the media server is not wired up yet", env!("CARGO_PKG_VERSION"));
+    eprintln!(
+        "leanrtc {}: the media server is not wired up yet",
+        env!("CARGO_PKG_VERSION")
+    );
     std::process::exit(2);
 }
