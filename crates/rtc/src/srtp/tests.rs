@@ -390,3 +390,10 @@ fn dtls_keying_material_splits_by_role() {
         ));
     }
 }
+
+/// Sessions move between media threads when peers are sharded.
+#[test]
+fn session_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<SrtpSession>();
+}
