@@ -46,6 +46,21 @@ impl SrtpProfile {
         }
     }
 
+    /// Bytes the SRTP transform appends to an RTP packet: the authentication tag
+    /// (RFC 3711 §4.2: HMAC-SHA1 truncated to 80 bits; RFC 7714 §13.2: the full GCM tag).
+    pub fn rtp_overhead(self) -> usize {
+        match self {
+            SrtpProfile::Aes128CmSha1_80 => 10,
+            SrtpProfile::AeadAes128Gcm => 16,
+        }
+    }
+
+    /// Bytes the SRTCP transform appends to an RTCP packet: the tag plus the 4-byte
+    /// E-flag/SRTCP-index word (RFC 3711 §3.4, RFC 7714 §9).
+    pub fn rtcp_overhead(self) -> usize {
+        self.rtp_overhead() + 4
+    }
+
     /// How many bytes to export from DTLS (RFC 5764 §4.2): two keys and two salts.
     pub fn keying_material_len(self) -> usize {
         2 * (self.key_len() + self.salt_len())
