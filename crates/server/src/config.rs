@@ -1,0 +1,37 @@
+//! Command-line flags, each with an environment variable, and their defaults.
+//!
+//! `leanrtc` with no arguments must just work on a developer's machine: HTTP and media on
+//! loopback, the built-in `sample` stream.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// leanrtc: a small WebRTC media server (WHIP/WHEP, file playback, recording, SFU).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "leanrtc", version, about)]
+pub struct Config {
+    /// Address for HTTP: WHIP/WHEP endpoints, the web page and the JSON API.
+    #[arg(long, env = "LEANRTC_HTTP", default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+
+    /// The one UDP address all media uses, for every peer. With an unspecified IP
+    /// (0.0.0.0 or ::) every local address is announced as a candidate.
+    #[arg(long, env = "LEANRTC_UDP", default_value = "127.0.0.1:8189")]
+    pub udp: SocketAddr,
+
+    /// IP to announce in ICE candidates (for 1:1 NAT, e.g. a cloud VM's public address).
+    /// Repeat or comma-separate for several. Announced before the local addresses.
+    #[arg(long, env = "LEANRTC_PUBLIC_IP", value_delimiter = ',')]
+    pub public_ip: Vec<IpAddr>,
+
+    /// Folder of files to serve: NAME.ivf (VP8) and/or NAME.ogg (Opus) become stream NAME.
+    /// Without it, a built-in test stream named `sample` is served.
+    #[arg(long, env = "LEANRTC_MEDIA_DIR")]
+    pub media_dir: Option<PathBuf>,
+
+    /// Require `Authorization: Bearer TOKEN` on WHIP/WHEP requests.
+    #[arg(long, env = "LEANRTC_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}

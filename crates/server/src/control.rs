@@ -1,0 +1,145 @@
+//! What the HTTP side asks of the media thread, and what it answers.
+//!
+//! The media thread owns the socket, every peer and the router; HTTP never touches them.
+//! Each request is a [`Command`] with a one-shot reply channel; sending it wakes the media
+//! thread (see [`EngineHandle`]).
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+/// Identifies a WHIP or WHEP session (the last segment of its `Location`).
+pub type SessionId = String;
+
+/// Which side of a stream a session is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// WHIP: the peer sends media to us.
+    Publish,
+    /// WHEP: we send media to the peer.
+    Play,
+}
+
+/// A request from HTTP to the media thread.
+#[derive(Debug)]
+pub enum Command {
+    /// Start a session from an SDP offer.
+    Create { role: Role, stream: String, offer: String, reply: oneshot::Sender<Result<Created, EngineError>> },
+    /// A trickle-ICE / ICE-restart PATCH (`application/trickle-ice-sdpfrag`).
+    Patch {
+        session: SessionId,
+        if_match: Option<String>,
+        fragment: String,
+        reply: oneshot::Sender<Result<Patched, EngineError>>,
+    },
+    /// End a session.
+    Delete { session: SessionId, reply: oneshot::Sender<Result<(), EngineError>> },
+    /// List the streams.
+    Streams { reply: oneshot::Sender<Vec<StreamInfo>> },
+}
+
+/// A session that was created.
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// Its id.
+    pub session: SessionId,
+    /// Our SDP answer, with all our candidates.
+    pub answer: String,
+    /// A strong entity tag for the ICE session (changes on ICE restart).
+    pub etag: String,
+}
+
+/// What a PATCH did.
+#[derive(Debug, Clone)]
+pub enum Patched {
+    /// Trickled candidates were taken (or ignored: an ICE-lite server needs none).
+    Trickled,
+    /// ICE restarted: our new credentials as an sdpfrag, and the new ETag.
+    Restarted { fragment: String, etag: String },
+}
+
+/// One stream, as `GET /api/streams` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamInfo {
+    /// The stream's name.
+    pub name: String,
+    /// `live` (published with WHIP) or `file`.
+    pub kind: &'static str,
+    /// Codec names, e.g. `["VP8", "opus"]`.
+    pub codecs: Vec<String>,
+    /// Current viewers.
+    pub viewers: usize,
+    /// Incoming bitrate over the last seconds, in bits per second.
+    pub bitrate: u64,
+    /// When it started, as seconds since the Unix epoch.
+    pub since: u64,
+}
+
+/// Why the media thread refused a request. Each maps to one HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// No file and no publisher by that name.
+    #[error("no stream named {0:?}")]
+    UnknownStream(String),
+    /// Someone already publishes under that name.
+    #[error("stream {0:?} is already being published")]
+    StreamBusy(String),
+    /// The SDP offer does not parse.
+    #[error("malformed SDP offer: {0}")]
+    BadOffer(String),
+    /// The offer parses but we cannot answer it (no common codec, no BUNDLE, ...).
+    #[error("cannot answer this offer: {0}")]
+    Unanswerable(String),
+    /// No such session.
+    #[error("no session {0:?}")]
+    UnknownSession(String),
+    /// An ICE restart without `If-Match`.
+    #[error("ICE restart needs If-Match with the session's ETag")]
+    PreconditionRequired,
+    /// `If-Match` named another ETag.
+    #[error("If-Match does not match the session's ETag")]
+    PreconditionFailed,
+    /// The PATCH body is not a usable sdpfrag.
+    #[error("bad sdpfrag: {0}")]
+    BadFragment(String),
+    /// Too many sessions.
+    #[error("server is full")]
+    Overloaded,
+}
+
+/// The HTTP side's handle on the media thread.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: mpsc::Sender<Command>,
+    wake: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl fmt::Debug for EngineHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EngineHandle")
+    }
+}
+
+/// The media thread has stopped.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the media thread is not running")]
+pub struct EngineGone;
+
+impl EngineHandle {
+    /// A handle sending on `tx` and calling `wake` after each command so the media thread,
+    /// which may be blocked in poll, looks at its queue.
+    pub fn new(tx: mpsc::Sender<Command>, wake: Arc<dyn Fn() + Send + Sync>) -> Self {
+        Self { tx, wake }
+    }
+
+    /// Sends the command `make` builds around a reply channel and waits for the reply.
+    pub async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, EngineGone> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).map_err(|_| EngineGone)?;
+        (self.wake)();
+        rx.await.map_err(|_| EngineGone)
+    }
+}

@@ -1,0 +1,97 @@
+//! HTTP: WHIP (RFC 9725) and WHEP (draft-ietf-wish-whep) endpoints, the web page and the
+//! JSON API. Runs on tokio; every media decision is the media thread's (see `control`).
+
+mod sessions;
+mod ui;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::control::EngineHandle;
+
+/// SDP offers are a few KiB; anything this large is not one.
+const MAX_BODY: usize = 256 * 1024;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The media thread.
+    pub engine: EngineHandle,
+    /// The Bearer token WHIP/WHEP requests must carry, if any.
+    pub token: Option<String>,
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let endpoints = Router::new()
+        .route(
+            "/{role}/{stream}",
+            post(sessions::create).options(sessions::options_endpoint).head(sessions::probe_endpoint),
+        )
+        .route(
+            "/{role}/{stream}/{session}",
+            axum::routing::patch(sessions::patch).delete(sessions::delete).options(sessions::options_session),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/", get(ui::index))
+        .route("/api/streams", get(ui::streams))
+        .merge(endpoints)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(cors))
+        .with_state(state)
+}
+
+/// Bearer-token check (RFC 6750) for the WHIP/WHEP routes. OPTIONS stays open: browsers send
+/// CORS preflights without credentials.
+async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(token) = &state.token {
+        if req.method() != Method::OPTIONS && !bearer_matches(req.headers(), token) {
+            return Response::builder()
+                .status(StatusCode::UNAUTHORIZED)
+                .header(header::WWW_AUTHENTICATE, "Bearer")
+                .body(Body::from("missing or wrong Bearer token\n"))
+                .unwrap_or_default();
+        }
+    }
+    next.run(req).await
+}
+
+fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
+    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some((scheme, given)) = value.split_once(' ') else {
+        return false;
+    };
+    // Constant-time comparison, so the token cannot be guessed byte by byte from timings.
+    scheme.eq_ignore_ascii_case("bearer") && constant_time_eq(given.trim().as_bytes(), token.as_bytes())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// CORS for pages served from other origins (RFC 9725 §4.5 advises it for browser clients).
+async fn cors(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, POST, PATCH, DELETE, OPTIONS"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Authorization, Content-Type, If-Match"));
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Location, ETag, Link, Accept-Patch, Accept-Post, Retry-After"));
+    res
+}
+
+/// A plain-text error response; the reason goes in the body so users see what was wrong.
+pub(crate) fn error(status: StatusCode, reason: impl std::fmt::Display) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{reason}\n")).into_response()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,156 @@
+//! The WHIP and WHEP resources: `POST /{whip|whep}/{stream}` makes a session,
+//! `PATCH`/`DELETE /{whip|whep}/{stream}/{session}` change and end it.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+
+use super::{AppState, error};
+use crate::control::{Command, EngineError, Patched, Role};
+
+const SDP: &str = "application/sdp";
+const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
+
+fn role_of(segment: &str) -> Option<Role> {
+    match segment {
+        "whip" => Some(Role::Publish),
+        "whep" => Some(Role::Play),
+        _ => None,
+    }
+}
+
+/// True when the request's Content-Type is `want` (parameters such as charset ignored).
+fn content_type_is(headers: &HeaderMap, want: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(want))
+}
+
+/// The HTTP status for each refusal of the media thread.
+fn status_of(e: &EngineError) -> StatusCode {
+    match e {
+        EngineError::UnknownStream(_) | EngineError::UnknownSession(_) => StatusCode::NOT_FOUND,
+        EngineError::StreamBusy(_) => StatusCode::CONFLICT,
+        EngineError::BadOffer(_) | EngineError::BadFragment(_) => StatusCode::BAD_REQUEST,
+        EngineError::Unanswerable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        EngineError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
+        EngineError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+        EngineError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+fn refused(e: &EngineError) -> Response {
+    let mut res = error(status_of(e), e);
+    if matches!(e, EngineError::Overloaded) {
+        res.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+    }
+    res
+}
+
+fn engine_gone() -> Response {
+    error(StatusCode::SERVICE_UNAVAILABLE, "the media thread is not running")
+}
+
+/// `POST /{whip|whep}/{stream}` with an SDP offer → `201 Created` with the answer.
+pub async fn create(
+    State(state): State<AppState>,
+    Path((segment, stream)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(role) = role_of(&segment) else {
+        return error(StatusCode::NOT_FOUND, format!("no endpoint /{segment}: use /whip or /whep"));
+    };
+    if !content_type_is(&headers, SDP) {
+        return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("the offer must be sent as Content-Type: {SDP}"));
+    }
+    let Ok(offer) = String::from_utf8(body.to_vec()) else {
+        return error(StatusCode::BAD_REQUEST, "the offer is not UTF-8 text");
+    };
+    let stream_name = stream.clone();
+    let reply = state.engine.call(|reply| Command::Create { role, stream, offer, reply }).await;
+    let created = match reply {
+        Ok(Ok(created)) => created,
+        Ok(Err(e)) => return refused(&e),
+        Err(_) => return engine_gone(),
+    };
+    Response::builder()
+        .status(StatusCode::CREATED)
+        .header(header::CONTENT_TYPE, SDP)
+        .header(header::LOCATION, format!("/{segment}/{stream_name}/{}", created.session))
+        .header(header::ETAG, created.etag)
+        .header("Accept-Patch", SDPFRAG)
+        .body(Body::from(created.answer))
+        .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))
+}
+
+/// `OPTIONS` on an endpoint: CORS preflight, and what may be POSTed (RFC 9725 §4.2).
+pub async fn options_endpoint() -> Response {
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .header("Accept-Post", SDP)
+        .body(Body::empty())
+        .unwrap_or_default()
+}
+
+/// `OPTIONS` on a session: CORS preflight for PATCH/DELETE.
+pub async fn options_session() -> Response {
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .header("Accept-Patch", SDPFRAG)
+        .body(Body::empty())
+        .unwrap_or_default()
+}
+
+/// `HEAD` on an endpoint. WHEP players may probe with it; RFC 9725 §4.2 reserves GET/HEAD
+/// on WHIP endpoints (405).
+pub async fn probe_endpoint(Path((segment, _stream)): Path<(String, String)>) -> Response {
+    match role_of(&segment) {
+        Some(Role::Play) => Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, SDP)
+            .body(Body::empty())
+            .unwrap_or_default(),
+        Some(Role::Publish) => error(StatusCode::METHOD_NOT_ALLOWED, "WHIP endpoints take POST and OPTIONS"),
+        None => error(StatusCode::NOT_FOUND, format!("no endpoint /{segment}")),
+    }
+}
+
+/// `PATCH` a session with an sdpfrag: trickle (204) or ICE restart (200 + new sdpfrag).
+pub async fn patch(
+    State(state): State<AppState>,
+    Path((_segment, _stream, session)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !content_type_is(&headers, SDPFRAG) {
+        return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("PATCH takes Content-Type: {SDPFRAG}"));
+    }
+    let Ok(fragment) = String::from_utf8(body.to_vec()) else {
+        return error(StatusCode::BAD_REQUEST, "the sdpfrag is not UTF-8 text");
+    };
+    let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    match state.engine.call(|reply| Command::Patch { session, if_match, fragment, reply }).await {
+        Ok(Ok(Patched::Trickled)) => Response::builder().status(StatusCode::NO_CONTENT).body(Body::empty()).unwrap_or_default(),
+        Ok(Ok(Patched::Restarted { fragment, etag })) => Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, SDPFRAG)
+            .header(header::ETAG, etag)
+            .body(Body::from(fragment))
+            .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e)),
+        Ok(Err(e)) => refused(&e),
+        Err(_) => engine_gone(),
+    }
+}
+
+/// `DELETE` a session → 200.
+pub async fn delete(State(state): State<AppState>, Path((_segment, _stream, session)): Path<(String, String, String)>) -> Response {
+    match state.engine.call(|reply| Command::Delete { session, reply }).await {
+        Ok(Ok(())) => Response::builder().status(StatusCode::OK).body(Body::empty()).unwrap_or_default(),
+        Ok(Err(e)) => refused(&e),
+        Err(_) => engine_gone(),
+    }
+}

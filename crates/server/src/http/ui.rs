@@ -1,0 +1,22 @@
+//! The web page and the JSON API.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::{AppState, error};
+use crate::control::Command;
+
+/// The page: lists streams, plays one with WHEP, publishes the camera with WHIP.
+pub async fn index() -> Html<&'static str> {
+    Html(include_str!("../../web/index.html"))
+}
+
+/// `GET /api/streams`: every stream as JSON.
+pub async fn streams(State(state): State<AppState>) -> Response {
+    match state.engine.call(|reply| Command::Streams { reply }).await {
+        Ok(list) => ([(header::CACHE_CONTROL, "no-store")], Json(list)).into_response(),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the media thread is not running"),
+    }
+}
