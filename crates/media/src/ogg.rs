@@ -217,8 +217,9 @@ impl<'a> PacketReader<'a> {
         loop {
             let page = match self.page {
                 Some(p) if self.seg < p.lacing.len() => p,
+                // A page may hold no segments at all (an empty end-of-stream page).
                 _ => match self.next_page()? {
-                    Some(p) => p,
+                    Some(_) => continue,
                     None if self.in_packet => return Err(OggError::PacketTruncated),
                     None => return Ok(None),
                 },

@@ -158,8 +158,12 @@ pub struct OggOpusWriter {
 
 impl OggOpusWriter {
     /// Appends the two header pages (RFC 7845 §3: `OpusHead` alone on a BOS page, then
-    /// `OpusTags` on its own page) to `out`. `head.mapping_family` is written as 0.
-    pub fn new(serial: u32, head: &OpusHead, out: &mut Vec<u8>) -> Self {
+    /// `OpusTags` on its own page) to `out`. Writes mapping family 0, so takes only mono or
+    /// stereo.
+    pub fn new(serial: u32, head: &OpusHead, out: &mut Vec<u8>) -> Result<Self, OggOpusError> {
+        if !(1..=2).contains(&head.channels) {
+            return Err(OggOpusError::BadHead);
+        }
         let mut w = OggOpusWriter {
             serial,
             sequence: 0,
@@ -173,7 +177,7 @@ impl OggOpusWriter {
         let len = (VENDOR.len() as u32).to_le_bytes();
         w.add(&[&b"OpusTags"[..], &len, VENDOR, &[0; 4]].concat());
         w.flush(0, 0, out);
-        w
+        Ok(w)
     }
 
     /// Adds one Opus packet; may append a finished page to `out`.
@@ -264,7 +268,7 @@ mod tests {
             mapping_family: 0,
         };
         let mut out = Vec::new();
-        let mut w = OggOpusWriter::new(7, &head, &mut out);
+        let mut w = OggOpusWriter::new(7, &head, &mut out).unwrap();
         // 60 packets of 20 ms: pages of 25, 25 and 10 packets; one 600-byte packet.
         for i in 0..60u8 {
             let len = if i == 30 { 600 } else { 3 };
@@ -293,5 +297,17 @@ mod tests {
             last = p.granule.map(|g| (g, p.eos)).or(last);
         }
         assert_eq!(last, Some((60 * 960, true)));
+    }
+
+    #[test]
+    fn finish_without_packets() {
+        // Fuzz regression: the empty end-of-stream page read as a truncated packet.
+        let head = OpusHead::parse(b"OpusHead\x01\x02\x38\x01\x80\xbb\x00\x00\x00\x00\x00");
+        let mut out = Vec::new();
+        OggOpusWriter::new(1, &head.unwrap(), &mut out)
+            .unwrap()
+            .finish(&mut out);
+        let (_, mut r) = OggOpusReader::new(&out).unwrap();
+        assert_eq!(r.next_packet(), Ok(None));
     }
 }

@@ -136,7 +136,7 @@ fn ogg_writer_output_is_read_by_ffprobe_and_ogg_crate() {
     let data = sample(OGG_SAMPLE);
     let (head, mut reader) = OggOpusReader::new(&data).unwrap();
     let mut out = Vec::new();
-    let mut w = OggOpusWriter::new(0x1234_5678, &head, &mut out);
+    let mut w = OggOpusWriter::new(0x1234_5678, &head, &mut out).unwrap();
     let mut packets = Vec::new();
     while let Some(p) = reader.next_packet().unwrap() {
         w.write_packet(p.data, &mut out).unwrap();

@@ -11,7 +11,8 @@ const FU_END: u8 = 0x40;
 
 /// Splits access units (Annex B) into RTP payloads. Consecutive NAL units that fit together
 /// (typically SPS + PPS before an IDR slice) share one STAP-A; a NAL unit larger than the
-/// maximum payload is cut into FU-As; any other goes alone.
+/// maximum payload is cut into FU-As; any other goes alone. NAL units of the unspecified
+/// types 0 and 24-31 are left out.
 #[derive(Debug)]
 pub struct H264Payloader {
     max_payload: usize,
@@ -43,7 +44,11 @@ impl H264Payloader {
         access_unit: &[u8],
         mut emit: impl FnMut(&[u8], bool),
     ) -> Result<(), PacketizeError> {
-        let mut nals = NalUnits::new(access_unit).peekable();
+        // Types 0 and 24-31 are unspecified in H.264 and mean RTP packet types here (RFC 6184
+        // §5.2): a receiver could not tell them apart, so they are not sent.
+        let mut nals = NalUnits::new(access_unit)
+            .filter(|n| matches!(nal_type(n), 1..=23))
+            .peekable();
         if nals.peek().is_none() {
             return Err(PacketizeError::EmptyFrame);
         }
