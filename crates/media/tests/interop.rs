@@ -280,3 +280,50 @@ fn opus_round_trip_ours_and_webrtc_rs() {
     }
     assert_eq!((count, timestamp), (501, 501 * 960));
 }
+
+#[test]
+fn vp8_descriptor_forms_agree_with_webrtc_rs() {
+    // Every combination of the optional fields (RFC 7741 §4.2), parsed by both.
+    for bits in 0..48u8 {
+        let (pid_form, l, t, k) = (bits % 3, bits & 4 != 0, bits & 8 != 0, bits & 16 != 0);
+        let n_s_pid = if bits & 32 != 0 { 0x35 } else { 0x10 };
+        let mut p = vec![0x80 | n_s_pid, 0];
+        match pid_form {
+            1 => p.extend([0x80, 0x55]),
+            2 => p.extend([0x80 | 0x2a, 0xbc]),
+            _ => {}
+        }
+        if pid_form != 0 {
+            p[1] |= 0x80;
+        }
+        if l {
+            p[1] |= 0x40;
+            p.push(0x9e);
+        }
+        if t || k {
+            p[1] |= if t { 0x20 } else { 0 } | if k { 0x10 } else { 0 };
+            p.push(0b1011_0110);
+        }
+        p.extend([0xde, 0xad]);
+        let ours = Descriptor::parse(&p).unwrap();
+        let mut theirs = Vp8Packet::default();
+        let data = theirs.depacketize(&Bytes::copy_from_slice(&p)).unwrap();
+        assert_eq!(&p[ours.len..], &data[..], "{bits}");
+        let pid = match ours.picture_id {
+            Some(PictureId::Short(v)) => u16::from(v),
+            Some(PictureId::Long(v)) => v,
+            None => 0,
+        };
+        assert_eq!(pid, theirs.picture_id, "{bits}");
+        assert_eq!(ours.tl0picidx.unwrap_or(0), theirs.tl0_pic_idx, "{bits}");
+        assert_eq!(
+            ours.tid.map_or((0, 0), |(t, y)| (t, y as u8)),
+            (theirs.tid, theirs.y)
+        );
+        assert_eq!(ours.keyidx.unwrap_or(0), theirs.key_idx, "{bits}");
+        assert_eq!(
+            (ours.start, ours.partition, ours.non_reference),
+            (theirs.s == 1, theirs.pid, theirs.n == 1)
+        );
+    }
+}
