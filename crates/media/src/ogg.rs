@@ -105,7 +105,8 @@ impl<'a> Page<'a> {
         Ok((page, end))
     }
 
-    /// Appends the page's bytes, CRC included, to `out`. `lacing` must describe `body`.
+    /// Appends the page's bytes, CRC included, to `out`. `lacing` must describe `body` and
+    /// hold at most 255 values.
     pub fn write(&self, out: &mut Vec<u8>) {
         let start = out.len();
         out.extend_from_slice(b"OggS\0");

@@ -151,6 +151,7 @@ pub struct OggOpusWriter {
     serial: u32,
     sequence: u32,
     granule: u64,
+    packets: u64,
     page_samples: u32,
     lacing: Vec<u8>,
     body: Vec<u8>,
@@ -168,6 +169,7 @@ impl OggOpusWriter {
             serial,
             sequence: 0,
             granule: 0,
+            packets: 0,
             page_samples: 0,
             lacing: Vec::new(),
             body: Vec::new(),
@@ -182,8 +184,9 @@ impl OggOpusWriter {
 
     /// Adds one Opus packet; may append a finished page to `out`.
     pub fn write_packet(&mut self, packet: &[u8], out: &mut Vec<u8>) -> Result<(), OggOpusError> {
-        let samples = opus::packet_samples(packet)
-            .map_err(|error| OggOpusError::Packet { index: 0, error })?;
+        let index = self.packets;
+        let samples =
+            opus::packet_samples(packet).map_err(|error| OggOpusError::Packet { index, error })?;
         let segments = packet.len() / 255 + 1;
         if segments > 255 {
             return Err(OggOpusError::TooLarge(packet.len()));
@@ -195,6 +198,7 @@ impl OggOpusWriter {
         }
         self.granule += u64::from(samples);
         self.page_samples += samples;
+        self.packets += 1;
         self.add(packet);
         Ok(())
     }
@@ -278,7 +282,7 @@ mod tests {
         assert_eq!(
             w.write_packet(&[], &mut out).unwrap_err(),
             OggOpusError::Packet {
-                index: 0,
+                index: 60,
                 error: OpusError::Empty
             }
         );
