@@ -33,7 +33,13 @@ fn parse(c: &mut Criterion) {
         b.iter(|| {
             let p = RtpPacket::parse(black_box(&pkt)).unwrap();
             let twcc = p.extension(3).and_then(ext::twcc_seq);
-            black_box((p.sequence_number(), p.timestamp(), p.ssrc(), twcc, p.payload().len()))
+            black_box((
+                p.sequence_number(),
+                p.timestamp(),
+                p.ssrc(),
+                twcc,
+                p.payload().len(),
+            ))
         })
     });
 }
@@ -47,16 +53,19 @@ fn rewrite(c: &mut Criterion) {
         map.set(b, a);
     }
     let mut seq = 0u16;
-    c.bench_function("rtp rewrite 1200 B in place (seq/ts/ssrc + ext remap)", |b| {
-        b.iter(|| {
-            seq = seq.wrapping_add(1);
-            let mut m = RtpPacketMut::parse(black_box(&mut pkt)).unwrap();
-            m.set_sequence_number(seq);
-            m.set_timestamp(u32::from(seq) * 3000);
-            m.set_ssrc(0xdead_beef);
-            m.remap_extensions(&map);
-        })
-    });
+    c.bench_function(
+        "rtp rewrite 1200 B in place (seq/ts/ssrc + ext remap)",
+        |b| {
+            b.iter(|| {
+                seq = seq.wrapping_add(1);
+                let mut m = RtpPacketMut::parse(black_box(&mut pkt)).unwrap();
+                m.set_sequence_number(seq);
+                m.set_timestamp(u32::from(seq) * 3000);
+                m.set_ssrc(0xdead_beef);
+                m.remap_extensions(&map);
+            })
+        },
+    );
 }
 
 criterion_group!(benches, parse, rewrite);

@@ -108,7 +108,8 @@ impl<'a> RtcpPacket<'a> {
 ///
 /// A packet whose contents are malformed yields an error and iteration goes on with the next
 /// one (its length still frames it); a broken common header ends the iteration after its error.
-/// Reduced-size RTCP (RFC 5506) is accepted: no rule on which packet comes first.
+/// Reduced-size RTCP (RFC 5506) is accepted: no rule on which packet comes first. Padding is
+/// accepted on any packet, not only the last (libwebrtc and webrtc-rs pad feedback alone).
 #[derive(Debug, Clone)]
 pub struct RtcpIter<'a> {
     rest: &'a [u8],

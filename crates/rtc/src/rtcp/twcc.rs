@@ -55,8 +55,12 @@ impl<'a> Twcc<'a> {
             let chunk = be16(body, at);
             at += 2;
             let n = chunk_len(chunk).min(left);
-            for i in 0..n {
-                deltas += delta_len(chunk_symbol(chunk, i))?;
+            if chunk >> 15 == 0 && n > 0 {
+                deltas += n * delta_len(chunk_symbol(chunk, 0))?;
+            } else {
+                for i in 0..n {
+                    deltas += delta_len(chunk_symbol(chunk, i))?;
+                }
             }
             left -= n;
         }
