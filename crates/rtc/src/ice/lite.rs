@@ -1,0 +1,372 @@
+//! The server's ICE-lite agent (RFC 8445 §2.5, responder side of §7.3).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::{CONSENT_TIMEOUT, Credentials, DisconnectReason, IceError, IceEvent};
+use crate::Transmit;
+use crate::rand::Rng;
+use crate::stun::{
+    self, Class, ErrorCode, Integrity, Key, MAX_UNKNOWN, Message, MessageBuilder, Method,
+    TransactionId,
+};
+
+/// How long after creation the peer has to nominate a pair before the agent gives up.
+pub const NOMINATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A nominated pair that has had no valid check for this long may be replaced by another
+/// nominated pair that has (three of RFC 7675's 5-second consent intervals).
+pub const PAIR_STALE_AFTER: Duration = Duration::from_secs(15);
+
+/// Most address pairs remembered per agent; the least recently checked one goes first.
+const MAX_PAIRS: usize = 16;
+
+/// Most datagrams queued when the caller does not poll; the oldest are dropped first.
+const MAX_QUEUED: usize = 64;
+
+/// An ICE-lite agent: always controlled (RFC 8445 §6.1.1), never sends a check.
+///
+/// Accepts a Binding request only with USERNAME `ours:theirs` (when the remote ufrag is
+/// known; otherwise `ours:anything`, and learns it), a MESSAGE-INTEGRITY (or -SHA256) under
+/// our password and a valid FINGERPRINT, and answers it with XOR-MAPPED-ADDRESS, the same
+/// kind of integrity and FINGERPRINT. Every accepted check refreshes its pair; a check with
+/// USE-CANDIDATE nominates it.
+///
+/// **Selection**: the nominated pair with the highest PRIORITY among those checked within
+/// [`PAIR_STALE_AFTER`] is selected, and the selection only moves when a better pair is
+/// nominated or the selected one goes quiet. This works for regular nomination (one
+/// USE-CANDIDATE), aggressive nomination (USE-CANDIDATE on every check, RFC 5245 §8.1.1.2:
+/// "highest priority nominated pair"), and for a browser that renominates after a network
+/// change (its old pair goes quiet).
+///
+/// **Consent** (RFC 7675): a lite agent sends no checks, so consent is judged by the peer's
+/// checks: none accepted from the selected pair for [`CONSENT_TIMEOUT`] → `Disconnected`.
+#[derive(Debug)]
+pub struct IceLite {
+    local: Credentials,
+    key: Key,
+    remote_ufrag: Option<Vec<u8>>,
+    pairs: Vec<Pair>,
+    selected: Option<(SocketAddr, SocketAddr)>,
+    state: State,
+    created: Instant,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<IceEvent>,
+}
+
+#[derive(Debug)]
+struct Pair {
+    remote: SocketAddr,
+    local: SocketAddr,
+    /// The PRIORITY of the peer's last check on this pair (RFC 8445 §7.1.1).
+    priority: u32,
+    nominated: bool,
+    last_check: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Waiting,
+    Connected,
+    Disconnected,
+}
+
+/// Where a response goes: back the way the request came (RFC 8489 §6.3.1.2).
+#[derive(Clone, Copy)]
+struct Reply {
+    tid: TransactionId,
+    remote: SocketAddr,
+    local: SocketAddr,
+}
+
+impl IceLite {
+    /// A new agent with fresh credentials for our SDP. `remote` is the peer's, from its SDP,
+    /// when known; a lite agent only uses the ufrag (it signs its responses with its own
+    /// password and never sends requests).
+    pub fn new(now: Instant, rng: &mut Rng, remote: Option<&Credentials>) -> Self {
+        Self::with_credentials(now, Credentials::random(rng), remote)
+    }
+
+    /// A new agent with given local credentials.
+    pub fn with_credentials(
+        now: Instant,
+        local: Credentials,
+        remote: Option<&Credentials>,
+    ) -> Self {
+        Self {
+            key: Key::new(local.pwd.as_bytes()),
+            local,
+            remote_ufrag: remote.map(|r| r.ufrag.as_bytes().to_vec()),
+            pairs: Vec::new(),
+            selected: None,
+            state: State::Waiting,
+            created: now,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Our credentials, for `a=ice-ufrag` / `a=ice-pwd`.
+    pub fn local_credentials(&self) -> &Credentials {
+        &self.local
+    }
+
+    /// The peer's ufrag, from its SDP or learned from its first valid check.
+    pub fn remote_ufrag(&self) -> Option<&[u8]> {
+        self.remote_ufrag.as_deref()
+    }
+
+    /// The selected pair as `(remote, local)`.
+    pub fn selected_pair(&self) -> Option<(SocketAddr, SocketAddr)> {
+        self.selected
+    }
+
+    /// Handles one datagram that arrived from `source` at our `local` address. `Err` says
+    /// why it was not accepted (any error response is already queued). Never panics.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        local: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), IceError> {
+        if self.state == State::Disconnected {
+            return Err(IceError::Closed);
+        }
+        let msg = stun::parse(bytes)?;
+        msg.verify_fingerprint()?;
+        if msg.method() != Method::BINDING {
+            return Err(IceError::NotBinding);
+        }
+        match msg.class() {
+            Class::Request => self.handle_request(now, &msg, source, local),
+            // RFC 8445 §11: Binding indications are keepalives; nothing to do.
+            Class::Indication => Ok(()),
+            // We never send requests, so no response can be ours.
+            class => Err(IceError::UnexpectedClass(class)),
+        }
+    }
+
+    /// RFC 8489 §6.3 order: authenticate (§9.1.3), then unknown attributes (§6.3.1), then
+    /// the usage's checks (RFC 8445 §7.3.1).
+    fn handle_request(
+        &mut self,
+        now: Instant,
+        msg: &Message<'_>,
+        remote: SocketAddr,
+        local: SocketAddr,
+    ) -> Result<(), IceError> {
+        let reply = Reply {
+            tid: msg.transaction_id(),
+            remote,
+            local,
+        };
+        let Some(username) = msg.username().filter(|_| msg.integrity_kind().is_some()) else {
+            self.respond_error(reply, None, ErrorCode::BAD_REQUEST, "Bad Request");
+            return Err(IceError::MissingCredentials);
+        };
+        let Some(remote_ufrag) = self.check_username(username) else {
+            self.respond_error(reply, None, ErrorCode::UNAUTHENTICATED, "Unauthenticated");
+            return Err(IceError::WrongUsername);
+        };
+        let Ok(kind) = msg.verify_integrity(&self.key) else {
+            // §9.1.3: 401, without MESSAGE-INTEGRITY (we cannot sign for a key we doubt).
+            self.respond_error(reply, None, ErrorCode::UNAUTHENTICATED, "Unauthenticated");
+            return Err(IceError::BadIntegrity);
+        };
+        let mut unknown = [0u16; MAX_UNKNOWN];
+        let mut n = 0;
+        for (slot, typ) in unknown.iter_mut().zip(msg.unknown_comprehension_required()) {
+            *slot = typ;
+            n += 1;
+        }
+        if let Some(types) = unknown.get(..n).filter(|t| !t.is_empty()) {
+            self.respond(reply, Class::Error, Some(kind), |b| {
+                b.error_code(ErrorCode::UNKNOWN_ATTRIBUTE, "Unknown Attribute")
+                    .unknown_attributes(types);
+            });
+            return Err(IceError::UnknownAttributes);
+        }
+        // RFC 8445 §7.3.1.1: a controlled agent that receives ICE-CONTROLLED switches to
+        // controlling if its tie-breaker is >= the peer's, else answers 487. A lite agent can
+        // never control (§6.1.1), so it acts as if its tie-breaker were 0, the least value:
+        // the peer must take the controlling role, and is told so with 487.
+        if msg.ice_controlled().is_some() {
+            self.respond_error(reply, Some(kind), ErrorCode::ROLE_CONFLICT, "Role Conflict");
+            return Err(IceError::RoleConflict);
+        }
+        if self.remote_ufrag.is_none() {
+            self.remote_ufrag = Some(remote_ufrag.to_vec());
+        }
+        self.respond(reply, Class::Success, Some(kind), |b| {
+            b.xor_mapped_address(remote);
+        });
+        let priority = msg.priority().unwrap_or(0);
+        self.on_valid_check(now, remote, local, priority, msg.use_candidate());
+        Ok(())
+    }
+
+    /// `ours:theirs` → `theirs`, if `ours` is our ufrag and `theirs` is the peer's (or,
+    /// before we know the peer's, anything non-empty).
+    fn check_username<'m>(&self, username: &'m [u8]) -> Option<&'m [u8]> {
+        let colon = username.iter().position(|&b| b == b':')?;
+        let (ours, theirs) = (username.get(..colon)?, username.get(colon + 1..)?);
+        let theirs_ok = match &self.remote_ufrag {
+            Some(known) => theirs == known.as_slice(),
+            None => !theirs.is_empty(),
+        };
+        (ours == self.local.ufrag.as_bytes() && theirs_ok).then_some(theirs)
+    }
+
+    fn on_valid_check(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        local: SocketAddr,
+        priority: u32,
+        nominate: bool,
+    ) {
+        let index = match self.pair_index((remote, local)) {
+            Some(i) => i,
+            None => {
+                self.make_room();
+                self.pairs.push(Pair {
+                    remote,
+                    local,
+                    priority,
+                    nominated: false,
+                    last_check: now,
+                });
+                self.events
+                    .push_back(IceEvent::AddressValidated { remote, local });
+                self.pairs.len() - 1
+            }
+        };
+        if let Some(pair) = self.pairs.get_mut(index) {
+            pair.priority = priority;
+            pair.last_check = now;
+            pair.nominated |= nominate;
+        }
+        self.reselect(now);
+    }
+
+    fn make_room(&mut self) {
+        if self.pairs.len() < MAX_PAIRS {
+            return;
+        }
+        let selected = self.selected;
+        let oldest = (self.pairs.iter().enumerate())
+            .filter(|(_, p)| Some((p.remote, p.local)) != selected)
+            .min_by_key(|(_, p)| p.last_check)
+            .map(|(i, _)| i);
+        if let Some(i) = oldest {
+            self.pairs.swap_remove(i);
+        }
+    }
+
+    fn pair_index(&self, key: (SocketAddr, SocketAddr)) -> Option<usize> {
+        self.pairs.iter().position(|p| (p.remote, p.local) == key)
+    }
+
+    fn reselect(&mut self, now: Instant) {
+        let fresh = |p: &Pair| now.saturating_duration_since(p.last_check) < PAIR_STALE_AFTER;
+        let Some(best) = (self.pairs.iter())
+            .filter(|p| p.nominated && fresh(p))
+            .max_by_key(|p| p.priority)
+        else {
+            return;
+        };
+        let current = self.selected.and_then(|k| self.pair_index(k));
+        let switch = match current.and_then(|i| self.pairs.get(i)) {
+            None => true,
+            Some(c) => !fresh(c) || best.priority > c.priority,
+        };
+        let key = (best.remote, best.local);
+        if !switch || self.selected == Some(key) {
+            return;
+        }
+        let (remote, local) = key;
+        self.events.push_back(if self.selected.is_none() {
+            IceEvent::Connected { remote, local }
+        } else {
+            IceEvent::SelectedPairChanged { remote, local }
+        });
+        self.selected = Some(key);
+        self.state = State::Connected;
+    }
+
+    fn respond_error(&mut self, r: Reply, kind: Option<Integrity>, code: u16, reason: &str) {
+        self.respond(r, Class::Error, kind, |b| {
+            b.error_code(code, reason);
+        });
+    }
+
+    fn respond(
+        &mut self,
+        r: Reply,
+        class: Class,
+        kind: Option<Integrity>,
+        attrs: impl FnOnce(&mut MessageBuilder<'_>),
+    ) {
+        let mut contents = Vec::with_capacity(96);
+        let mut b = MessageBuilder::new(&mut contents, class, Method::BINDING, r.tid);
+        attrs(&mut b);
+        if let Some(kind) = kind {
+            b.integrity(kind, &self.key);
+        }
+        b.fingerprint();
+        if self.transmits.len() >= MAX_QUEUED {
+            self.transmits.pop_front();
+        }
+        self.transmits.push_back(Transmit {
+            source: r.local,
+            destination: r.remote,
+            contents,
+        });
+    }
+
+    /// Advances timers: nomination deadline while waiting, consent once connected.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.state {
+            State::Waiting if now >= self.created + NOMINATION_TIMEOUT => {
+                self.disconnect(DisconnectReason::NotNominated);
+            }
+            State::Connected => {
+                self.reselect(now);
+                if self.poll_timeout().is_some_and(|at| now >= at) {
+                    self.disconnect(DisconnectReason::ConsentExpired);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn disconnect(&mut self, reason: DisconnectReason) {
+        self.state = State::Disconnected;
+        self.transmits.clear();
+        self.events.push_back(IceEvent::Disconnected { reason });
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) wants to be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Waiting => Some(self.created + NOMINATION_TIMEOUT),
+            State::Connected => {
+                let pair = self.selected.and_then(|k| self.pair_index(k))?;
+                Some(self.pairs.get(pair)?.last_check + CONSENT_TIMEOUT)
+            }
+            State::Disconnected => None,
+        }
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<IceEvent> {
+        self.events.pop_front()
+    }
+}

@@ -1,0 +1,187 @@
+//! ICE (RFC 8445) as a media server needs it.
+//!
+//! * [`IceLite`]: the server's agent. A lite implementation (§2.5) only answers
+//!   connectivity checks: it authenticates them, learns the peer's addresses from them,
+//!   selects the pair the controlling peer nominates, and watches consent (RFC 7675).
+//! * [`IceControlling`]: a small full-mode controlling agent for the client side (tests and
+//!   the load generator): it sends checks with RFC 8489 retransmissions, nominates one pair
+//!   and keeps consent fresh. It is meant to talk to a lite peer, which sends no checks.
+//!
+//! Both are sans-IO: datagrams and the time go in through `handle_*`, datagrams to send,
+//! events and the next wake-up come out of `poll_*`.
+
+mod controlling;
+mod lite;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use controlling::{ControllingConfig, IceControlling};
+pub use lite::{IceLite, NOMINATION_TIMEOUT, PAIR_STALE_AFTER};
+
+use crate::rand::Rng;
+use crate::stun::{Class, StunError};
+
+/// RFC 7675 §5.1: consent is lost when no check has succeeded for 30 seconds.
+pub const CONSENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One side's ICE credentials (RFC 8445 §5.3, RFC 8839 §5.4).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The username fragment, `a=ice-ufrag`.
+    pub ufrag: String,
+    /// The password, `a=ice-pwd`. For short-term credentials it is the HMAC key.
+    pub pwd: String,
+}
+
+impl Credentials {
+    /// Fresh credentials of ice-chars (ALPHA / DIGIT / "+" / "/", RFC 8839 §5.4): an
+    /// 8-character ufrag (at least 4 required; 48 bits, which the UDP layer routes by) and
+    /// a 24-character password (at least 22 required; 144 bits).
+    pub fn random(rng: &mut Rng) -> Self {
+        Self {
+            ufrag: ice_chars(rng, 8),
+            pwd: ice_chars(rng, 24),
+        }
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("ufrag", &self.ufrag)
+            .finish_non_exhaustive()
+    }
+}
+
+fn ice_chars(rng: &mut Rng, n: usize) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bytes = vec![0u8; n];
+    rng.fill(&mut bytes);
+    // 256 is a multiple of 64, so masking keeps the choice uniform.
+    bytes
+        .iter()
+        .map(|&b| char::from(ALPHABET[usize::from(b & 63)]))
+        .collect()
+}
+
+/// What an agent tells the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IceEvent {
+    /// A check from `remote` to our `local` was accepted for the first time: the
+    /// address is the peer's (RFC 8445 §7.3.1.3 peer-reflexive learning), so the I/O layer
+    /// may route other datagrams from it to this agent's session. Lite agent only.
+    AddressValidated {
+        /// The peer's address.
+        remote: SocketAddr,
+        /// Our address it reached.
+        local: SocketAddr,
+    },
+    /// The first pair was selected: media may flow between these addresses.
+    Connected {
+        /// The peer's address.
+        remote: SocketAddr,
+        /// Our address.
+        local: SocketAddr,
+    },
+    /// A different pair was selected; send from now on to this one.
+    SelectedPairChanged {
+        /// The peer's address.
+        remote: SocketAddr,
+        /// Our address.
+        local: SocketAddr,
+    },
+    /// The agent has given up; it accepts nothing more.
+    Disconnected {
+        /// Why.
+        reason: DisconnectReason,
+    },
+}
+
+/// Why an agent disconnected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// No valid check (lite) or successful consent check (controlling) for
+    /// [`CONSENT_TIMEOUT`] on the selected pair (RFC 7675 §5.1).
+    ConsentExpired,
+    /// Lite: the peer nominated no pair within [`NOMINATION_TIMEOUT`].
+    NotNominated,
+    /// Controlling: every pair failed its checks.
+    ChecksFailed,
+}
+
+/// Why an agent did not accept a datagram. Where the RFC calls for an error response
+/// (400, 401, 420, 487), it has been queued before this is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IceError {
+    /// Not a well-formed STUN message, or its FINGERPRINT is missing or wrong (RFC 8445
+    /// §7.2.2 requires FINGERPRINT; RFC 8489 §7 says to discard such messages silently).
+    #[error("not a valid STUN message: {0}")]
+    Stun(#[from] StunError),
+    /// A STUN method other than Binding.
+    #[error("not a Binding message")]
+    NotBinding,
+    /// A class this agent does not expect (e.g. a request sent to the controlling agent).
+    #[error("unexpected {0:?} message")]
+    UnexpectedClass(Class),
+    /// A request without USERNAME or MESSAGE-INTEGRITY (answered 400, RFC 8489 §9.1.3).
+    #[error("check without USERNAME or MESSAGE-INTEGRITY")]
+    MissingCredentials,
+    /// USERNAME is not `our-ufrag:their-ufrag` (answered 401, RFC 8489 §9.1.3).
+    #[error("USERNAME does not name this session")]
+    WrongUsername,
+    /// MESSAGE-INTEGRITY does not verify (a request is answered 401; a response is dropped).
+    #[error("MESSAGE-INTEGRITY does not verify")]
+    BadIntegrity,
+    /// Unknown comprehension-required attributes (answered 420, RFC 8489 §6.3.1).
+    #[error("unknown comprehension-required attributes")]
+    UnknownAttributes,
+    /// The peer claims the controlled role too (answered 487, RFC 8445 §7.3.1.1).
+    #[error("role conflict: the peer is controlled too")]
+    RoleConflict,
+    /// A response that matches no transaction in progress.
+    #[error("response to no transaction in progress")]
+    UnknownTransaction,
+    /// A response from or to other addresses than its request (RFC 8445 §7.2.5.2.1).
+    #[error("response addresses are not symmetric with the check")]
+    NonSymmetric,
+    /// The agent has disconnected and accepts nothing more.
+    #[error("agent is disconnected")]
+    Closed,
+}
+
+/// Candidate priority (RFC 8445 §5.1.2.1).
+pub fn candidate_priority(type_preference: u8, local_preference: u16, component: u8) -> u32 {
+    (u32::from(type_preference) << 24)
+        | (u32::from(local_preference) << 8)
+        | (256 - u32::from(component))
+}
+
+/// Type preference of a peer-reflexive candidate, which is what a check's PRIORITY
+/// carries (RFC 8445 §5.1.2.2, §7.1.1).
+pub const PEER_REFLEXIVE_PREFERENCE: u8 = 110;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_ice_chars_of_the_right_length() {
+        let mut rng = Rng::seeded(1);
+        let c = Credentials::random(&mut rng);
+        assert_eq!((c.ufrag.len(), c.pwd.len()), (8, 24));
+        let ok = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+        };
+        assert!(ok(&c.ufrag) && ok(&c.pwd));
+        assert_ne!(c, Credentials::random(&mut rng));
+        assert!(!format!("{c:?}").contains(&c.pwd));
+    }
+
+    #[test]
+    fn priority_formula() {
+        // Host, local preference 65535, component 1: 2^24*126 + 2^8*65535 + 255.
+        assert_eq!(candidate_priority(126, 65535, 1), 2_130_706_431);
+    }
+}
