@@ -1,11 +1,12 @@
 //! Helpers for the DTLS tests: our endpoints behind a small trait, and a seeded in-memory
 //! link that drops, duplicates and reorders datagrams under a fake clock.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(dead_code)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rtc::dtls::{Dtls, DtlsCertificate, DtlsConfig, DtlsEvent, Fingerprint};
+use rtc::dtls::{Dtls, DtlsCertificate, DtlsConfig, DtlsEvent};
 use rtc::rand::Rng;
 
 /// One side of a simulated connection.
