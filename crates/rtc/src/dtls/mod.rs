@@ -199,7 +199,13 @@ impl Dtls {
     fn handle_record(&mut self, now: Instant, rec: &Record<'_>, raw: &[u8]) {
         let plain = match rec.epoch {
             0 => {
-                if !self.conn.replay[0].check(rec.seq) {
+                // A server before the cookie exchange keeps no state, so no replay window
+                // either (some clients repeat their ClientHello with the same sequence number).
+                let stateless = matches!(
+                    self.role,
+                    Role::Server(server::State::AwaitClientHello { .. })
+                );
+                if !stateless && !self.conn.replay[0].check(rec.seq) {
                     return;
                 }
                 self.conn.replay[0].mark(rec.seq);

@@ -104,6 +104,30 @@ pub struct Link {
     queue: Vec<(Instant, usize, Vec<u8>)>,
     pub delivered: usize,
     pub dropped: usize,
+    /// Print every datagram (set DTLS_TRACE=1).
+    pub trace: bool,
+}
+
+/// A one-line summary of a datagram's records, for traces.
+pub fn summary(d: &[u8]) -> String {
+    let mut out = String::new();
+    let mut rest = d;
+    while rest.len() >= 13 {
+        let len = u16::from_be_bytes([rest[11], rest[12]]) as usize;
+        let epoch = u16::from_be_bytes([rest[3], rest[4]]);
+        let seq = u64::from_be_bytes([0, 0, rest[5], rest[6], rest[7], rest[8], rest[9], rest[10]]);
+        out += &format!("[ct{} e{} s{} ", rest[0], epoch, seq);
+        if rest[0] == 22 && epoch == 0 && rest.len() >= 25 {
+            let b = &rest[13..];
+            let mseq = u16::from_be_bytes([b[4], b[5]]);
+            let off = u32::from_be_bytes([0, b[6], b[7], b[8]]);
+            let flen = u32::from_be_bytes([0, b[9], b[10], b[11]]);
+            out += &format!("hs{} m{} {}+{}", b[0], mseq, off, flen);
+        }
+        out += &format!(" len{}] ", len);
+        rest = rest.get(13 + len..).unwrap_or(&[]);
+    }
+    out
 }
 
 impl Link {
@@ -117,6 +141,7 @@ impl Link {
             queue: Vec::new(),
             delivered: 0,
             dropped: 0,
+            trace: std::env::var("DTLS_TRACE").is_ok(),
         }
     }
 
@@ -133,6 +158,9 @@ impl Link {
         let copies = if self.random() < self.duplicate { 2 } else { 1 };
         for _ in 0..copies {
             if self.random() < self.drop {
+                if self.trace {
+                    eprintln!("  dropped to {to}: {}", summary(&d));
+                }
                 self.dropped += 1;
                 continue;
             }
@@ -173,6 +201,13 @@ impl Link {
             if let Some(i) = self.queue.iter().position(|q| q.0 <= now) {
                 let (_, to, d) = self.queue.remove(i);
                 self.delivered += 1;
+                if self.trace {
+                    eprintln!(
+                        "{:>8.3} to {to}: {}",
+                        (now - start).as_secs_f64(),
+                        summary(&d)
+                    );
+                }
                 if to == 0 {
                     a.input(now, &d)
                 } else {
