@@ -124,7 +124,7 @@ fn header(seq: u16, len: u32, off: u32, flen: u32) -> HandshakeHeader {
 fn reassembly_out_of_order_overlapping_duplicated() {
     let body: Vec<u8> = (0..100).collect();
     let mut re = Reassembler::new(false);
-    let mut put = |re: &mut Reassembler, off: u32, end: u32| {
+    let put = |re: &mut Reassembler, off: u32, end: u32| {
         let h = header(0, 100, off, end - off);
         re.insert(0, &h, &body[off as usize..end as usize])
     };
