@@ -10,6 +10,7 @@ pub mod demux;
 pub mod dtls;
 pub mod ice;
 pub mod net;
+pub mod peer;
 pub mod rand;
 pub mod rtcp;
 pub mod rtp;

@@ -27,7 +27,12 @@ pub enum Role {
 #[derive(Debug)]
 pub enum Command {
     /// Start a session from an SDP offer.
-    Create { role: Role, stream: String, offer: String, reply: oneshot::Sender<Result<Created, EngineError>> },
+    Create {
+        role: Role,
+        stream: String,
+        offer: String,
+        reply: oneshot::Sender<Result<Created, EngineError>>,
+    },
     /// A trickle-ICE / ICE-restart PATCH (`application/trickle-ice-sdpfrag`).
     Patch {
         session: SessionId,
@@ -36,9 +41,14 @@ pub enum Command {
         reply: oneshot::Sender<Result<Patched, EngineError>>,
     },
     /// End a session.
-    Delete { session: SessionId, reply: oneshot::Sender<Result<(), EngineError>> },
+    Delete {
+        session: SessionId,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
     /// List the streams.
-    Streams { reply: oneshot::Sender<Vec<StreamInfo>> },
+    Streams {
+        reply: oneshot::Sender<Vec<StreamInfo>>,
+    },
 }
 
 /// A session that was created.
@@ -136,7 +146,10 @@ impl EngineHandle {
     }
 
     /// Sends the command `make` builds around a reply channel and waits for the reply.
-    pub async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, EngineGone> {
+    pub async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, EngineGone> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(make(reply)).map_err(|_| EngineGone)?;
         (self.wake)();

@@ -14,11 +14,17 @@ use crate::config::Config;
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("LEANRTC_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_env("LEANRTC_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
 
-    let engine = engine::start(&config).with_context(|| format!("cannot bind the media port {}", config.udp))?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start tokio")?;
+    let engine = engine::start(&config)
+        .with_context(|| format!("cannot bind the media port {}", config.udp))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start tokio")?;
     runtime.block_on(serve(config, engine))
 }
 
@@ -30,7 +36,10 @@ async fn serve(config: Config, engine: engine::Engine) -> anyhow::Result<()> {
         http = %listener.local_addr()?, udp = %engine.udp_addr,
         "leanrtc {} ready: open http://{}/", env!("CARGO_PKG_VERSION"), listener.local_addr()?
     );
-    let app = http::router(http::AppState { engine: engine.handle.clone(), token: config.token.clone() });
+    let app = http::router(http::AppState {
+        engine: engine.handle.clone(),
+        token: config.token.clone(),
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             // Ctrl-C or SIGTERM ends the server; sessions simply stop.

@@ -32,7 +32,8 @@ pub fn start(config: &Config) -> io::Result<Engine> {
     let poll = Poll::new()?;
     let mut socket = UdpSocket::bind(config.udp)?;
     let udp_addr = socket.local_addr()?;
-    poll.registry().register(&mut socket, SOCKET, Interest::READABLE)?;
+    poll.registry()
+        .register(&mut socket, SOCKET, Interest::READABLE)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     let (tx, rx) = mpsc::channel();
     let wake = {
@@ -40,9 +41,19 @@ pub fn start(config: &Config) -> io::Result<Engine> {
         // A failed wake only delays the command until the next packet or timer.
         Arc::new(move || drop(waker.wake())) as Arc<dyn Fn() + Send + Sync>
     };
-    let mut state = MediaLoop { poll, socket, commands: rx };
-    let thread = std::thread::Builder::new().name("media".into()).spawn(move || state.run())?;
-    Ok(Engine { handle: EngineHandle::new(tx, wake), udp_addr, thread })
+    let mut state = MediaLoop {
+        poll,
+        socket,
+        commands: rx,
+    };
+    let thread = std::thread::Builder::new()
+        .name("media".into())
+        .spawn(move || state.run())?;
+    Ok(Engine {
+        handle: EngineHandle::new(tx, wake),
+        udp_addr,
+        thread,
+    })
 }
 
 struct MediaLoop {
@@ -91,9 +102,15 @@ impl MediaLoop {
     fn handle_command(&mut self, cmd: Command) {
         // Replies go to an HTTP task that may have given up; a closed channel is fine.
         match cmd {
-            Command::Create { stream, reply, .. } => drop(reply.send(Err(EngineError::UnknownStream(stream)))),
-            Command::Patch { session, reply, .. } => drop(reply.send(Err(EngineError::UnknownSession(session)))),
-            Command::Delete { session, reply } => drop(reply.send(Err(EngineError::UnknownSession(session)))),
+            Command::Create { stream, reply, .. } => {
+                drop(reply.send(Err(EngineError::UnknownStream(stream))))
+            }
+            Command::Patch { session, reply, .. } => {
+                drop(reply.send(Err(EngineError::UnknownSession(session))))
+            }
+            Command::Delete { session, reply } => {
+                drop(reply.send(Err(EngineError::UnknownSession(session))))
+            }
             Command::Streams { reply } => drop(reply.send(Vec::new())),
         }
     }

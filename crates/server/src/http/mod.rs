@@ -31,11 +31,15 @@ pub fn router(state: AppState) -> Router {
     let endpoints = Router::new()
         .route(
             "/{role}/{stream}",
-            post(sessions::create).options(sessions::options_endpoint).head(sessions::probe_endpoint),
+            post(sessions::create)
+                .options(sessions::options_endpoint)
+                .head(sessions::probe_endpoint),
         )
         .route(
             "/{role}/{stream}/{session}",
-            axum::routing::patch(sessions::patch).delete(sessions::delete).options(sessions::options_session),
+            axum::routing::patch(sessions::patch)
+                .delete(sessions::delete)
+                .options(sessions::options_session),
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
@@ -63,14 +67,18 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
 }
 
 fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
-    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
     let Some((scheme, given)) = value.split_once(' ') else {
         return false;
     };
     // Constant-time comparison, so the token cannot be guessed byte by byte from timings.
-    scheme.eq_ignore_ascii_case("bearer") && constant_time_eq(given.trim().as_bytes(), token.as_bytes())
+    scheme.eq_ignore_ascii_case("bearer")
+        && constant_time_eq(given.trim().as_bytes(), token.as_bytes())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -81,16 +89,33 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 async fn cors(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, POST, PATCH, DELETE, OPTIONS"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Authorization, Content-Type, If-Match"));
-    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Location, ETag, Link, Accept-Patch, Accept-Post, Retry-After"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, HEAD, POST, PATCH, DELETE, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Authorization, Content-Type, If-Match"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Location, ETag, Link, Accept-Patch, Accept-Post, Retry-After"),
+    );
     res
 }
 
 /// A plain-text error response; the reason goes in the body so users see what was wrong.
 pub(crate) fn error(status: StatusCode, reason: impl std::fmt::Display) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{reason}\n")).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{reason}\n"),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

@@ -45,13 +45,17 @@ fn status_of(e: &EngineError) -> StatusCode {
 fn refused(e: &EngineError) -> Response {
     let mut res = error(status_of(e), e);
     if matches!(e, EngineError::Overloaded) {
-        res.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
     }
     res
 }
 
 fn engine_gone() -> Response {
-    error(StatusCode::SERVICE_UNAVAILABLE, "the media thread is not running")
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the media thread is not running",
+    )
 }
 
 /// `POST /{whip|whep}/{stream}` with an SDP offer → `201 Created` with the answer.
@@ -62,16 +66,30 @@ pub async fn create(
     body: Bytes,
 ) -> Response {
     let Some(role) = role_of(&segment) else {
-        return error(StatusCode::NOT_FOUND, format!("no endpoint /{segment}: use /whip or /whep"));
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no endpoint /{segment}: use /whip or /whep"),
+        );
     };
     if !content_type_is(&headers, SDP) {
-        return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("the offer must be sent as Content-Type: {SDP}"));
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("the offer must be sent as Content-Type: {SDP}"),
+        );
     }
     let Ok(offer) = String::from_utf8(body.to_vec()) else {
         return error(StatusCode::BAD_REQUEST, "the offer is not UTF-8 text");
     };
     let stream_name = stream.clone();
-    let reply = state.engine.call(|reply| Command::Create { role, stream, offer, reply }).await;
+    let reply = state
+        .engine
+        .call(|reply| Command::Create {
+            role,
+            stream,
+            offer,
+            reply,
+        })
+        .await;
     let created = match reply {
         Ok(Ok(created)) => created,
         Ok(Err(e)) => return refused(&e),
@@ -80,7 +98,10 @@ pub async fn create(
     Response::builder()
         .status(StatusCode::CREATED)
         .header(header::CONTENT_TYPE, SDP)
-        .header(header::LOCATION, format!("/{segment}/{stream_name}/{}", created.session))
+        .header(
+            header::LOCATION,
+            format!("/{segment}/{stream_name}/{}", created.session),
+        )
         .header(header::ETAG, created.etag)
         .header("Accept-Patch", SDPFRAG)
         .body(Body::from(created.answer))
@@ -114,7 +135,10 @@ pub async fn probe_endpoint(Path((segment, _stream)): Path<(String, String)>) ->
             .header(header::CONTENT_TYPE, SDP)
             .body(Body::empty())
             .unwrap_or_default(),
-        Some(Role::Publish) => error(StatusCode::METHOD_NOT_ALLOWED, "WHIP endpoints take POST and OPTIONS"),
+        Some(Role::Publish) => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "WHIP endpoints take POST and OPTIONS",
+        ),
         None => error(StatusCode::NOT_FOUND, format!("no endpoint /{segment}")),
     }
 }
@@ -127,14 +151,32 @@ pub async fn patch(
     body: Bytes,
 ) -> Response {
     if !content_type_is(&headers, SDPFRAG) {
-        return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("PATCH takes Content-Type: {SDPFRAG}"));
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("PATCH takes Content-Type: {SDPFRAG}"),
+        );
     }
     let Ok(fragment) = String::from_utf8(body.to_vec()) else {
         return error(StatusCode::BAD_REQUEST, "the sdpfrag is not UTF-8 text");
     };
-    let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    match state.engine.call(|reply| Command::Patch { session, if_match, fragment, reply }).await {
-        Ok(Ok(Patched::Trickled)) => Response::builder().status(StatusCode::NO_CONTENT).body(Body::empty()).unwrap_or_default(),
+    let if_match = headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    match state
+        .engine
+        .call(|reply| Command::Patch {
+            session,
+            if_match,
+            fragment,
+            reply,
+        })
+        .await
+    {
+        Ok(Ok(Patched::Trickled)) => Response::builder()
+            .status(StatusCode::NO_CONTENT)
+            .body(Body::empty())
+            .unwrap_or_default(),
         Ok(Ok(Patched::Restarted { fragment, etag })) => Response::builder()
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, SDPFRAG)
@@ -147,9 +189,19 @@ pub async fn patch(
 }
 
 /// `DELETE` a session → 200.
-pub async fn delete(State(state): State<AppState>, Path((_segment, _stream, session)): Path<(String, String, String)>) -> Response {
-    match state.engine.call(|reply| Command::Delete { session, reply }).await {
-        Ok(Ok(())) => Response::builder().status(StatusCode::OK).body(Body::empty()).unwrap_or_default(),
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((_segment, _stream, session)): Path<(String, String, String)>,
+) -> Response {
+    match state
+        .engine
+        .call(|reply| Command::Delete { session, reply })
+        .await
+    {
+        Ok(Ok(())) => Response::builder()
+            .status(StatusCode::OK)
+            .body(Body::empty())
+            .unwrap_or_default(),
         Ok(Err(e)) => refused(&e),
         Err(_) => engine_gone(),
     }

@@ -16,7 +16,12 @@ fn fake_engine() -> EngineHandle {
     std::thread::spawn(move || {
         for cmd in rx {
             match cmd {
-                Command::Create { role, stream, offer, reply } => {
+                Command::Create {
+                    role,
+                    stream,
+                    offer,
+                    reply,
+                } => {
                     let r = if stream != "cam" {
                         Err(EngineError::UnknownStream(stream))
                     } else if !offer.starts_with("v=0") {
@@ -24,22 +29,38 @@ fn fake_engine() -> EngineHandle {
                     } else if role == Role::Publish {
                         Err(EngineError::StreamBusy(stream))
                     } else {
-                        Ok(Created { session: "s1".into(), answer: "v=0\r\n".into(), etag: "\"e1\"".into() })
+                        Ok(Created {
+                            session: "s1".into(),
+                            answer: "v=0\r\n".into(),
+                            etag: "\"e1\"".into(),
+                        })
                     };
                     let _ = reply.send(r);
                 }
-                Command::Patch { session, if_match, fragment, reply } => {
+                Command::Patch {
+                    session,
+                    if_match,
+                    fragment,
+                    reply,
+                } => {
                     let r = match (session.as_str(), if_match.as_deref()) {
                         ("s1", _) if !fragment.contains("ice-ufrag") => Ok(Patched::Trickled),
                         ("s1", None) => Err(EngineError::PreconditionRequired),
-                        ("s1", Some("\"e1\"")) => Ok(Patched::Restarted { fragment: "a=ice-ufrag:x\r\n".into(), etag: "\"e2\"".into() }),
+                        ("s1", Some("\"e1\"")) => Ok(Patched::Restarted {
+                            fragment: "a=ice-ufrag:x\r\n".into(),
+                            etag: "\"e2\"".into(),
+                        }),
                         ("s1", Some(_)) => Err(EngineError::PreconditionFailed),
                         _ => Err(EngineError::UnknownSession(session)),
                     };
                     let _ = reply.send(r);
                 }
                 Command::Delete { session, reply } => {
-                    let _ = reply.send(if session == "s1" { Ok(()) } else { Err(EngineError::UnknownSession(session)) });
+                    let _ = reply.send(if session == "s1" {
+                        Ok(())
+                    } else {
+                        Err(EngineError::UnknownSession(session))
+                    });
                 }
                 Command::Streams { reply } => {
                     let _ = reply.send(Vec::new());
@@ -50,17 +71,27 @@ fn fake_engine() -> EngineHandle {
     EngineHandle::new(tx, Arc::new(|| {}))
 }
 
-async fn send(token: Option<&str>, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
-    let app = router(AppState { engine: fake_engine(), token: token.map(str::to_owned) });
+async fn send(
+    token: Option<&str>,
+    req: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let app = router(AppState {
+        engine: fake_engine(),
+        token: token.map(str::to_owned),
+    });
     let res = app.oneshot(req).await.unwrap();
     let status = res.status();
     let headers = res.headers().clone();
-    let body = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    let body =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
     (status, headers, body)
 }
 
 fn post(path: &str, content_type: &str, body: &str) -> Request<Body> {
-    Request::post(path).header(header::CONTENT_TYPE, content_type).body(Body::from(body.to_owned())).unwrap()
+    Request::post(path)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(body.to_owned()))
+        .unwrap()
 }
 
 #[tokio::test]
@@ -78,11 +109,31 @@ async fn whep_post_creates_a_session() {
 #[tokio::test]
 async fn refusals_map_to_statuses_with_reasons() {
     let cases = [
-        (post("/whep/nope", "application/sdp", "v=0"), StatusCode::NOT_FOUND, "no stream named \"nope\""),
-        (post("/whep/cam", "text/plain", "v=0"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "application/sdp"),
-        (post("/whep/cam", "application/sdp", "garbage"), StatusCode::BAD_REQUEST, "line 1"),
-        (post("/whip/cam", "application/sdp", "v=0"), StatusCode::CONFLICT, "already being published"),
-        (post("/what/cam", "application/sdp", "v=0"), StatusCode::NOT_FOUND, "use /whip or /whep"),
+        (
+            post("/whep/nope", "application/sdp", "v=0"),
+            StatusCode::NOT_FOUND,
+            "no stream named \"nope\"",
+        ),
+        (
+            post("/whep/cam", "text/plain", "v=0"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "application/sdp",
+        ),
+        (
+            post("/whep/cam", "application/sdp", "garbage"),
+            StatusCode::BAD_REQUEST,
+            "line 1",
+        ),
+        (
+            post("/whip/cam", "application/sdp", "v=0"),
+            StatusCode::CONFLICT,
+            "already being published",
+        ),
+        (
+            post("/what/cam", "application/sdp", "v=0"),
+            StatusCode::NOT_FOUND,
+            "use /whip or /whep",
+        ),
     ];
     for (req, want, reason) in cases {
         let (status, _, body) = send(None, req).await;
@@ -93,7 +144,10 @@ async fn refusals_map_to_statuses_with_reasons() {
 
 #[tokio::test]
 async fn body_that_is_not_utf8_is_a_bad_request() {
-    let req = Request::post("/whep/cam").header(header::CONTENT_TYPE, "application/sdp").body(Body::from(vec![0xff, 0xfe])).unwrap();
+    let req = Request::post("/whep/cam")
+        .header(header::CONTENT_TYPE, "application/sdp")
+        .body(Body::from(vec![0xff, 0xfe]))
+        .unwrap();
     assert_eq!(send(None, req).await.0, StatusCode::BAD_REQUEST);
 }
 
@@ -103,16 +157,23 @@ async fn token_is_required_except_for_preflight() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(h[header::WWW_AUTHENTICATE], "Bearer");
     let mut req = post("/whep/cam", "application/sdp", "v=0");
-    req.headers_mut().insert(header::AUTHORIZATION, "Bearer wrong".parse().unwrap());
+    req.headers_mut()
+        .insert(header::AUTHORIZATION, "Bearer wrong".parse().unwrap());
     assert_eq!(send(Some("sekret"), req).await.0, StatusCode::UNAUTHORIZED);
     let mut req = post("/whep/cam", "application/sdp", "v=0");
-    req.headers_mut().insert(header::AUTHORIZATION, "bearer sekret".parse().unwrap());
+    req.headers_mut()
+        .insert(header::AUTHORIZATION, "bearer sekret".parse().unwrap());
     assert_eq!(send(Some("sekret"), req).await.0, StatusCode::CREATED);
     let req = Request::options("/whip/cam").body(Body::empty()).unwrap();
     let (status, h, _) = send(Some("sekret"), req).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(h["accept-post"], "application/sdp");
-    assert!(h[header::ACCESS_CONTROL_ALLOW_HEADERS].to_str().unwrap().contains("Authorization"));
+    assert!(
+        h[header::ACCESS_CONTROL_ALLOW_HEADERS]
+            .to_str()
+            .unwrap()
+            .contains("Authorization")
+    );
 }
 
 #[tokio::test]
@@ -125,32 +186,104 @@ async fn patch_trickle_restart_and_preconditions() {
         }
         b.body(Body::from(body.to_owned())).unwrap()
     };
-    assert_eq!(send(None, patch(None, "a=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n")).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        send(
+            None,
+            patch(None, "a=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n")
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
     let restart = "a=ice-ufrag:new\r\na=ice-pwd:newnewnewnewnewnewnewnew\r\n";
-    assert_eq!(send(None, patch(None, restart)).await.0, StatusCode::PRECONDITION_REQUIRED);
-    assert_eq!(send(None, patch(Some("\"old\""), restart)).await.0, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(
+        send(None, patch(None, restart)).await.0,
+        StatusCode::PRECONDITION_REQUIRED
+    );
+    assert_eq!(
+        send(None, patch(Some("\"old\""), restart)).await.0,
+        StatusCode::PRECONDITION_FAILED
+    );
     let (status, h, body) = send(None, patch(Some("\"e1\""), restart)).await;
-    assert_eq!((status, &h[header::ETAG], body.as_str()), (StatusCode::OK, &"\"e2\"".parse().unwrap(), "a=ice-ufrag:x\r\n"));
-    let wrong_type = Request::patch("/whip/cam/s1").header(header::CONTENT_TYPE, "application/sdp").body(Body::empty()).unwrap();
-    assert_eq!(send(None, wrong_type).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(
+        (status, &h[header::ETAG], body.as_str()),
+        (
+            StatusCode::OK,
+            &"\"e2\"".parse().unwrap(),
+            "a=ice-ufrag:x\r\n"
+        )
+    );
+    let wrong_type = Request::patch("/whip/cam/s1")
+        .header(header::CONTENT_TYPE, "application/sdp")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        send(None, wrong_type).await.0,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
 }
 
 #[tokio::test]
 async fn delete_and_head() {
-    assert_eq!(send(None, Request::delete("/whep/cam/s1").body(Body::empty()).unwrap()).await.0, StatusCode::OK);
-    assert_eq!(send(None, Request::delete("/whep/cam/zz").body(Body::empty()).unwrap()).await.0, StatusCode::NOT_FOUND);
-    let (status, h, _) = send(None, Request::head("/whep/cam").body(Body::empty()).unwrap()).await;
-    assert_eq!((status, &h[header::CONTENT_TYPE]), (StatusCode::OK, &"application/sdp".parse().unwrap()));
-    assert_eq!(send(None, Request::head("/whip/cam").body(Body::empty()).unwrap()).await.0, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(send(None, Request::get("/whip/cam").body(Body::empty()).unwrap()).await.0, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        send(
+            None,
+            Request::delete("/whep/cam/s1").body(Body::empty()).unwrap()
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(
+            None,
+            Request::delete("/whep/cam/zz").body(Body::empty()).unwrap()
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, h, _) = send(
+        None,
+        Request::head("/whep/cam").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, &h[header::CONTENT_TYPE]),
+        (StatusCode::OK, &"application/sdp".parse().unwrap())
+    );
+    assert_eq!(
+        send(
+            None,
+            Request::head("/whip/cam").body(Body::empty()).unwrap()
+        )
+        .await
+        .0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        send(None, Request::get("/whip/cam").body(Body::empty()).unwrap())
+            .await
+            .0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
 }
 
 #[tokio::test]
 async fn page_and_api() {
     let (status, h, body) = send(None, Request::get("/").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(h[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        h[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     assert!(body.contains("leanrtc"));
-    let (status, _, body) = send(None, Request::get("/api/streams").body(Body::empty()).unwrap()).await;
+    let (status, _, body) = send(
+        None,
+        Request::get("/api/streams").body(Body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "[]"));
 }

@@ -17,6 +17,9 @@ pub async fn index() -> Html<&'static str> {
 pub async fn streams(State(state): State<AppState>) -> Response {
     match state.engine.call(|reply| Command::Streams { reply }).await {
         Ok(list) => ([(header::CACHE_CONTROL, "no-store")], Json(list)).into_response(),
-        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the media thread is not running"),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the media thread is not running",
+        ),
     }
 }
