@@ -102,7 +102,15 @@ pub fn create_offer(config: &OfferConfig, rng: &mut Rng) -> SessionDescription {
     for (kind, mid) in kinds.into_iter().zip(mids) {
         let mut pts = Vec::new();
         let mut codec_lines = Vec::new();
+        let mut placed: Vec<Codec> = Vec::new();
         for &codec in config.codecs.iter().filter(|c| c.kind() == kind) {
+            if placed.contains(&codec) || (kind == MediaKind::Audio && !placed.is_empty()) {
+                continue; // one payload type per codec; Opus is our only audio codec
+            }
+            placed.push(codec);
+            if next_video_pt > 126 {
+                break; // RFC 3551 §6: dynamic payload types end at 127.
+            }
             let (pt, rtx) = match kind {
                 MediaKind::Audio => (111, None),
                 MediaKind::Video => {
