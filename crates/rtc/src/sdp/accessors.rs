@@ -3,11 +3,10 @@
 //! Values were validated when the description was parsed, so the accessors skip (rather
 //! than report) a value that does not parse: that only happens to hand-built descriptions.
 
-use super::attributes::{
-    Direction, ExtMap, Fingerprint, Fmtp, Group, Msid, RtcpFb, RtpMap, Setup, Ssrc, SsrcGroup,
-};
+use super::attributes::{Direction, Fingerprint, Group, Msid, Setup};
 use super::candidate::Candidate;
 use super::description::{Attribute, Line};
+use super::rtp_attributes::{ExtMap, Fmtp, RtcpFb, RtpMap, Ssrc, SsrcGroup};
 
 /// The attribute lines of one section, with typed accessors.
 #[derive(Debug, Clone, Copy)]

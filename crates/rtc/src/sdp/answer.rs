@@ -3,8 +3,7 @@
 
 use std::net::SocketAddr;
 
-use super::attributes::{Direction, ExtMap, Fingerprint, Fmtp, Group, Msid, RtpMap, Setup};
-use super::candidate::Candidate;
+use super::attributes::{Direction, Group, Setup};
 use super::codec::{Codec, HeaderExtension, MediaKind, RtcpFeedback};
 use super::description::{Attribute, Line, MediaDescription, SessionDescription};
 use super::h264::H264Profile;
@@ -12,10 +11,11 @@ use super::negotiated::{
     DtlsRole, Negotiated, NegotiatedCodec, NegotiatedMedia, NegotiationError, RejectReason,
     Rejected, direction_of, remote_ssrcs, remote_transport,
 };
+use super::rtp_attributes::{ExtMap, Fmtp, RtpMap};
+use super::write::{
+    PROTO, default_address, push_candidates, push_sources, push_transport, session_lines,
+};
 use crate::rand::Rng;
-
-/// The only RTP profile we run: DTLS-SRTP with RTCP feedback over UDP (RFC 5764 §8).
-pub(crate) const PROTO: &str = "UDP/TLS/RTP/SAVPF";
 
 /// What we bring to an answer: our transport and what we can serve in this session.
 #[derive(Debug, Clone)]
@@ -101,34 +101,16 @@ pub fn answer(
         let plan = plan(offer, m, config, group.as_ref(), &plans);
         plans.push(plan);
     }
-    let rejected: Vec<Rejected> = plans
-        .iter()
-        .enumerate()
-        .filter_map(|(index, p)| {
-            let reason = *p.as_ref().err()?;
-            let mid = offer.media.get(index)?.attrs().mid().map(str::to_owned);
-            Some(Rejected { index, mid, reason })
-        })
-        .collect();
+    let rejected = rejections(offer, &plans);
     // RFC 8843 §7.3.1: the transport is that of the first accepted bundled section.
-    let Some(first) = plans.iter().position(Result::is_ok) else {
+    let Some((tagged, _)) = offer.media.iter().zip(&plans).find(|(_, p)| p.is_ok()) else {
         return Err(NegotiationError::NoUsableMedia(rejected));
     };
-    let tagged = offer
-        .media
-        .get(first)
-        .ok_or(NegotiationError::NoUsableMedia(Vec::new()))?;
     let remote = remote_transport(offer, tagged)?;
     if remote.ice_lite {
         return Err(NegotiationError::BothIceLite);
     }
-    // RFC 8842 §5.3: answer `passive` to `actpass` so the browser is the DTLS client
-    // (RFC 4145 §4: no a=setup means `active`).
-    let (setup, dtls_role) = match remote.setup.unwrap_or(Setup::Active) {
-        Setup::ActPass | Setup::Active => (Setup::Passive, DtlsRole::Server),
-        Setup::Passive => (Setup::Active, DtlsRole::Client),
-        other @ Setup::HoldConn => return Err(NegotiationError::BadSetup(other)),
-    };
+    let (setup, dtls_role) = answer_setup(remote.setup)?;
 
     let mut sdp = session_lines(rng.u64() >> 1);
     if let Some(g) = &group {
@@ -141,7 +123,6 @@ pub fn answer(
         sdp.lines.push(Line::Attr(Attribute::new("group", bundle)));
     }
     sdp.lines.push(Line::Attr(Attribute::flag("ice-lite")));
-
     let cname = format!("{:016x}", rng.u64());
     let mut media = Vec::new();
     for (index, (offered, plan)) in offer.media.iter().zip(plans).enumerate() {
@@ -149,37 +130,43 @@ pub fn answer(
             sdp.media.push(rejected_section(offered));
             continue;
         };
-        let mut nm = NegotiatedMedia {
-            index,
-            mid: plan.mid.clone(),
-            kind: plan.kind,
-            direction: plan.direction,
-            codecs: Vec::new(),
-            extensions: Vec::new(),
-            remote_ssrcs: remote_ssrcs(offered.attrs()),
-            local_ssrc: None,
-            local_rtx_ssrc: None,
-        };
-        if plan.direction.sends() {
-            nm.local_ssrc = Some(rng.u32());
-            let rtx = plan.codecs.iter().any(|c| c.rtx.is_some());
-            nm.local_rtx_ssrc = rtx.then(|| rng.u32());
+        let sends = plan.direction.sends();
+        let mut nm = NegotiatedMedia::new(index, &plan.mid, plan.kind, plan.direction);
+        nm.remote_ssrcs = remote_ssrcs(offered.attrs());
+        nm.local_ssrc = sends.then(|| rng.u32());
+        if sends && plan.codecs.iter().any(|c| c.rtx.is_some()) {
+            nm.local_rtx_ssrc = Some(rng.u32());
         }
-        let section = accepted_section(offered, &plan, config, setup, &cname, &mut nm);
-        sdp.media.push(section);
+        sdp.media.push(accepted_section(
+            offered, &plan, config, setup, &cname, &mut nm,
+        ));
         media.push(nm);
     }
-    let negotiated = Negotiated {
-        remote_ice_ufrag: remote.ice_ufrag,
-        remote_ice_pwd: remote.ice_pwd,
-        remote_ice_lite: remote.ice_lite,
-        remote_fingerprints: remote.fingerprints,
-        remote_candidates: remote.candidates,
-        dtls_role,
-        media,
-        rejected,
-    };
-    Ok((sdp, negotiated))
+    Ok((sdp, Negotiated::new(remote, dtls_role, media, rejected)))
+}
+
+/// RFC 8842 §5.3: answer `passive` to `actpass` so the browser is the DTLS client
+/// (RFC 4145 §4: no a=setup means `active`).
+fn answer_setup(offered: Option<Setup>) -> Result<(Setup, DtlsRole), NegotiationError> {
+    match offered.unwrap_or(Setup::Active) {
+        Setup::ActPass | Setup::Active => Ok((Setup::Passive, DtlsRole::Server)),
+        Setup::Passive => Ok((Setup::Active, DtlsRole::Client)),
+        other @ Setup::HoldConn => Err(NegotiationError::BadSetup(other)),
+    }
+}
+
+fn rejections(offer: &SessionDescription, plans: &[Result<Plan, RejectReason>]) -> Vec<Rejected> {
+    let with_plans = offer.media.iter().zip(plans).enumerate();
+    with_plans
+        .filter_map(|(index, (m, p))| {
+            let reason = *p.as_ref().err()?;
+            Some(Rejected {
+                index,
+                mid: m.attrs().mid().map(str::to_owned),
+                reason,
+            })
+        })
+        .collect()
 }
 
 /// Decides whether we accept section `m`, and with what.
@@ -281,19 +268,6 @@ fn choose_codecs(m: &MediaDescription, kind: MediaKind, config: &AnswerConfig) -
     out
 }
 
-/// `v=`, `o=`, `s=`, `t=` of a description we write.
-pub(crate) fn session_lines(session_id: u64) -> SessionDescription {
-    let field = |k, v: &str| Line::Field(k, v.to_owned());
-    SessionDescription {
-        lines: vec![
-            field('o', &format!("- {session_id} 2 IN IP4 127.0.0.1")),
-            field('s', "-"),
-            field('t', "0 0"),
-        ],
-        media: Vec::new(),
-    }
-}
-
 /// RFC 8829 §5.3.1: a rejected section keeps its type, protocol and formats, with port 0.
 fn rejected_section(offered: &MediaDescription) -> MediaDescription {
     let mut m = MediaDescription::new(&offered.kind, 0, &offered.proto, offered.formats.clone());
@@ -302,67 +276,6 @@ fn rejected_section(offered: &MediaDescription) -> MediaDescription {
         m.push(Attribute::new("mid", mid));
     }
     m
-}
-
-/// The `m=` port and `c=` line: our first candidate, else the JSEP placeholder (9, 0.0.0.0).
-pub(crate) fn default_address(candidates: &[SocketAddr]) -> (u16, String) {
-    match candidates.first() {
-        Some(SocketAddr::V4(a)) => (a.port(), format!("IN IP4 {}", a.ip())),
-        Some(SocketAddr::V6(a)) => (a.port(), format!("IN IP6 {}", a.ip())),
-        None => (9, "IN IP4 0.0.0.0".into()),
-    }
-}
-
-/// Writes our transport attributes: ICE, DTLS and rtcp-mux (RFC 8829 §5.3.1).
-pub(crate) fn push_transport(
-    m: &mut MediaDescription,
-    ufrag: &str,
-    pwd: &str,
-    fingerprint: [u8; 32],
-    setup: Setup,
-) {
-    m.push(Attribute::new("ice-ufrag", ufrag));
-    m.push(Attribute::new("ice-pwd", pwd));
-    m.push(Attribute::new(
-        "fingerprint",
-        Fingerprint::sha256(fingerprint),
-    ));
-    m.push(Attribute::new("setup", setup));
-}
-
-/// Writes our candidates and, since we never trickle, `a=end-of-candidates`.
-pub(crate) fn push_candidates(m: &mut MediaDescription, candidates: &[SocketAddr]) {
-    for (i, addr) in candidates.iter().enumerate() {
-        let index = u16::try_from(i).unwrap_or(u16::MAX);
-        m.push(Attribute::new("candidate", Candidate::host(*addr, index)));
-    }
-    m.push(Attribute::flag("end-of-candidates"));
-}
-
-/// Writes our sources (`a=msid`, `a=ssrc-group:FID`, `a=ssrc ... cname`) for a sending
-/// section, so the browser's track gets its stream and its RTX pairing (RFC 8830, 5576).
-pub(crate) fn push_sources(
-    m: &mut MediaDescription,
-    nm: &NegotiatedMedia,
-    stream: &str,
-    cname: &str,
-) {
-    let Some(ssrc) = nm.local_ssrc else { return };
-    let track = format!("{stream}-{}", nm.mid);
-    let msid = Msid {
-        stream: stream.to_owned(),
-        track: Some(track),
-    };
-    m.push(Attribute::new("msid", msid));
-    if let Some(rtx) = nm.local_rtx_ssrc {
-        m.push(Attribute::new(
-            "ssrc-group",
-            format_args!("FID {ssrc} {rtx}"),
-        ));
-    }
-    for s in [Some(ssrc), nm.local_rtx_ssrc].into_iter().flatten() {
-        m.push(Attribute::new("ssrc", format_args!("{s} cname:{cname}")));
-    }
 }
 
 fn accepted_section(

@@ -1,8 +1,8 @@
 //! What leanrtc can carry: codecs, RTCP feedback and RTP header extensions, and how each
 //! is matched against an `a=rtpmap`/`a=fmtp`, `a=rtcp-fb` or `a=extmap`.
 
-use super::attributes::{Fmtp, RtpMap};
 use super::h264::{H264Profile, h264_matches};
+use super::rtp_attributes::{Fmtp, RtpMap};
 
 /// Audio or video: the media kinds we negotiate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::attributes::Fmtp;
+use super::rtp_attributes::Fmtp;
 
 /// The H.264 profiles WebRTC endpoints offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

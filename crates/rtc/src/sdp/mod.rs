@@ -17,12 +17,12 @@ mod description;
 mod h264;
 mod negotiated;
 mod offer;
+mod rtp_attributes;
+mod write;
 
 pub use accessors::Attrs;
 pub use answer::{AnswerConfig, answer};
-pub use attributes::{
-    Direction, ExtMap, Fingerprint, Fmtp, Group, Msid, RtcpFb, RtpMap, Setup, Ssrc, SsrcGroup,
-};
+pub use attributes::{Direction, Fingerprint, Group, Msid, Setup};
 pub use candidate::Candidate;
 pub use codec::{Codec, HeaderExtension, MediaKind, RtcpFeedback};
 pub use description::{Attribute, Line, MediaDescription, SessionDescription};
@@ -32,6 +32,7 @@ pub use negotiated::{
     Rejected, RemoteSsrc,
 };
 pub use offer::{OfferConfig, accept_answer, create_offer};
+pub use rtp_attributes::{ExtMap, Fmtp, RtcpFb, RtpMap, Ssrc, SsrcGroup};
 
 /// What is wrong with a description, and on which line (1-based).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,8 +1,6 @@
 //! The outcome of an offer/answer exchange, as the transport needs it, and the errors that
 //! stop one. Shared by the answerer (server) and the offerer (client).
 
-use std::fmt;
-
 use super::attributes::{Fingerprint, Setup};
 use super::candidate::Candidate;
 use super::codec::{Codec, HeaderExtension, MediaKind, RtcpFeedback};
@@ -63,7 +61,41 @@ pub struct NegotiatedMedia {
     pub local_rtx_ssrc: Option<u32>,
 }
 
+impl Negotiated {
+    pub(crate) fn new(
+        remote: RemoteTransport,
+        dtls_role: DtlsRole,
+        media: Vec<NegotiatedMedia>,
+        rejected: Vec<Rejected>,
+    ) -> Self {
+        Self {
+            remote_ice_ufrag: remote.ice_ufrag,
+            remote_ice_pwd: remote.ice_pwd,
+            remote_ice_lite: remote.ice_lite,
+            remote_fingerprints: remote.fingerprints,
+            remote_candidates: remote.candidates,
+            dtls_role,
+            media,
+            rejected,
+        }
+    }
+}
+
 impl NegotiatedMedia {
+    pub(crate) fn new(index: usize, mid: &str, kind: MediaKind, direction: Direction) -> Self {
+        Self {
+            index,
+            mid: mid.to_owned(),
+            kind,
+            direction,
+            codecs: Vec::new(),
+            extensions: Vec::new(),
+            remote_ssrcs: Vec::new(),
+            local_ssrc: None,
+            local_rtx_ssrc: None,
+        }
+    }
+
     /// The payload type of the first negotiated codec `codec`.
     pub fn payload_type(&self, codec: Codec) -> Option<u8> {
         self.codecs.iter().find(|c| c.codec == codec).map(|c| c.pt)
@@ -114,42 +146,35 @@ pub struct Rejected {
 }
 
 /// Why a media section was not accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RejectReason {
     /// The offer itself disabled it (port 0 without `a=bundle-only`).
+    #[error("disabled in the offer (port 0)")]
     Disabled,
     /// Not audio or video (data channels are not supported yet).
+    #[error("media type not supported")]
     UnsupportedMedia,
     /// Not `UDP/TLS/RTP/SAVPF`.
+    #[error("protocol is not UDP/TLS/RTP/SAVPF")]
     UnsupportedProtocol,
     /// No `a=mid`, or not in the BUNDLE group: we run one transport only.
+    #[error("not in the BUNDLE group (or no a=mid)")]
     NotBundled,
     /// No `a=rtcp-mux` (RFC 8829 §5.1.3 requires it of us).
+    #[error("no a=rtcp-mux")]
     NoRtcpMux,
     /// No offered codec is one we can carry.
+    #[error("no codec in common")]
     NoCommonCodec,
     /// We cannot send or receive in any direction the offer allows.
+    #[error("no direction we can serve")]
     Direction,
     /// One audio and one video section per session (RFC 9725 §4.2).
+    #[error("more than one section of this kind")]
     TooManyOfKind,
     /// The peer's answer rejected it (offerer side).
+    #[error("rejected by the peer")]
     RejectedByPeer,
-}
-
-impl fmt::Display for RejectReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RejectReason::Disabled => "disabled in the offer (port 0)",
-            RejectReason::UnsupportedMedia => "media type not supported",
-            RejectReason::UnsupportedProtocol => "protocol is not UDP/TLS/RTP/SAVPF",
-            RejectReason::NotBundled => "not in the BUNDLE group (or no a=mid)",
-            RejectReason::NoRtcpMux => "no a=rtcp-mux",
-            RejectReason::NoCommonCodec => "no codec in common",
-            RejectReason::Direction => "no direction we can serve",
-            RejectReason::TooManyOfKind => "more than one section of this kind",
-            RejectReason::RejectedByPeer => "rejected by the peer",
-        })
-    }
 }
 
 /// Why an offer cannot be answered, or an answer cannot be accepted.

@@ -3,16 +3,17 @@
 
 use std::net::SocketAddr;
 
-use super::answer::{
-    PROTO, default_address, push_candidates, push_sources, push_transport, session_lines,
-};
-use super::attributes::{Direction, ExtMap, Fmtp, Group, RtpMap, Setup};
+use super::attributes::{Direction, Group, Setup};
 use super::codec::{Codec, HeaderExtension, MediaKind, RtcpFeedback};
 use super::description::{Attribute, Line, MediaDescription, SessionDescription};
 use super::h264::{H264Profile, ProfileLevelId, h264_answer_ok};
 use super::negotiated::{
     DtlsRole, Negotiated, NegotiatedCodec, NegotiatedMedia, NegotiationError, RejectReason,
     Rejected, direction_of, remote_ssrcs, remote_transport,
+};
+use super::rtp_attributes::{ExtMap, Fmtp, RtpMap};
+use super::write::{
+    PROTO, default_address, push_candidates, push_sources, push_transport, session_lines,
 };
 use crate::rand::Rng;
 
@@ -145,18 +146,9 @@ pub fn create_offer(config: &OfferConfig, rng: &mut Rng) -> SessionDescription {
         }
         m.lines.extend(codec_lines.into_iter().map(Line::Attr));
         if config.direction.sends() {
-            let video = kind == MediaKind::Video;
-            let nm = NegotiatedMedia {
-                index: 0,
-                mid,
-                kind,
-                direction: config.direction,
-                codecs: Vec::new(),
-                extensions: Vec::new(),
-                remote_ssrcs: Vec::new(),
-                local_ssrc: Some(rng.u32()),
-                local_rtx_ssrc: video.then(|| rng.u32()),
-            };
+            let mut nm = NegotiatedMedia::new(0, &mid, kind, config.direction);
+            nm.local_ssrc = Some(rng.u32());
+            nm.local_rtx_ssrc = (kind == MediaKind::Video).then(|| rng.u32());
             push_sources(&mut m, &nm, &config.stream_id, &cname);
         }
         push_candidates(&mut m, &config.candidates);
@@ -236,16 +228,7 @@ pub fn accept_answer(
         Some(other) => return Err(NegotiationError::BadSetup(other)),
         None => return Err(Mismatch("no a=setup in the answer")),
     };
-    Ok(Negotiated {
-        remote_ice_ufrag: remote.ice_ufrag,
-        remote_ice_pwd: remote.ice_pwd,
-        remote_ice_lite: remote.ice_lite,
-        remote_fingerprints: remote.fingerprints,
-        remote_candidates: remote.candidates,
-        dtls_role,
-        media,
-        rejected,
-    })
+    Ok(Negotiated::new(remote, dtls_role, media, rejected))
 }
 
 /// Which of our codecs an offered format is.
