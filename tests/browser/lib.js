@@ -1,0 +1,141 @@
+// Shared helpers for leanrtc's browser scripts: launch Debian's Chromium (playwright-core)
+// or Firefox ESR (puppeteer-core) headless with fake media, serve a blank page from
+// 127.0.0.1 (getUserMedia needs a secure context; localhost is one), and drive
+// RTCPeerConnections in it. See docs/TESTING.md.
+'use strict';
+
+const fs = require('fs');
+const http = require('http');
+const os = require('os');
+const path = require('path');
+
+const CHROMIUM = '/usr/bin/chromium';
+const FIREFOX = '/usr/bin/firefox-esr';
+
+const CHROMIUM_ARGS = [
+  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+  '--autoplay-policy=no-user-gesture-required',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  '--allow-loopback-in-peer-connection',
+];
+
+const FIREFOX_PREFS = {
+  'media.navigator.streams.fake': true,
+  'media.navigator.permission.disabled': true,
+  'media.peerconnection.ice.obfuscate_host_addresses': false,
+  'media.peerconnection.ice.loopback': true,
+};
+
+// A tiny static server for the blank page the browsers run in.
+function startServer() {
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html' });
+    res.end('<!doctype html><title>leanrtc</title>');
+  });
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => resolve(server));
+  });
+}
+
+// Launches `name` ('chromium' | 'firefox'); returns { page, pids, close }. `pids` are the
+// browser processes, which the drivers start in their own process groups: the caller
+// reports them so a supervisor can kill the groups if this script dies.
+async function launch(name, url) {
+  if (name === 'chromium') {
+    const { chromium } = require('playwright-core');
+    const server = await chromium.launchServer({
+      executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS,
+    });
+    const pids = [server.process().pid];
+    const browser = await chromium.connect(server.wsEndpoint());
+    const page = await browser.newPage();
+    await page.goto(url);
+    return { page, pids, close: async () => { await browser.close(); await server.close(); } };
+  }
+  if (name === 'firefox') {
+    const puppeteer = require('puppeteer-core');
+    const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'leanrtc-firefox-'));
+    const browser = await puppeteer.launch({
+      browser: 'firefox', executablePath: FIREFOX, headless: true,
+      userDataDir: profile, extraPrefsFirefox: FIREFOX_PREFS,
+    });
+    const pids = [browser.process().pid];
+    const page = await browser.newPage();
+    await page.goto(url);
+    const close = async () => {
+      await browser.close();
+      fs.rmSync(profile, { recursive: true, force: true });
+    };
+    return { page, pids, close };
+  }
+  throw new Error(`unknown browser ${name} (chromium or firefox)`);
+}
+
+// The offers we capture and answer, one per WHIP/WHEP use.
+// `sendrecv` is a plain addTrack() offer, which WHIP allows (RFC 9725 §4.2).
+const OFFER_KINDS = ['whep', 'whip-vp8', 'whip-h264', 'datachannel', 'sendrecv'];
+
+// Runs in the page: builds an RTCPeerConnection for `kind`, sets its offer as the local
+// description and returns { id, sdp }. With `gather`, waits (up to 3 s) for ICE gathering
+// so the offer carries the browser's candidates.
+async function pageMakeOffer({ kind, gather }) {
+  window.pcs = window.pcs || [];
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  const id = window.pcs.push(pc) - 1;
+  const recv = () => {
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+  };
+  if (kind === 'whep') recv();
+  if (kind === 'datachannel') { recv(); pc.createDataChannel('chat'); }
+  if (kind.startsWith('whip') || kind === 'sendrecv') {
+    const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+    for (const track of stream.getTracks()) {
+      if (kind === 'sendrecv') { pc.addTrack(track, stream); continue; }
+      const t = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+      if (kind === 'whip-h264' && track.kind === 'video') {
+        const codecs = RTCRtpReceiver.getCapabilities('video').codecs;
+        const h264 = codecs.filter((c) => c.mimeType.toLowerCase() === 'video/h264');
+        t.setCodecPreferences([...h264, ...codecs.filter((c) => !h264.includes(c))]);
+      }
+    }
+  }
+  await pc.setLocalDescription(await pc.createOffer());
+  if (gather && pc.iceGatheringState !== 'complete') {
+    await new Promise((resolve) => {
+      const timer = setTimeout(resolve, 3000);
+      pc.addEventListener('icegatheringstatechange', () => {
+        if (pc.iceGatheringState === 'complete') { clearTimeout(timer); resolve(); }
+      });
+    });
+  }
+  return { id, sdp: pc.localDescription.sdp };
+}
+
+// Runs in the page: applies `sdp` as the answer to offer `id`; returns whether the browser
+// took it, and what it made of it.
+async function pageApplyAnswer({ id, sdp }) {
+  const pc = window.pcs[id];
+  try {
+    await pc.setRemoteDescription({ type: 'answer', sdp });
+  } catch (e) {
+    return { ok: false, error: `${e.name}: ${e.message}` };
+  }
+  const transceivers = pc.getTransceivers().map((t) => ({
+    mid: t.mid, kind: t.receiver.track.kind, currentDirection: t.currentDirection,
+    stopped: t.currentDirection === 'stopped',
+  }));
+  return { ok: true, signalingState: pc.signalingState, transceivers, sctp: pc.sctp !== null };
+}
+
+// Runs in the page: closes and forgets every connection.
+function pageCloseAll() {
+  for (const pc of window.pcs || []) pc.close();
+  window.pcs = [];
+}
+
+module.exports = {
+  startServer, launch, OFFER_KINDS, pageMakeOffer, pageApplyAnswer, pageCloseAll,
+};
