@@ -34,4 +34,8 @@ pub struct Config {
     /// Require `Authorization: Bearer TOKEN` on WHIP/WHEP requests.
     #[arg(long, env = "LEANRTC_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+
+    /// Test only: drop this percentage of outgoing media packets (to exercise NACK).
+    #[arg(long, hide = true, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub test_send_loss: u32,
 }

@@ -4,6 +4,8 @@ mod config;
 mod control;
 mod engine;
 mod http;
+mod router;
+mod sources;
 
 use anyhow::Context;
 use clap::Parser;

@@ -40,6 +40,9 @@ pub struct AnswerConfig {
     pub max_per_kind: usize,
     /// The MediaStream id for the tracks we send (`a=msid`).
     pub stream_id: String,
+    /// Whether to accept RTX (RFC 4588) where offered. Off, retransmissions travel as plain
+    /// copies of the original packets on the media SSRC, which browsers accept.
+    pub rtx: bool,
 }
 
 impl AnswerConfig {
@@ -67,6 +70,7 @@ impl AnswerConfig {
             extensions: HeaderExtension::ALL.to_vec(),
             max_per_kind: 1,
             stream_id: "leanrtc".into(),
+            rtx: true,
         }
     }
 }
@@ -242,7 +246,7 @@ fn choose_codecs(m: &MediaDescription, kind: MediaKind, config: &AnswerConfig) -
         };
         let pt = rtpmap.pt;
         // RFC 4588 §8.6: the RTX format names its original with apt=.
-        let rtx = offered.iter().find_map(|&rtx_pt| {
+        let rtx = offered.iter().filter(|_| config.rtx).find_map(|&rtx_pt| {
             let r = attrs.rtpmap(rtx_pt)?;
             let f = attrs.fmtp(rtx_pt)?;
             let apt = f.param("apt")?.parse::<u8>().ok()?;

@@ -1,20 +1,40 @@
 //! The media thread: owns the UDP socket, every peer and the router. HTTP talks to it only
 //! through [`Command`]s; nothing on the packet path takes a lock.
 
+mod media;
+mod net;
+mod session;
+
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Poll, Token, Waker};
+use rtc::dtls::{DtlsCertificate, DtlsConfig};
+use rtc::peer::{DisconnectCause, PeerEvent};
+use rtc::rand::Rng;
+use rtc::stun;
 
+use self::net::Net;
+use self::session::{OfferedTrack, Session, answer_offer};
 use crate::config::Config;
-use crate::control::{Command, EngineError, EngineHandle};
+use crate::control::{Command, Created, EngineError, EngineHandle, Role, StreamInfo};
+use crate::router::{Source, Stream};
+use crate::sources::{self, FilePlayer};
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
+/// How often sessions' timers and reports are looked at. ICE and DTLS timers need no finer
+/// grain; file pacing has its own, exact deadline.
+const TICK: Duration = Duration::from_millis(10);
+/// Sender Reports go out about once a second per session (RFC 3550 §6.2 allows far less
+/// often, but browsers sync audio and video faster with frequent ones).
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// A bound on sessions, so a flood of POSTs cannot exhaust memory.
+const MAX_SESSIONS: usize = 10_000;
 
 /// A started media thread.
 #[derive(Debug)]
@@ -23,95 +43,431 @@ pub struct Engine {
     pub handle: EngineHandle,
     /// The UDP address actually bound (the port may have been 0).
     pub udp_addr: SocketAddr,
-    /// The thread itself; it ends when every handle is dropped.
-    pub thread: std::thread::JoinHandle<()>,
 }
 
-/// Binds the media socket and starts the media thread.
-pub fn start(config: &Config) -> io::Result<Engine> {
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The socket or poller.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// A media file.
+    #[error("{0}")]
+    Media(#[from] sources::file::FileError),
+    /// Our DTLS certificate.
+    #[error("cannot make the DTLS certificate: {0}")]
+    Certificate(#[from] rtc::dtls::DtlsError),
+}
+
+/// Loads the streams, binds the media socket and starts the media thread.
+pub fn start(config: &Config) -> Result<Engine, StartError> {
+    let files = match &config.media_dir {
+        Some(dir) => sources::scan_media_dir(dir)?,
+        None => sources::builtin_sample()?,
+    };
     let poll = Poll::new()?;
-    let mut socket = UdpSocket::bind(config.udp)?;
-    let udp_addr = socket.local_addr()?;
-    poll.registry()
-        .register(&mut socket, SOCKET, Interest::READABLE)?;
+    let net = Net::bind(config.udp, poll.registry(), SOCKET, config.test_send_loss)?;
+    let udp_addr = net.local_addr();
+    let candidates = net::candidates(udp_addr, &config.public_ip);
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let mut rng = Rng::system();
+    let certificate = DtlsCertificate::generate(&mut rng)?;
+    let dtls = Arc::new(DtlsConfig::new(certificate, &mut rng));
+    let now = Instant::now();
+    let mut streams = BTreeMap::new();
+    for (name, file) in files {
+        for track in [&file.video, &file.audio].into_iter().flatten() {
+            let (w, h) = track.size;
+            tracing::info!(
+                stream = %name, codec = track.codec.name(), frames = track.frames(),
+                seconds = track.duration().as_secs_f32(), size = %format!("{w}x{h}"), "file track"
+            );
+        }
+        let player = FilePlayer::start(file, now, &mut rng)?;
+        streams.insert(name, Stream::file(player, now));
+    }
+    tracing::info!(udp = %udp_addr, candidates = ?candidates, "media port ready");
     let (tx, rx) = mpsc::channel();
     let wake = {
         let waker = Arc::clone(&waker);
-        // A failed wake only delays the command until the next packet or timer.
+        // A failed wake only delays the command until the next packet or tick.
         Arc::new(move || drop(waker.wake())) as Arc<dyn Fn() + Send + Sync>
     };
-    let mut state = MediaLoop {
+    let mut media = MediaLoop {
         poll,
-        socket,
+        net,
         commands: rx,
+        candidates,
+        dtls,
+        rng,
+        streams,
+        sessions: HashMap::new(),
+        next_key: 1,
+        by_ufrag: HashMap::new(),
+        by_addr: HashMap::new(),
+        by_id: HashMap::new(),
+        ended: Vec::new(),
+        out: Vec::with_capacity(2048),
+        next_tick: now,
+        dropped_unknown: 0,
     };
-    let thread = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("media".into())
-        .spawn(move || state.run())?;
+        .spawn(move || media.run())?;
     Ok(Engine {
         handle: EngineHandle::new(tx, wake),
         udp_addr,
-        thread,
     })
 }
 
+/// Everything the media thread owns.
 struct MediaLoop {
     poll: Poll,
-    socket: UdpSocket,
+    net: Net,
     commands: Receiver<Command>,
+    candidates: Vec<SocketAddr>,
+    dtls: Arc<DtlsConfig>,
+    rng: Rng,
+    streams: BTreeMap<String, Stream>,
+    sessions: HashMap<u64, Session>,
+    next_key: u64,
+    by_ufrag: HashMap<String, u64>,
+    by_addr: HashMap<SocketAddr, u64>,
+    by_id: HashMap<String, u64>,
+    /// Sessions to remove after this round, with why.
+    ended: Vec<(u64, String)>,
+    /// The send buffer every outgoing packet is built and protected in.
+    out: Vec<u8>,
+    next_tick: Instant,
+    dropped_unknown: u64,
 }
 
 impl MediaLoop {
     fn run(&mut self) {
         let mut events = Events::with_capacity(64);
-        let mut buf = vec![0u8; 2048];
         loop {
-            let timeout = Some(Duration::from_millis(100));
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    tracing::error!("media thread: poll failed: {e}");
-                    return;
-                }
+            let now = Instant::now();
+            let deadline = self.next_deadline();
+            let timeout = deadline.saturating_duration_since(now);
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                tracing::error!("media thread: poll failed: {e}");
+                return;
             }
             let now = Instant::now();
-            loop {
-                match self.socket.recv_from(&mut buf) {
-                    Ok((len, from)) => self.handle_datagram(now, from, &buf[..len]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => {
-                        tracing::warn!("media socket: {e}");
-                        break;
+            self.receive(now);
+            if !self.take_commands(now) {
+                tracing::info!("media thread: every handle is gone, stopping");
+                return;
+            }
+            self.play_files(now);
+            if now >= self.next_tick {
+                self.tick(now);
+                self.next_tick = now + TICK;
+            }
+            self.remove_ended(now);
+        }
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let files = self.streams.values().map(|s| match &s.source {
+            Source::File(player) => player.next_due(),
+        });
+        files.fold(self.next_tick, Instant::min)
+    }
+
+    fn receive(&mut self, now: Instant) {
+        let mut buf = std::mem::take(&mut self.net.recv_buf);
+        while let Some((len, from)) = self.net.recv(&mut buf) {
+            if let Some(datagram) = buf.get_mut(..len) {
+                self.handle_datagram(now, from, datagram);
+            }
+        }
+        self.net.recv_buf = buf;
+    }
+
+    /// Routes a datagram to its session: by address once ICE validated it, otherwise (a
+    /// first STUN check from a new address) by the USERNAME's ufrag.
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &mut [u8]) {
+        let key = self.by_addr.get(&from).copied().or_else(|| {
+            let ufrag = stun::username_ufrag(datagram)?;
+            self.by_ufrag.get(std::str::from_utf8(ufrag).ok()?).copied()
+        });
+        let Some(key) = key else {
+            self.dropped_unknown += 1;
+            return;
+        };
+        let local = self.net.local_addr();
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        if let rtc::peer::Received::Rtcp(rtcp) =
+            session.peer.handle_datagram(now, from, local, datagram)
+        {
+            media::handle_rtcp(
+                now,
+                session,
+                &self.streams,
+                rtcp,
+                &mut self.out,
+                &mut self.net,
+            );
+        }
+        self.after_io(now, key);
+    }
+
+    /// Sends what a session's peer queued and acts on its events.
+    fn after_io(&mut self, now: Instant, key: u64) {
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        while let Some(t) = session.peer.poll_transmit() {
+            self.net.send(&t.contents, t.destination, false);
+        }
+        while let Some(event) = session.peer.poll_event() {
+            match event {
+                PeerEvent::AddressValidated { remote } => {
+                    session.remote = Some(remote);
+                    self.by_addr.insert(remote, key);
+                }
+                PeerEvent::IceConnected { remote, after } => {
+                    tracing::debug!(session = %session.id, %remote, ice_ms = after.as_millis(), "ICE connected");
+                }
+                PeerEvent::Connected { profile, after } => {
+                    tracing::info!(
+                        session = %session.id, stream = %session.stream, remote = ?session.remote,
+                        dtls_ms = after.as_millis(), srtp = ?profile, "viewer connected"
+                    );
+                    session.next_report = Some(now);
+                    if let Some(stream) = self.streams.get_mut(&session.stream) {
+                        media::start_viewer(session, stream, &mut self.out, &mut self.net);
                     }
                 }
+                PeerEvent::ApplicationData(_) => {}
+                PeerEvent::Disconnected(cause) => self.ended.push((key, describe(&cause))),
             }
-            loop {
-                match self.commands.try_recv() {
-                    Ok(cmd) => self.handle_command(cmd),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return,
-                }
+        }
+        session.timeout = session.peer.poll_timeout();
+    }
+
+    fn take_commands(&mut self, now: Instant) -> bool {
+        loop {
+            match self.commands.try_recv() {
+                Ok(cmd) => self.handle_command(now, cmd),
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
             }
         }
     }
 
-    fn handle_datagram(&mut self, _now: Instant, from: SocketAddr, bytes: &[u8]) {
-        tracing::trace!(%from, len = bytes.len(), "datagram");
-    }
-
-    fn handle_command(&mut self, cmd: Command) {
+    fn handle_command(&mut self, now: Instant, cmd: Command) {
         // Replies go to an HTTP task that may have given up; a closed channel is fine.
         match cmd {
-            Command::Create { stream, reply, .. } => {
-                drop(reply.send(Err(EngineError::UnknownStream(stream))))
-            }
-            Command::Patch { session, reply, .. } => {
-                drop(reply.send(Err(EngineError::UnknownSession(session))))
+            Command::Create {
+                role,
+                stream,
+                offer,
+                reply,
+            } => drop(reply.send(self.create(now, role, &stream, &offer))),
+            Command::Patch {
+                session,
+                if_match,
+                fragment,
+                reply,
+            } => {
+                drop(reply.send(self.patch(&session, if_match.as_deref(), &fragment)));
             }
             Command::Delete { session, reply } => {
-                drop(reply.send(Err(EngineError::UnknownSession(session))))
+                let result = match self.by_id.get(&session).copied() {
+                    Some(key) => {
+                        if let Some(s) = self.sessions.get_mut(&key) {
+                            s.peer.close(now);
+                        }
+                        // close() ends the peer: its Disconnected event schedules the removal.
+                        self.after_io(now, key);
+                        Ok(())
+                    }
+                    None => Err(EngineError::UnknownSession(session)),
+                };
+                drop(reply.send(result));
             }
-            Command::Streams { reply } => drop(reply.send(Vec::new())),
+            Command::Streams { reply } => drop(reply.send(self.stream_list(now))),
         }
+    }
+
+    fn create(
+        &mut self,
+        now: Instant,
+        role: Role,
+        name: &str,
+        offer: &str,
+    ) -> Result<Created, EngineError> {
+        if self.sessions.len() >= MAX_SESSIONS {
+            return Err(EngineError::Overloaded);
+        }
+        if role == Role::Publish {
+            return Err(EngineError::Unanswerable(
+                "publishing (WHIP) is not supported yet".into(),
+            ));
+        }
+        let stream = self
+            .streams
+            .get_mut(name)
+            .ok_or_else(|| EngineError::UnknownStream(name.to_owned()))?;
+        let tracks: Vec<OfferedTrack> = stream
+            .tracks
+            .iter()
+            .enumerate()
+            .map(|(index, t)| OfferedTrack {
+                index,
+                codec: t.codec,
+            })
+            .collect();
+        let (answer, mut session) = answer_offer(
+            now,
+            offer,
+            name,
+            &tracks,
+            &self.candidates,
+            &self.dtls,
+            &mut self.rng,
+        )?;
+        let key = self.next_key;
+        self.next_key += 1;
+        session.timeout = session.peer.poll_timeout();
+        stream.viewers.push(key);
+        self.by_ufrag
+            .insert(session.peer.local_credentials().ufrag.clone(), key);
+        self.by_id.insert(session.id.clone(), key);
+        tracing::info!(session = %session.id, stream = %name, role = ?session.role, "session created");
+        let created = Created {
+            session: session.id.clone(),
+            answer,
+            etag: session.etag.clone(),
+        };
+        self.sessions.insert(key, session);
+        Ok(created)
+    }
+
+    fn patch(
+        &mut self,
+        id: &str,
+        if_match: Option<&str>,
+        fragment: &str,
+    ) -> Result<crate::control::Patched, EngineError> {
+        let key = self
+            .by_id
+            .get(id)
+            .copied()
+            .ok_or_else(|| EngineError::UnknownSession(id.to_owned()))?;
+        let session = self
+            .sessions
+            .get(&key)
+            .ok_or_else(|| EngineError::UnknownSession(id.to_owned()))?;
+        let restart = fragment
+            .lines()
+            .any(|l| l.starts_with("a=ice-ufrag:") || l.starts_with("a=ice-pwd:"));
+        if !restart {
+            // An ICE-lite server learns the peer's addresses from its checks; trickled
+            // candidates are accepted and need nothing more (RFC 9725 §4.3.1).
+            return Ok(crate::control::Patched::Trickled);
+        }
+        match if_match {
+            None => Err(EngineError::PreconditionRequired),
+            Some(tag) if tag != "*" && tag != session.etag => Err(EngineError::PreconditionFailed),
+            Some(_) => Err(EngineError::Unanswerable(
+                "ICE restart is not supported yet".into(),
+            )),
+        }
+    }
+
+    fn stream_list(&mut self, now: Instant) -> Vec<StreamInfo> {
+        let mut list = Vec::new();
+        for (name, stream) in &mut self.streams {
+            list.push(StreamInfo {
+                name: name.clone(),
+                kind: match stream.source {
+                    Source::File(_) => "file",
+                },
+                codecs: stream
+                    .tracks
+                    .iter()
+                    .map(|t| t.codec.name().to_owned())
+                    .collect(),
+                viewers: stream.viewers.len(),
+                bitrate: stream.bitrate(now),
+                since: stream
+                    .since
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            });
+        }
+        list
+    }
+
+    fn play_files(&mut self, now: Instant) {
+        for stream in self.streams.values_mut() {
+            media::play_file(
+                now,
+                stream,
+                &mut self.sessions,
+                &mut self.out,
+                &mut self.net,
+            );
+        }
+    }
+
+    /// Timers of every session, and their Sender Reports.
+    fn tick(&mut self, now: Instant) {
+        let due: Vec<u64> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.timeout.is_some_and(|t| t <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            if let Some(session) = self.sessions.get_mut(&key) {
+                session.peer.handle_timeout(now);
+            }
+            self.after_io(now, key);
+        }
+        for session in self.sessions.values_mut() {
+            if session.next_report.is_some_and(|t| t <= now) && session.peer.is_connected() {
+                session.next_report = Some(now + REPORT_INTERVAL);
+                media::send_reports(now, session, &self.streams, &mut self.out, &mut self.net);
+            }
+        }
+    }
+
+    fn remove_ended(&mut self, now: Instant) {
+        for (key, reason) in std::mem::take(&mut self.ended) {
+            let Some(session) = self.sessions.remove(&key) else {
+                continue;
+            };
+            self.by_id.remove(&session.id);
+            self.by_ufrag
+                .remove(&session.peer.local_credentials().ufrag);
+            self.by_addr.retain(|_, k| *k != key);
+            if let Some(stream) = self.streams.get_mut(&session.stream) {
+                stream.viewers.retain(|k| *k != key);
+            }
+            let stats = session.peer.stats();
+            tracing::info!(
+                session = %session.id, stream = %session.stream, remote = ?session.remote,
+                seconds = now.saturating_duration_since(session.created).as_secs(), reason = %reason,
+                nacks = session.nacks, keyframe_requests = session.keyframe_requests,
+                srtp_failed = stats.srtp_failed, "session ended"
+            );
+        }
+    }
+}
+
+fn describe(cause: &DisconnectCause) -> String {
+    match cause {
+        DisconnectCause::Ice(reason) => format!("ICE: {reason:?}"),
+        DisconnectCause::Dtls(e) => format!("DTLS: {e}"),
+        DisconnectCause::ClosedByPeer => "closed by peer".into(),
+        DisconnectCause::ClosedLocally => "DELETE".into(),
     }
 }

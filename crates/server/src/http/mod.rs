@@ -54,14 +54,15 @@ pub fn router(state: AppState) -> Router {
 /// Bearer-token check (RFC 6750) for the WHIP/WHEP routes. OPTIONS stays open: browsers send
 /// CORS preflights without credentials.
 async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(token) = &state.token {
-        if req.method() != Method::OPTIONS && !bearer_matches(req.headers(), token) {
-            return Response::builder()
-                .status(StatusCode::UNAUTHORIZED)
-                .header(header::WWW_AUTHENTICATE, "Bearer")
-                .body(Body::from("missing or wrong Bearer token\n"))
-                .unwrap_or_default();
-        }
+    if let Some(token) = &state.token
+        && req.method() != Method::OPTIONS
+        && !bearer_matches(req.headers(), token)
+    {
+        return Response::builder()
+            .status(StatusCode::UNAUTHORIZED)
+            .header(header::WWW_AUTHENTICATE, "Bearer")
+            .body(Body::from("missing or wrong Bearer token\n"))
+            .unwrap_or_default();
     }
     next.run(req).await
 }

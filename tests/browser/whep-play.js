@@ -1,0 +1,66 @@
+// Plays a stream from a running leanrtc with WHEP in a real headless browser and prints one
+// JSON line with what the browser's getStats says.
+//   node whep-play.js <chromium|firefox> <http://127.0.0.1:PORT> <stream> <seconds>
+'use strict';
+
+const { launch } = require('./lib');
+
+async function main() {
+  const [name = 'chromium', base = 'http://127.0.0.1:8080', stream = 'sample', seconds = '10'] = process.argv.slice(2);
+  const browser = await launch(name, base + '/');
+  process.stderr.write(JSON.stringify({ pids: browser.pids }) + '\n');
+  try {
+    const result = await browser.page.evaluate(runInPage, { url: `${base}/whep/${stream}`, seconds: Number(seconds) });
+    process.stdout.write(JSON.stringify(result) + '\n');
+  } finally {
+    await browser.close();
+  }
+}
+
+// Runs in the page: WHEP, then getStats every 10 ms until the first frame, then every 250 ms.
+async function runInPage({ url, seconds }) {
+  const pc = new RTCPeerConnection();
+  const states = [];
+  pc.onconnectionstatechange = () => states.push(pc.connectionState);
+  pc.addTransceiver('video', { direction: 'recvonly' });
+  pc.addTransceiver('audio', { direction: 'recvonly' });
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((resolve) => {
+    if (pc.iceGatheringState === 'complete') return resolve();
+    pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && resolve();
+    setTimeout(resolve, 1000);
+  });
+  const t0 = performance.now();
+  const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
+  if (res.status !== 201) return { error: `POST ${res.status}: ${await res.text()}` };
+  const location = res.headers.get('Location');
+  await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
+  const read = async () => {
+    const out = { video: null, audio: null, transport: null };
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp') out[r.kind] = r;
+      if (r.type === 'transport') out.transport = r;
+    });
+    return out;
+  };
+  let firstFrameMs = null;
+  const end = t0 + seconds * 1000;
+  let s = await read();
+  while (performance.now() < end) {
+    s = await read();
+    if (firstFrameMs === null && s.video && s.video.framesDecoded > 0) firstFrameMs = performance.now() - t0;
+    await new Promise((r) => setTimeout(r, firstFrameMs === null ? 10 : 250));
+  }
+  const del = await fetch(new URL(location, url), { method: 'DELETE' });
+  pc.close();
+  const v = s.video || {}, a = s.audio || {}, t = s.transport || {};
+  return {
+    firstFrameMs, states, deleteStatus: del.status,
+    video: { framesDecoded: v.framesDecoded, frameWidth: v.frameWidth, frameHeight: v.frameHeight, packetsLost: v.packetsLost,
+             packetsReceived: v.packetsReceived, nackCount: v.nackCount, pliCount: v.pliCount, framesDropped: v.framesDropped },
+    audio: { bytesReceived: a.bytesReceived, packetsReceived: a.packetsReceived, totalSamplesReceived: a.totalSamplesReceived },
+    transport: { dtlsState: t.dtlsState, srtpCipher: t.srtpCipher, tlsVersion: t.tlsVersion, dtlsCipher: t.dtlsCipher },
+  };
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
