@@ -19,6 +19,8 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(
             EnvFilter::try_from_env("LEANRTC_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
         .init();
 
     let engine = engine::start(&config)
