@@ -40,6 +40,33 @@ pub fn is_keyframe(access_unit: &[u8]) -> bool {
     NalUnits::new(access_unit).any(|n| matches!(nal_type(n), types::IDR | types::SPS))
 }
 
+/// Whether an RTP payload (RFC 6184 §5.6–5.8) begins with or aggregates an SPS or an IDR
+/// slice: the first packet of a keyframe access unit is such a packet. (The caller knows it
+/// is the first packet of its access unit from the timestamp changing.)
+pub fn payload_starts_keyframe(payload: &[u8]) -> bool {
+    let key = |t: u8| matches!(t, types::IDR | types::SPS);
+    match payload {
+        [h, rest @ ..] if h & 0x1f == types::STAP_A => {
+            // Aggregated NAL units, each with a 16-bit size (§5.7.1).
+            let mut at = rest;
+            while let [hi, lo, tail @ ..] = at {
+                let size = usize::from(u16::from_be_bytes([*hi, *lo]));
+                let Some((nal, next)) = (size <= tail.len()).then(|| tail.split_at(size)) else {
+                    break;
+                };
+                if key(nal_type(nal)) {
+                    return true;
+                }
+                at = next;
+            }
+            false
+        }
+        // FU-A: the start fragment (S bit) of an IDR slice (§5.8).
+        [h, fu, ..] if h & 0x1f == types::FU_A => fu & 0x80 != 0 && key(fu & 0x1f),
+        _ => key(nal_type(payload)),
+    }
+}
+
 /// `profile-level-id` for SDP (RFC 6184 §8.1) from an SPS NAL unit: its profile_idc,
 /// constraint flags and level_idc, the three bytes after the NAL header.
 pub fn profile_level_id(sps: &[u8]) -> Option<[u8; 3]> {

@@ -124,3 +124,18 @@ fn access_units_survive_round_trip() {
     let aus: Vec<_> = AccessUnits::new(&stream).collect();
     assert_eq!(aus, vec![&au1[..], &au2[..]]);
 }
+
+#[test]
+fn keyframe_starts_in_each_payload_form() {
+    use crate::h264::payload_starts_keyframe as starts;
+    assert!(starts(&[0x67, 0x42, 0xc0, 0x1f])); // single SPS
+    assert!(starts(&[0x65, 0x88])); // single IDR slice
+    assert!(!starts(&[0x41, 0x9a])); // single non-IDR slice
+    assert!(starts(&[0x18, 0, 2, 0x67, 0x42, 0, 2, 0x68, 0xce])); // STAP-A: SPS, PPS
+    assert!(!starts(&[0x18, 0, 2, 0x06, 0x05, 0, 2, 0x68, 0xce])); // STAP-A: SEI, PPS
+    assert!(!starts(&[0x18, 0, 9, 0x67])); // STAP-A with a size past the end
+    assert!(starts(&[0x7c, 0x85, 0x88])); // FU-A start of an IDR
+    assert!(!starts(&[0x7c, 0x05, 0x88])); // FU-A continuation of an IDR
+    assert!(!starts(&[0x7c, 0x81, 0x9a])); // FU-A start of a non-IDR slice
+    assert!(!starts(&[]));
+}

@@ -250,6 +250,19 @@ impl Peer {
         self.stats
     }
 
+    /// ICE restart (RFC 8445 §9; RFC 9725 §4.3.2): a lite agent starts over with new
+    /// credentials on both sides, while DTLS and SRTP carry on. Media keeps flowing on the
+    /// current path until the peer's checks under the new credentials select one. Returns
+    /// false for the controlling side, which does not restart.
+    pub fn restart_ice(&mut self, now: Instant, local: Credentials, remote: &Credentials) -> bool {
+        if self.ended || !matches!(self.ice, Ice::Lite(_)) {
+            return false;
+        }
+        self.ice = Ice::Lite(IceLite::with_credentials(now, local.clone(), Some(remote)));
+        self.local_credentials = local;
+        true
+    }
+
     /// Handles a datagram from `source` to our `local` address. SRTP and SRTCP are
     /// unprotected in place in `buf` and returned as a view into it.
     pub fn handle_datagram<'a>(

@@ -1,27 +1,27 @@
 //! The per-packet work: a source's packet goes into its track's history once, then out to
 //! each viewer — copied into one send buffer, rewritten for that viewer, protected with its
 //! keys, sent. Also the viewers' RTCP: NACKs answered from history, PLI/FIR by replaying
-//! from the latest keyframe, and Sender Reports.
+//! from the latest keyframe (files) or asking the publisher for one (live), and Sender
+//! Reports.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rtc::peer::Peer;
 use rtc::rtcp::{RtcpPacket, RtcpWriter, SenderInfo, parse_compound};
 use rtc::rtp::RtpPacket;
 
 use super::net::Net;
 use super::session::Session;
-use crate::router::output::Output;
+use crate::router::output::{Admit, Output};
 use crate::router::{Source, Stream, Track};
 
 /// Room after a packet for the SRTP tag (16 for GCM, 10 for HMAC-SHA1-80) or SRTCP trailer.
 const TAG_ROOM: usize = 20;
 /// A viewer's keyframe requests are acted on at most this often.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
-/// The timestamp step between a replayed keyframe and the last frame sent (one 30 fps frame).
-const REPLAY_GAP: u32 = 3000;
 /// The CNAME in our reports (RFC 7022 suggests a random one per session; one per server does
-/// the same job for lip sync, which only needs tracks of one stream to share it).
+/// the same job for lip sync, which only needs the tracks of one stream to share it).
 const CNAME: &str = "leanrtc";
 
 /// Plays the file packets due by `now` into the stream's tracks and out to its viewers.
@@ -37,62 +37,121 @@ pub fn play_file(
         tracks,
         viewers,
         ..
-    } = stream;
+    } = stream
+    else {
+        return;
+    };
     player.play(now, |index, produced| {
         let Some(track) = tracks.get_mut(index) else {
             return;
         };
-        track.bytes += produced.packet.len() as u64;
         let packet_index = track.history.push(produced.packet, produced.keyframe_start);
-        for key in viewers.iter() {
-            if let Some(session) = sessions.get_mut(key) {
-                forward(
-                    session,
-                    track,
-                    index,
-                    packet_index,
-                    produced.keyframe_start,
-                    out,
-                    net,
-                );
-            }
-        }
+        track.bytes += produced.packet.len() as u64;
+        fan_out(
+            track,
+            index,
+            packet_index,
+            produced.keyframe_start,
+            viewers,
+            sessions,
+            out,
+            net,
+        );
     });
 }
 
-/// Sends one packet of `track` (number `track_index` in its stream) to one viewer.
-fn forward(
-    session: &mut Session,
+/// Stores a live packet in track `index` of `stream` and sends it to every viewer.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_live(
+    now: Instant,
+    stream: &mut Stream,
+    index: usize,
+    packet: &[u8],
+    keyframe_start: bool,
+    sessions: &mut HashMap<u64, Session>,
+    out: &mut Vec<u8>,
+    net: &mut Net,
+) {
+    let Stream {
+        tracks, viewers, ..
+    } = stream;
+    let Some(track) = tracks.get_mut(index) else {
+        return;
+    };
+    if let Ok(view) = RtpPacket::parse(packet) {
+        track.last_rtp = Some((view.timestamp(), now));
+    }
+    let packet_index = track.history.push(packet, keyframe_start);
+    track.bytes += packet.len() as u64;
+    fan_out(
+        track,
+        index,
+        packet_index,
+        keyframe_start,
+        viewers,
+        sessions,
+        out,
+        net,
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fan_out(
     track: &Track,
-    track_index: usize,
+    index: usize,
+    packet_index: u64,
+    keyframe_start: bool,
+    viewers: &[u64],
+    sessions: &mut HashMap<u64, Session>,
+    out: &mut Vec<u8>,
+    net: &mut Net,
+) {
+    for key in viewers {
+        let Some(Session { peer, outputs, .. }) = sessions.get_mut(key) else {
+            continue;
+        };
+        if !peer.is_connected() {
+            continue;
+        }
+        for output in outputs.iter_mut().filter(|o| o.track == index) {
+            send_one(peer, output, track, packet_index, keyframe_start, out, net);
+        }
+    }
+}
+
+/// Sends packet `packet_index` of `track` to one viewer, if it may have it now.
+fn send_one(
+    peer: &mut Peer,
+    output: &mut Output,
+    track: &Track,
     packet_index: u64,
     keyframe_start: bool,
     out: &mut Vec<u8>,
     net: &mut Net,
 ) {
-    if !session.peer.is_connected() {
+    let Some(packet) = track.history.get(packet_index) else {
+        return;
+    };
+    let Ok(view) = RtpPacket::parse(packet) else {
+        return;
+    };
+    if output.admit(
+        &view,
+        keyframe_start,
+        track.codec.is_video(),
+        track.codec.frame_gap(),
+    ) == Admit::Skip
+    {
         return;
     }
-    let Session { peer, outputs, .. } = session;
-    for output in outputs.iter_mut().filter(|o| o.track == track_index) {
-        if output.waiting_for_keyframe {
-            if !keyframe_start {
-                continue;
-            }
-            output.waiting_for_keyframe = false;
-        }
-        let Some(packet) = track.history.get(packet_index) else {
-            return;
-        };
-        out.clear();
-        out.extend_from_slice(packet);
-        if output.rewrite(out, packet_index) {
-            protect_and_send(peer, out, net);
-        }
+    out.clear();
+    out.extend_from_slice(packet);
+    if output.rewrite(out, packet_index) {
+        protect_and_send(peer, out, net);
     }
 }
 
-fn protect_and_send(peer: &mut rtc::peer::Peer, out: &mut Vec<u8>, net: &mut Net) {
+fn protect_and_send(peer: &mut Peer, out: &mut Vec<u8>, net: &mut Net) {
     let Some((remote, _)) = peer.path() else {
         return;
     };
@@ -120,44 +179,34 @@ pub fn start_viewer(session: &mut Session, stream: &Stream, out: &mut Vec<u8>, n
 /// Sends the track's packets from its latest keyframe to now. With `rebase`, timestamps are
 /// shifted to follow what the viewer already got, so its time never goes backwards.
 fn replay_from_keyframe(
-    peer: &mut rtc::peer::Peer,
+    peer: &mut Peer,
     output: &mut Output,
     track: &Track,
     rebase: bool,
     out: &mut Vec<u8>,
     net: &mut Net,
-) -> bool {
+) {
     if !track.codec.is_video() {
-        return false;
+        return;
     }
     let Some(start) = track.history.keyframe_start() else {
-        return false;
+        return;
     };
-    if rebase {
-        let Some(first) = track
+    if rebase
+        && let Some(first) = track
             .history
             .get(start)
             .and_then(|p| RtpPacket::parse(p).ok())
-        else {
-            return false;
-        };
-        output.rebase(first.timestamp(), REPLAY_GAP);
+    {
+        output.rebase(first.timestamp(), track.codec.frame_gap());
     }
-    output.waiting_for_keyframe = false;
     for index in start..track.history.next_index() {
-        let Some(packet) = track.history.get(index) else {
-            continue;
-        };
-        out.clear();
-        out.extend_from_slice(packet);
-        if output.rewrite(out, index) {
-            protect_and_send(peer, out, net);
-        }
+        send_one(peer, output, track, index, index == start, out, net);
     }
-    true
 }
 
-/// A viewer's RTCP: NACKs resend from history; PLI/FIR replay from the latest keyframe.
+/// A viewer's RTCP: NACKs resend from history; PLI/FIR replay from the latest keyframe of a
+/// file, or — returned as `true` — ask for a keyframe from a live stream's publisher.
 pub fn handle_rtcp(
     now: Instant,
     session: &mut Session,
@@ -165,10 +214,12 @@ pub fn handle_rtcp(
     rtcp: &[u8],
     out: &mut Vec<u8>,
     net: &mut Net,
-) {
+) -> bool {
     let Some(stream) = streams.get(&session.stream) else {
-        return;
+        return false;
     };
+    let live = matches!(stream.source, Source::Live { .. });
+    let mut wants_keyframe = false;
     let Session {
         peer,
         outputs,
@@ -209,6 +260,10 @@ pub fn handle_rtcp(
                     continue;
                 }
                 *last_keyframe_request = Some(now);
+                if live {
+                    wants_keyframe = true;
+                    continue;
+                }
                 for output in outputs.iter_mut() {
                     if let Some(track) = stream.tracks.get(output.track) {
                         replay_from_keyframe(peer, output, track, true, out, net);
@@ -218,6 +273,7 @@ pub fn handle_rtcp(
             _ => {}
         }
     }
+    wants_keyframe
 }
 
 /// One compound RTCP packet with a Sender Report per output and their CNAMEs
@@ -232,15 +288,11 @@ pub fn send_reports(
     let Some(stream) = streams.get(&session.stream) else {
         return;
     };
-    let Some((remote, _)) = session.peer.path() else {
-        return;
-    };
     let ntp = ntp_now();
     out.clear();
     let mut writer = RtcpWriter::new(out);
     for output in &session.outputs {
-        let Source::File(player) = &stream.source;
-        let Some(source_ts) = player.rtp_timestamp_at(output.track, now) else {
+        let Some(source_ts) = stream.rtp_timestamp_at(output.track, now) else {
             continue;
         };
         let info = SenderInfo {
@@ -253,22 +305,49 @@ pub fn send_reports(
             return;
         }
     }
+    if writer.is_empty() {
+        return;
+    }
     for output in &session.outputs {
         if writer.cname(output.ssrc, CNAME).is_err() {
             return;
         }
     }
+    send_rtcp(&mut session.peer, out, net);
+}
+
+/// Protects the RTCP compound packet in `out` and sends it to the peer.
+pub fn send_rtcp(peer: &mut Peer, out: &mut Vec<u8>, net: &mut Net) {
+    let Some((remote, _)) = peer.path() else {
+        return;
+    };
     let len = out.len();
     out.resize(len + TAG_ROOM, 0);
-    if let Ok(n) = session.peer.protect_rtcp(out, len)
+    if let Ok(n) = peer.protect_rtcp(out, len)
         && let Some(datagram) = out.get(..n)
     {
         net.send(datagram, remote, false);
     }
 }
 
+/// RTCP BYE for every SSRC a viewer receives (RFC 3550 §6.6): the stream has ended.
+pub fn send_bye(session: &mut Session, out: &mut Vec<u8>, net: &mut Net) {
+    let ssrcs: Vec<u32> = session.outputs.iter().map(|o| o.ssrc).collect();
+    let Some(&first) = ssrcs.first() else { return };
+    out.clear();
+    let mut writer = RtcpWriter::new(out);
+    // A compound packet starts with a report (RFC 3550 §6.1); an empty RR does.
+    if writer
+        .rr(first, &[])
+        .and_then(|w| w.bye(&ssrcs, Some(b"stream ended")))
+        .is_ok()
+    {
+        send_rtcp(&mut session.peer, out, net);
+    }
+}
+
 /// Now as a 64-bit NTP timestamp (RFC 5905 §6: seconds since 1900, 32.32 fixed point).
-fn ntp_now() -> u64 {
+pub fn ntp_now() -> u64 {
     const UNIX_TO_NTP: u64 = 2_208_988_800;
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -3,6 +3,7 @@
 
 mod media;
 mod net;
+mod publish;
 mod session;
 
 use std::collections::{BTreeMap, HashMap};
@@ -14,16 +15,18 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use mio::{Events, Poll, Token, Waker};
 use rtc::dtls::{DtlsCertificate, DtlsConfig};
-use rtc::peer::{DisconnectCause, PeerEvent};
+use rtc::peer::{DisconnectCause, PeerEvent, Received};
 use rtc::rand::Rng;
 use rtc::stun;
 
 use self::net::Net;
-use self::session::{OfferedTrack, Session, answer_offer};
+use self::session::{OfferContext, OfferedTrack, Session, answer_offer};
 use crate::config::Config;
-use crate::control::{Command, Created, EngineError, EngineHandle, Role, StreamInfo};
+use crate::control::{Command, Created, EngineError, EngineHandle, Patched, Role, StreamInfo};
 use crate::router::{Source, Stream};
 use crate::sources::{self, FilePlayer};
+use rtc::ice::Credentials;
+use rtc::sdp::Candidate;
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -171,8 +174,9 @@ impl MediaLoop {
     }
 
     fn next_deadline(&self) -> Instant {
-        let files = self.streams.values().map(|s| match &s.source {
-            Source::File(player) => player.next_due(),
+        let files = self.streams.values().filter_map(|s| match &s.source {
+            Source::File(player) => Some(player.next_due()),
+            Source::Live { .. } => None,
         });
         files.fold(self.next_tick, Instant::min)
     }
@@ -202,17 +206,26 @@ impl MediaLoop {
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
-        if let rtc::peer::Received::Rtcp(rtcp) =
-            session.peer.handle_datagram(now, from, local, datagram)
-        {
-            media::handle_rtcp(
-                now,
-                session,
-                &self.streams,
-                rtcp,
-                &mut self.out,
-                &mut self.net,
-            );
+        let viewer = session.role == Role::Play;
+        match session.peer.handle_datagram(now, from, local, datagram) {
+            Received::Rtp(packet) if !viewer => self.on_publisher_rtp(now, key, packet),
+            Received::Rtcp(rtcp) if viewer => {
+                let wants_keyframe = media::handle_rtcp(
+                    now,
+                    session,
+                    &self.streams,
+                    rtcp,
+                    &mut self.out,
+                    &mut self.net,
+                );
+                if wants_keyframe {
+                    let name = session.stream.clone();
+                    self.request_keyframe(now, &name);
+                }
+            }
+            // A publisher's RTCP (its SRs, RRs about nothing we send) needs no answer; RTP
+            // from a viewer has nowhere to go.
+            Received::Rtp(_) | Received::Rtcp(_) | Received::Nothing => {}
         }
         self.after_io(now, key);
     }
@@ -236,11 +249,14 @@ impl MediaLoop {
                 }
                 PeerEvent::Connected { profile, after } => {
                     tracing::info!(
-                        session = %session.id, stream = %session.stream, remote = ?session.remote,
-                        dtls_ms = after.as_millis(), srtp = ?profile, "viewer connected"
+                        session = %session.id, stream = %session.stream, role = ?session.role,
+                        remote = ?session.remote, connected_ms = after.as_millis(), srtp = ?profile,
+                        "connected"
                     );
                     session.next_report = Some(now);
-                    if let Some(stream) = self.streams.get_mut(&session.stream) {
+                    if session.role == Role::Play
+                        && let Some(stream) = self.streams.get(&session.stream)
+                    {
                         media::start_viewer(session, stream, &mut self.out, &mut self.net);
                     }
                 }
@@ -276,15 +292,16 @@ impl MediaLoop {
                 fragment,
                 reply,
             } => {
-                drop(reply.send(self.patch(&session, if_match.as_deref(), &fragment)));
+                drop(reply.send(self.patch(now, &session, if_match.as_deref(), &fragment)));
             }
             Command::Delete { session, reply } => {
                 let result = match self.by_id.get(&session).copied() {
                     Some(key) => {
+                        self.ended.push((key, "DELETE".into()));
                         if let Some(s) = self.sessions.get_mut(&key) {
                             s.peer.close(now);
                         }
-                        // close() ends the peer: its Disconnected event schedules the removal.
+                        // Sends the close_notify.
                         self.after_io(now, key);
                         Ok(())
                     }
@@ -307,13 +324,11 @@ impl MediaLoop {
             return Err(EngineError::Overloaded);
         }
         if role == Role::Publish {
-            return Err(EngineError::Unanswerable(
-                "publishing (WHIP) is not supported yet".into(),
-            ));
+            return self.create_publisher(now, name, offer);
         }
         let stream = self
             .streams
-            .get_mut(name)
+            .get(name)
             .ok_or_else(|| EngineError::UnknownStream(name.to_owned()))?;
         let tracks: Vec<OfferedTrack> = stream
             .tracks
@@ -324,23 +339,18 @@ impl MediaLoop {
                 codec: t.codec,
             })
             .collect();
-        let (answer, mut session) = answer_offer(
-            now,
-            offer,
-            name,
-            &tracks,
-            &self.candidates,
-            &self.dtls,
-            &mut self.rng,
-        )?;
-        let key = self.next_key;
-        self.next_key += 1;
-        session.timeout = session.peer.poll_timeout();
-        stream.viewers.push(key);
-        self.by_ufrag
-            .insert(session.peer.local_credentials().ufrag.clone(), key);
-        self.by_id.insert(session.id.clone(), key);
-        tracing::info!(session = %session.id, stream = %name, role = ?session.role, "session created");
+        let cx = OfferContext {
+            role,
+            stream: name,
+            tracks: &tracks,
+            candidates: &self.candidates,
+            dtls: &self.dtls,
+        };
+        let (answer, mut session) = answer_offer(now, offer, &cx, &mut self.rng)?;
+        let key = self.add_session(&mut session);
+        if let Some(stream) = self.streams.get_mut(name) {
+            stream.viewers.push(key);
+        }
         let created = Created {
             session: session.id.clone(),
             answer,
@@ -350,36 +360,81 @@ impl MediaLoop {
         Ok(created)
     }
 
+    /// Gives a new session its key and makes it reachable by ufrag and id.
+    fn add_session(&mut self, session: &mut Session) -> u64 {
+        let key = self.next_key;
+        self.next_key += 1;
+        session.timeout = session.peer.poll_timeout();
+        self.by_ufrag
+            .insert(session.peer.local_credentials().ufrag.clone(), key);
+        self.by_id.insert(session.id.clone(), key);
+        tracing::info!(session = %session.id, stream = %session.stream, role = ?session.role, "session created");
+        key
+    }
+
+    /// `PATCH` with an sdpfrag: trickle (nothing to do for ICE-lite) or an ICE restart.
     fn patch(
         &mut self,
+        now: Instant,
         id: &str,
         if_match: Option<&str>,
         fragment: &str,
-    ) -> Result<crate::control::Patched, EngineError> {
-        let key = self
-            .by_id
-            .get(id)
-            .copied()
-            .ok_or_else(|| EngineError::UnknownSession(id.to_owned()))?;
-        let session = self
-            .sessions
-            .get(&key)
-            .ok_or_else(|| EngineError::UnknownSession(id.to_owned()))?;
-        let restart = fragment
-            .lines()
-            .any(|l| l.starts_with("a=ice-ufrag:") || l.starts_with("a=ice-pwd:"));
-        if !restart {
+    ) -> Result<Patched, EngineError> {
+        let unknown = || EngineError::UnknownSession(id.to_owned());
+        let key = self.by_id.get(id).copied().ok_or_else(unknown)?;
+        let session = self.sessions.get_mut(&key).ok_or_else(unknown)?;
+        let value = |name: &str| {
+            fragment
+                .lines()
+                .find_map(|l| l.trim_end().strip_prefix(name))
+                .map(str::to_owned)
+        };
+        let (ufrag, pwd) = (value("a=ice-ufrag:"), value("a=ice-pwd:"));
+        if ufrag.is_none() && pwd.is_none() {
             // An ICE-lite server learns the peer's addresses from its checks; trickled
             // candidates are accepted and need nothing more (RFC 9725 §4.3.1).
-            return Ok(crate::control::Patched::Trickled);
+            return Ok(Patched::Trickled);
         }
+        // RFC 9725 §4.3.2: an ICE restart must name the ETag of the ICE session it restarts.
         match if_match {
-            None => Err(EngineError::PreconditionRequired),
-            Some(tag) if tag != "*" && tag != session.etag => Err(EngineError::PreconditionFailed),
-            Some(_) => Err(EngineError::Unanswerable(
-                "ICE restart is not supported yet".into(),
-            )),
+            None => return Err(EngineError::PreconditionRequired),
+            Some(tag) if tag != "*" && tag != session.etag => {
+                return Err(EngineError::PreconditionFailed);
+            }
+            Some(_) => {}
         }
+        let (Some(ufrag), Some(pwd)) = (ufrag, pwd) else {
+            return Err(EngineError::BadFragment(
+                "an ICE restart needs both a=ice-ufrag and a=ice-pwd".into(),
+            ));
+        };
+        let local = Credentials::random(&mut self.rng);
+        if !session
+            .peer
+            .restart_ice(now, local.clone(), &Credentials { ufrag, pwd })
+        {
+            return Err(EngineError::Unanswerable(
+                "this session cannot restart ICE".into(),
+            ));
+        }
+        self.by_ufrag.retain(|_, k| *k != key);
+        self.by_ufrag.insert(local.ufrag.clone(), key);
+        session.etag = format!("\"{:016x}\"", self.rng.u64());
+        session.timeout = session.peer.poll_timeout();
+        let mut answer = format!(
+            "a=ice-lite\r\na=ice-ufrag:{}\r\na=ice-pwd:{}\r\n",
+            local.ufrag, local.pwd
+        );
+        for (i, addr) in self.candidates.iter().enumerate() {
+            answer.push_str(&Candidate::host(*addr, i as u16).to_line());
+            answer.push_str("\r\n");
+        }
+        answer.push_str("a=end-of-candidates\r\n");
+        tracing::info!(session = %session.id, "ICE restart");
+        Ok(Patched::Restarted {
+            fragment: answer,
+            etag: session.etag.clone(),
+        })
     }
 
     fn stream_list(&mut self, now: Instant) -> Vec<StreamInfo> {
@@ -387,9 +442,7 @@ impl MediaLoop {
         for (name, stream) in &mut self.streams {
             list.push(StreamInfo {
                 name: name.clone(),
-                kind: match stream.source {
-                    Source::File(_) => "file",
-                },
+                kind: stream.kind(),
                 codecs: stream
                     .tracks
                     .iter()
@@ -449,7 +502,11 @@ impl MediaLoop {
             self.by_ufrag
                 .remove(&session.peer.local_credentials().ufrag);
             self.by_addr.retain(|_, k| *k != key);
-            if let Some(stream) = self.streams.get_mut(&session.stream) {
+            if session.role == Role::Publish
+                && publish::is_current_publisher(&self.streams, key, &session)
+            {
+                self.end_stream(now, &session.stream);
+            } else if let Some(stream) = self.streams.get_mut(&session.stream) {
                 stream.viewers.retain(|k| *k != key);
             }
             let stats = session.peer.stats();
@@ -468,6 +525,6 @@ fn describe(cause: &DisconnectCause) -> String {
         DisconnectCause::Ice(reason) => format!("ICE: {reason:?}"),
         DisconnectCause::Dtls(e) => format!("DTLS: {e}"),
         DisconnectCause::ClosedByPeer => "closed by peer".into(),
-        DisconnectCause::ClosedLocally => "DELETE".into(),
+        DisconnectCause::ClosedLocally => "closed".into(),
     }
 }

@@ -10,7 +10,8 @@ use rtc::ice::Credentials;
 use rtc::peer::{Peer, PeerSetup};
 use rtc::rand::Rng;
 use rtc::sdp::{
-    self, AnswerConfig, Direction, DtlsRole, MediaKind, Negotiated, SessionDescription,
+    self, AnswerConfig, Direction, DtlsRole, HeaderExtension, MediaKind, Negotiated,
+    SessionDescription,
 };
 
 use crate::control::{EngineError, Role};
@@ -30,6 +31,10 @@ pub struct Session {
     pub peer: Peer,
     /// What a viewer receives, one entry per track.
     pub outputs: Vec<Output>,
+    /// What a publisher sends, one entry per accepted m-line.
+    pub inputs: Vec<Input>,
+    /// The publisher's `a=extmap` id for sdes:mid, to map new SSRCs to m-lines.
+    pub mid_extension: Option<u8>,
     /// Strong ETag of the ICE session (RFC 9725 §4.3).
     pub etag: String,
     /// When the offer came.
@@ -38,17 +43,36 @@ pub struct Session {
     pub remote: Option<SocketAddr>,
     /// When `peer` wants `handle_timeout`.
     pub timeout: Option<Instant>,
-    /// Next Sender Report.
+    /// Next Sender (viewer) or Receiver (publisher) Report.
     pub next_report: Option<Instant>,
     /// Last time a PLI/FIR was acted on, to rate-limit keyframe replays.
     pub last_keyframe_request: Option<Instant>,
-    /// Counters for the end-of-session log line.
+    /// NACKed packets (received from a viewer, or sent to a publisher).
     pub nacks: u64,
-    /// PLI/FIR received.
+    /// PLI/FIR received (viewer) or sent (publisher).
     pub keyframe_requests: u64,
+    /// Publisher: when media last arrived (a silent publisher may be taken over).
+    pub last_media: Option<Instant>,
 }
 
-/// A track a session can be offered: its codec and index in the stream.
+/// One m-line of a publisher.
+#[derive(Debug)]
+pub struct Input {
+    /// `a=mid`.
+    pub mid: String,
+    /// The codec negotiated for it.
+    pub codec: Codec,
+    /// Its payload type.
+    pub payload_type: u8,
+    /// SSRCs seen on it (from `a=ssrc`, the mid extension or the payload type).
+    pub ssrcs: Vec<u32>,
+    /// Index of the stream track it feeds.
+    pub track: usize,
+    /// Timestamp of the last packet, to find the first packet of each frame.
+    pub last_timestamp: Option<u32>,
+}
+
+/// A track a viewer can be offered: its codec and index in the stream.
 #[derive(Debug, Clone, Copy)]
 pub struct OfferedTrack {
     /// Index of the track in its stream.
@@ -65,43 +89,84 @@ fn sdp_codec(codec: Codec) -> sdp::Codec {
     }
 }
 
-/// Answers a WHEP offer for a stream with `tracks`: returns the answer text and a session
-/// ready to receive the viewer's ICE checks.
-#[allow(clippy::too_many_arguments)]
+fn our_codec(codec: sdp::Codec) -> Option<Codec> {
+    match codec {
+        sdp::Codec::Vp8 => Some(Codec::Vp8),
+        sdp::Codec::H264(_) => Some(Codec::H264),
+        sdp::Codec::Opus => Some(Codec::Opus),
+    }
+}
+
+/// What an offer is answered with and for.
+#[derive(Debug)]
+pub struct OfferContext<'a> {
+    /// WHIP or WHEP.
+    pub role: Role,
+    /// The stream's name.
+    pub stream: &'a str,
+    /// Viewer: the stream's tracks.
+    pub tracks: &'a [OfferedTrack],
+    /// Our candidates.
+    pub candidates: &'a [SocketAddr],
+    /// Our DTLS certificate and settings.
+    pub dtls: &'a Arc<DtlsConfig>,
+}
+
+/// Answers a WHIP or WHEP offer: returns the answer text and a session ready to receive
+/// the peer's ICE checks. A publisher's inputs have `track` unset (0); the engine maps them.
 pub fn answer_offer(
     now: Instant,
     offer: &str,
-    stream: &str,
-    tracks: &[OfferedTrack],
-    candidates: &[SocketAddr],
-    dtls: &Arc<DtlsConfig>,
+    cx: &OfferContext<'_>,
     rng: &mut Rng,
 ) -> Result<(String, Session), EngineError> {
     let offer =
         SessionDescription::parse(offer).map_err(|e| EngineError::BadOffer(e.to_string()))?;
     let credentials = Credentials::random(rng);
-    let fingerprint = dtls.certificate().fingerprint().0;
+    let fingerprint = cx.dtls.certificate().fingerprint().0;
+    let direction = if cx.role == Role::Play {
+        Direction::SendOnly
+    } else {
+        Direction::RecvOnly
+    };
     let mut config = AnswerConfig::new(
         &credentials.ufrag,
         &credentials.pwd,
         fingerprint,
-        candidates.to_vec(),
-        Direction::SendOnly,
+        cx.candidates.to_vec(),
+        direction,
     );
-    config.codecs = tracks.iter().map(|t| sdp_codec(t.codec)).collect();
-    // Only what we send is worth announcing; we add no header extensions to file media.
-    config.extensions.clear();
-    config.stream_id = stream.to_owned();
-    // We retransmit plain copies on the media SSRC (see router::output); no RTX stream.
+    if cx.role == Role::Play {
+        config.codecs = cx.tracks.iter().map(|t| sdp_codec(t.codec)).collect();
+        // We add no header extensions to what we send (the source's are stripped).
+        config.extensions.clear();
+    } else {
+        // sdes:mid maps SSRCs to m-lines; transport-cc and abs-send-time feed congestion
+        // control feedback.
+        config.extensions = vec![
+            HeaderExtension::SdesMid,
+            HeaderExtension::TransportWideCc,
+            HeaderExtension::AbsSendTime,
+        ];
+    }
+    config.stream_id = cx.stream.to_owned();
+    // Retransmissions travel as plain copies on the media SSRC both ways; no RTX streams.
     config.rtx = false;
     let (answer, negotiated) =
         sdp::answer(&offer, &config, rng).map_err(|e| EngineError::Unanswerable(e.to_string()))?;
-    let outputs = outputs(&negotiated, tracks, rng);
-    if outputs.is_empty() {
+    let (outputs, inputs) = match cx.role {
+        Role::Play => (outputs(&negotiated, cx.tracks, rng), Vec::new()),
+        Role::Publish => (Vec::new(), inputs(&negotiated)),
+    };
+    if outputs.is_empty() && inputs.is_empty() {
         return Err(EngineError::Unanswerable(
-            "the offer accepts none of this stream's tracks".into(),
+            "no m-line carries media we can use".into(),
         ));
     }
+    let mid_extension = negotiated
+        .media
+        .iter()
+        .find_map(|m| m.extension_id(HeaderExtension::SdesMid));
     let setup = peer_setup(&negotiated)?;
     let remote = Credentials {
         ufrag: negotiated.remote_ice_ufrag.clone(),
@@ -109,19 +174,20 @@ pub fn answer_offer(
     };
     let peer = Peer::new_lite(
         now,
-        Arc::clone(dtls),
+        Arc::clone(cx.dtls),
         credentials,
         &remote,
         &setup,
         Rng::system(),
     );
-    let id = hex(&rng.bytes::<12>());
     let session = Session {
-        id,
-        role: Role::Play,
-        stream: stream.to_owned(),
+        id: hex(&rng.bytes::<12>()),
+        role: cx.role,
+        stream: cx.stream.to_owned(),
         peer,
         outputs,
+        inputs,
+        mid_extension,
         etag: format!("\"{}\"", hex(&rng.bytes::<8>())),
         created: now,
         remote: None,
@@ -130,6 +196,7 @@ pub fn answer_offer(
         last_keyframe_request: None,
         nacks: 0,
         keyframe_requests: 0,
+        last_media: None,
     };
     Ok((answer.to_string(), session))
 }
@@ -145,20 +212,43 @@ fn outputs(negotiated: &Negotiated, tracks: &[OfferedTrack], rng: &mut Rng) -> V
         let video = media.kind == MediaKind::Video;
         let found = tracks.iter().find_map(|t| {
             let pt = media.payload_type(sdp_codec(t.codec))?;
-            (t.codec.is_video() == video).then_some((t.index, pt))
+            (t.codec.is_video() == video).then_some((t, pt))
         });
-        if let (Some((index, pt)), Some(ssrc)) = (found, media.local_ssrc) {
+        if let (Some((track, pt)), Some(ssrc)) = (found, media.local_ssrc) {
+            let (seq, offset) = (rng.u32() as u16, rng.u32());
             outputs.push(Output::new(
-                index,
+                track.index,
                 pt,
                 ssrc,
-                rng.u32() as u16,
-                rng.u32(),
+                seq,
+                offset,
                 video,
+                track.codec == Codec::Vp8,
             ));
         }
     }
     outputs
+}
+
+/// One input per accepted m-line the publisher sends on.
+fn inputs(negotiated: &Negotiated) -> Vec<Input> {
+    let receiving = negotiated
+        .media
+        .iter()
+        .filter(|m| matches!(m.direction, Direction::RecvOnly | Direction::SendRecv));
+    receiving
+        .filter_map(|m| {
+            let chosen = m.codecs.first()?;
+            Some(Input {
+                mid: m.mid.clone(),
+                codec: our_codec(chosen.codec)?,
+                payload_type: chosen.pt,
+                ssrcs: m.remote_ssrcs.iter().map(|s| s.ssrc).collect(),
+                track: 0,
+                last_timestamp: None,
+            })
+        })
+        .collect()
 }
 
 fn peer_setup(negotiated: &Negotiated) -> Result<PeerSetup, EngineError> {
@@ -174,6 +264,38 @@ fn peer_setup(negotiated: &Negotiated) -> Result<PeerSetup, EngineError> {
         remote_fingerprint: Fingerprint(fingerprint),
         dtls_client: negotiated.dtls_role == DtlsRole::Client,
     })
+}
+
+impl Session {
+    /// The input a publisher's packet belongs to: by SSRC, else by its mid header
+    /// extension, else by payload type; a newly matched SSRC is remembered.
+    pub fn input_for(
+        &mut self,
+        ssrc: u32,
+        payload_type: u8,
+        mid: Option<&[u8]>,
+    ) -> Option<&mut Input> {
+        let index = self
+            .inputs
+            .iter()
+            .position(|i| i.ssrcs.contains(&ssrc))
+            .or_else(|| {
+                let by_mid =
+                    mid.and_then(|mid| self.inputs.iter().position(|i| i.mid.as_bytes() == mid));
+                let found = by_mid.or_else(|| {
+                    self.inputs
+                        .iter()
+                        .position(|i| i.payload_type == payload_type)
+                })?;
+                let input = self.inputs.get_mut(found)?;
+                // Bounded: a publisher cannot make us remember SSRCs without limit.
+                if input.ssrcs.len() < 8 {
+                    input.ssrcs.push(ssrc);
+                }
+                Some(found)
+            })?;
+        self.inputs.get_mut(index)
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {

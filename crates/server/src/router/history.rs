@@ -90,10 +90,10 @@ mod tests {
         assert_eq!(h.get(9), Some(&[9u8; 3][..]));
         assert_eq!(h.get(10), None, "not yet");
         assert_eq!(h.keyframe_start(), Some(7));
-        for i in 10..15u8 {
+        for i in 10..16u8 {
             h.push(&[i], false);
         }
         assert_eq!(h.keyframe_start(), None, "the keyframe left the ring");
-        assert_eq!(h.next_index(), 15);
+        assert_eq!(h.next_index(), 16);
     }
 }

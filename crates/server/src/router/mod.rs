@@ -21,8 +21,11 @@ pub struct Track {
     pub codec: Codec,
     /// Its recent packets.
     pub history: History,
-    /// Packets and bytes received from the source, for the API's bitrate.
+    /// Bytes received from the source, for the API's bitrate.
     pub bytes: u64,
+    /// The last source RTP timestamp and when it arrived (live sources: Sender Reports
+    /// extrapolate from it).
+    pub last_rtp: Option<(u32, Instant)>,
 }
 
 impl Track {
@@ -37,7 +40,16 @@ impl Track {
             codec,
             history: History::new(capacity),
             bytes: 0,
+            last_rtp: None,
         }
+    }
+
+    /// The source RTP timestamp now, extrapolated from the last packet (None before any).
+    pub fn rtp_timestamp_at(&self, now: Instant) -> Option<u32> {
+        let (ts, at) = self.last_rtp?;
+        let elapsed = now.saturating_duration_since(at);
+        let units = elapsed.as_micros() * u128::from(self.codec.clock_rate()) / 1_000_000;
+        Some(ts.wrapping_add(units as u32))
     }
 }
 
@@ -46,6 +58,13 @@ impl Track {
 pub enum Source {
     /// A file (or the built-in sample) played in a loop.
     File(FilePlayer),
+    /// A WHIP publisher: its session.
+    Live {
+        /// The publishing session.
+        publisher: u64,
+        /// Last keyframe request sent to it (viewers' PLIs are aggregated and rate-limited).
+        last_keyframe_request: Option<Instant>,
+    },
 }
 
 /// A stream: a source, its tracks and its viewers.
@@ -59,7 +78,7 @@ pub struct Stream {
     pub viewers: Vec<u64>,
     /// When it started.
     pub since: SystemTime,
-    /// Bitrate measurement: bytes at the start of the current window.
+    /// Bitrate measurement: when the window started, bytes then, the last rate.
     window: (Instant, u64, u64),
 }
 
@@ -71,12 +90,45 @@ impl Stream {
             .iter()
             .map(|t| Track::new(t.track().codec))
             .collect();
+        Self::new(Source::File(player), tracks, now)
+    }
+
+    /// A live stream fed by session `publisher`.
+    pub fn live(publisher: u64, codecs: &[Codec], now: Instant) -> Self {
+        let tracks = codecs.iter().map(|&c| Track::new(c)).collect();
+        Self::new(
+            Source::Live {
+                publisher,
+                last_keyframe_request: None,
+            },
+            tracks,
+            now,
+        )
+    }
+
+    fn new(source: Source, tracks: Vec<Track>, now: Instant) -> Self {
         Stream {
-            source: Source::File(player),
+            source,
             tracks,
             viewers: Vec::new(),
             since: SystemTime::now(),
             window: (now, 0, 0),
+        }
+    }
+
+    /// `file` or `live`.
+    pub fn kind(&self) -> &'static str {
+        match self.source {
+            Source::File(_) => "file",
+            Source::Live { .. } => "live",
+        }
+    }
+
+    /// The source RTP timestamp of track `index` now (for Sender Reports).
+    pub fn rtp_timestamp_at(&self, index: usize, now: Instant) -> Option<u32> {
+        match &self.source {
+            Source::File(player) => player.rtp_timestamp_at(index, now),
+            Source::Live { .. } => self.tracks.get(index)?.rtp_timestamp_at(now),
         }
     }
 

@@ -1,8 +1,14 @@
 //! One track as one viewer receives it: that viewer's SSRC, payload type, sequence numbers
 //! and timestamp offset, rewritten into each packet in place (the source's packet is copied
 //! once into the send buffer, then patched — no parsing beyond the fixed header).
+//!
+//! When the source changes under a viewer (a publisher reconnecting under the same name), the
+//! output switches at the new source's first keyframe and re-bases timestamps and VP8
+//! PictureID/TL0PICIDX so they continue where they were: Chrome drops frames whose picture
+//! ids jump ("invalid frame references", INTEROP-NOTES.md), and the viewer never renegotiates.
 
-use rtc::rtp::{ExtIdMap, RtpPacketMut};
+use media::vp8::{self, Descriptor, PictureId};
+use rtc::rtp::{ExtIdMap, RtpPacket, RtpPacketMut};
 
 /// How many of our sequence numbers we can map back to source packets for NACKs.
 const SENT_RING: usize = 2048;
@@ -34,6 +40,28 @@ pub struct Output {
     pub octets: u32,
     /// The header-extension ids this viewer negotiated, from the source's ids.
     ext_map: ExtIdMap,
+    /// The source SSRC we follow; another one means the source changed.
+    source_ssrc: Option<u32>,
+    /// VP8 only: offsets added to the source's 15-bit PictureID and TL0PICIDX, and the last
+    /// values sent.
+    vp8: Option<Vp8Ids>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Vp8Ids {
+    picture_offset: u16,
+    tl0_offset: u8,
+    last_picture: Option<u16>,
+    last_tl0: Option<u8>,
+}
+
+/// What to do with a source packet for one viewer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Send it.
+    Send,
+    /// Skip it: waiting for a keyframe (at the start, or to switch sources).
+    Skip,
 }
 
 impl Output {
@@ -45,6 +73,7 @@ impl Output {
         seq: u16,
         ts_offset: u32,
         video: bool,
+        is_vp8: bool,
     ) -> Self {
         Output {
             track,
@@ -58,7 +87,37 @@ impl Output {
             packets: 0,
             octets: 0,
             ext_map: ExtIdMap::drop_all(),
+            source_ssrc: None,
+            vp8: is_vp8.then(Vp8Ids::default),
         }
+    }
+
+    /// Decides whether a source packet goes to this viewer. A video output starts, and
+    /// switches to a new source SSRC, only at a keyframe; audio switches at once. On a switch
+    /// the numbering is re-based to continue: timestamps one `gap` after the last sent.
+    pub fn admit(
+        &mut self,
+        packet: &RtpPacket<'_>,
+        keyframe_start: bool,
+        video: bool,
+        gap: u32,
+    ) -> Admit {
+        let ssrc = packet.ssrc();
+        if self.source_ssrc == Some(ssrc) && !self.waiting_for_keyframe {
+            return Admit::Send;
+        }
+        if video && !keyframe_start {
+            return Admit::Skip;
+        }
+        if self.source_ssrc.is_some_and(|s| s != ssrc) {
+            self.rebase(packet.timestamp(), gap);
+            if let Some(ids) = &mut self.vp8 {
+                ids.rebase(packet.payload());
+            }
+        }
+        self.source_ssrc = Some(ssrc);
+        self.waiting_for_keyframe = false;
+        Admit::Send
     }
 
     /// Re-bases timestamps so that a packet with source timestamp `source_ts` goes out one
@@ -90,6 +149,10 @@ impl Output {
         packet.set_timestamp(ts);
         packet.set_payload_type(self.payload_type);
         packet.remap_extensions(&self.ext_map);
+        let header_len = packet.as_packet().header_len();
+        if let (Some(ids), Some(payload)) = (&mut self.vp8, buf.get_mut(header_len..)) {
+            ids.rewrite(payload);
+        }
         if let Some(slot) = self.sent.get_mut(usize::from(seq) % SENT_RING) {
             *slot = (seq, index, ts);
         }
@@ -110,6 +173,11 @@ impl Output {
         packet.set_timestamp(ts);
         packet.set_payload_type(self.payload_type);
         packet.remap_extensions(&self.ext_map);
+        let header_len = packet.as_packet().header_len();
+        // The same offsets as when first sent: a switch since then only moved later packets.
+        if let (Some(ids), Some(payload)) = (self.vp8, buf.get_mut(header_len..)) {
+            ids.apply(payload);
+        }
         true
     }
 
@@ -120,6 +188,46 @@ impl Output {
             .get(usize::from(seq) % SENT_RING)
             .filter(|(s, i, _)| *s == seq && *i != u64::MAX)
             .map(|(_, i, ts)| (*i, *ts))
+    }
+}
+
+impl Vp8Ids {
+    /// Offsets so that the picture in `payload` follows the last one sent.
+    fn rebase(&mut self, payload: &[u8]) {
+        let Ok(d) = Descriptor::parse(payload) else {
+            return;
+        };
+        if let (Some(PictureId::Long(id)), Some(last)) = (d.picture_id, self.last_picture) {
+            self.picture_offset = last.wrapping_add(1).wrapping_sub(id) & 0x7fff;
+        }
+        if let (Some(tl0), Some(last)) = (d.tl0picidx, self.last_tl0) {
+            self.tl0_offset = last.wrapping_add(1).wrapping_sub(tl0);
+        }
+    }
+
+    /// Applies the offsets in place and remembers what was sent.
+    fn rewrite(&mut self, payload: &mut [u8]) {
+        self.apply(payload);
+        if let Ok(d) = Descriptor::parse(payload) {
+            if let Some(PictureId::Long(id)) = d.picture_id {
+                self.last_picture = Some(id);
+            }
+            self.last_tl0 = d.tl0picidx.or(self.last_tl0);
+        }
+    }
+
+    fn apply(self, payload: &mut [u8]) {
+        let Ok(d) = Descriptor::parse(payload) else {
+            return;
+        };
+        // A 7-bit PictureID cannot take an offset in place (its size would change); such
+        // sources keep their ids.
+        if let Some(PictureId::Long(id)) = d.picture_id {
+            let _ = vp8::set_picture_id(payload, id.wrapping_add(self.picture_offset) & 0x7fff);
+        }
+        if let Some(tl0) = d.tl0picidx {
+            let _ = vp8::set_tl0picidx(payload, tl0.wrapping_add(self.tl0_offset));
+        }
     }
 }
 
@@ -145,7 +253,7 @@ mod tests {
 
     #[test]
     fn rewrites_numbering_and_remembers_for_nacks() {
-        let mut out = Output::new(0, 120, 0xabcd, 65535, 1000, true);
+        let mut out = Output::new(0, 120, 0xabcd, 65535, 1000, true, false);
         let mut p = packet(7, 90_000);
         assert!(out.rewrite(&mut p, 42));
         let v = RtpPacket::parse(&p).unwrap();

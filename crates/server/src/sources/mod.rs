@@ -45,6 +45,12 @@ impl Codec {
         }
     }
 
+    /// The RTP timestamp step between two frames, used to continue a viewer's timeline
+    /// across a source switch (30 fps video, 20 ms audio).
+    pub fn frame_gap(self) -> u32 {
+        if self.is_video() { 3000 } else { 960 }
+    }
+
     /// The codec's name as SDP and the API write it.
     pub fn name(self) -> &'static str {
         match self {

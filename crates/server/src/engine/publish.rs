@@ -1,0 +1,207 @@
+//! WHIP publishers: a live stream is made (or taken over) from an offer, the publisher's
+//! packets feed its tracks, viewers' keyframe requests reach it, and its end ends the stream.
+
+use std::time::{Duration, Instant};
+
+use rtc::rtcp::RtcpWriter;
+use rtc::rtp::RtpPacket;
+
+use super::MediaLoop;
+use super::media;
+use super::session::{OfferContext, Session, answer_offer};
+use crate::control::{Created, EngineError, Role};
+use crate::router::{Source, Stream};
+use crate::sources::Codec;
+
+/// A publisher silent this long may be replaced by a new one under the same name: that is how
+/// a publisher that crashed or lost its network reconnects without waiting for ICE consent
+/// (30 s) to expire.
+pub const TAKEOVER_AFTER: Duration = Duration::from_secs(2);
+/// Keyframe requests to a publisher are aggregated over viewers and sent at most this often.
+const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
+
+impl MediaLoop {
+    /// `POST /whip/{name}`.
+    pub(super) fn create_publisher(
+        &mut self,
+        now: Instant,
+        name: &str,
+        offer: &str,
+    ) -> Result<Created, EngineError> {
+        let previous = match self.streams.get(name).map(|s| &s.source) {
+            Some(Source::File(_)) => return Err(EngineError::StreamBusy(name.to_owned())),
+            Some(Source::Live { publisher, .. }) => Some(*publisher),
+            None => None,
+        };
+        if let Some(old) = previous.and_then(|key| self.sessions.get(&key).map(|s| (key, s))) {
+            let (_, session) = old;
+            let last = session.last_media.unwrap_or(session.created);
+            if now.saturating_duration_since(last) < TAKEOVER_AFTER {
+                return Err(EngineError::StreamBusy(name.to_owned()));
+            }
+        }
+        let cx = OfferContext {
+            role: Role::Publish,
+            stream: name,
+            tracks: &[],
+            candidates: &self.candidates,
+            dtls: &self.dtls,
+        };
+        let (answer, mut session) = answer_offer(now, offer, &cx, &mut self.rng)?;
+        let key = self.add_session(&mut session);
+        let stream = self
+            .streams
+            .entry(name.to_owned())
+            .or_insert_with(|| Stream::live(key, &[], now));
+        // Inputs feed the stream's track of the same kind; a kind it lacks gets a new track.
+        for input in &mut session.inputs {
+            let found = stream
+                .tracks
+                .iter()
+                .position(|t| t.codec.is_video() == input.codec.is_video());
+            input.track = found.unwrap_or_else(|| {
+                stream.tracks.push(crate::router::Track::new(input.codec));
+                stream.tracks.len() - 1
+            });
+            if let Some(track) = stream.tracks.get(input.track)
+                && track.codec != input.codec
+            {
+                tracing::warn!(stream = %name, was = track.codec.name(), now = input.codec.name(), "publisher changed codec; viewers of the old one get nothing");
+            }
+        }
+        stream.source = Source::Live {
+            publisher: key,
+            last_keyframe_request: None,
+        };
+        if let Some(old) = previous.filter(|old| *old != key) {
+            tracing::info!(stream = %name, "a new publisher takes over the stream");
+            self.ended
+                .push((old, "taken over by a new publisher".into()));
+            if let Some(s) = self.sessions.get_mut(&old) {
+                s.peer.close(now);
+            }
+            self.after_io(now, old);
+        }
+        let created = Created {
+            session: session.id.clone(),
+            answer,
+            etag: session.etag.clone(),
+        };
+        self.sessions.insert(key, session);
+        Ok(created)
+    }
+
+    /// A plain RTP packet from publisher `key`.
+    pub(super) fn on_publisher_rtp(&mut self, now: Instant, key: u64, packet: &[u8]) {
+        let Ok(view) = RtpPacket::parse(packet) else {
+            return;
+        };
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        session.last_media = Some(now);
+        let mid = session.mid_extension.and_then(|id| view.extension(id));
+        let Some(input) = session.input_for(view.ssrc(), view.payload_type(), mid) else {
+            return;
+        };
+        if view.payload_type() != input.payload_type {
+            return;
+        }
+        // The first packet of a frame (a new timestamp) may start a keyframe.
+        let first_of_frame = input.last_timestamp != Some(view.timestamp());
+        input.last_timestamp = Some(view.timestamp());
+        let keyframe_start = first_of_frame
+            && match input.codec {
+                Codec::Vp8 => ::media::vp8::payload_starts_keyframe(view.payload()),
+                Codec::H264 => ::media::h264::payload_starts_keyframe(view.payload()),
+                Codec::Opus => false,
+            };
+        let track = input.track;
+        let name = session.stream.clone();
+        let Some(stream) = self.streams.get_mut(&name) else {
+            return;
+        };
+        if !matches!(stream.source, Source::Live { publisher, .. } if publisher == key) {
+            return;
+        }
+        super::media::forward_live(
+            now,
+            stream,
+            track,
+            packet,
+            keyframe_start,
+            &mut self.sessions,
+            &mut self.out,
+            &mut self.net,
+        );
+    }
+
+    /// Asks the publisher of `name` for a keyframe (RFC 4585 §6.3.1 PLI on each video SSRC),
+    /// at most every [`KEYFRAME_REQUEST_INTERVAL`].
+    pub(super) fn request_keyframe(&mut self, now: Instant, name: &str) {
+        let Some(Stream {
+            source:
+                Source::Live {
+                    publisher,
+                    last_keyframe_request,
+                },
+            ..
+        }) = self.streams.get_mut(name)
+        else {
+            return;
+        };
+        if last_keyframe_request
+            .is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_REQUEST_INTERVAL)
+        {
+            return;
+        }
+        *last_keyframe_request = Some(now);
+        let Some(session) = self.sessions.get_mut(publisher) else {
+            return;
+        };
+        let ssrcs: Vec<u32> = session
+            .inputs
+            .iter()
+            .filter(|i| i.codec.is_video())
+            .flat_map(|i| i.ssrcs.iter().copied())
+            .collect();
+        if ssrcs.is_empty() {
+            return;
+        }
+        self.out.clear();
+        let mut writer = RtcpWriter::new(&mut self.out);
+        let mut ok = writer.rr(1, &[]).is_ok();
+        for ssrc in ssrcs {
+            ok &= writer.pli(1, ssrc).is_ok();
+        }
+        if ok {
+            session.keyframe_requests += 1;
+            media::send_rtcp(&mut session.peer, &mut self.out, &mut self.net);
+        }
+    }
+
+    /// The publisher of `name` is gone: viewers get RTCP BYE and are closed, the stream ends.
+    pub(super) fn end_stream(&mut self, now: Instant, name: &str) {
+        let Some(stream) = self.streams.remove(name) else {
+            return;
+        };
+        tracing::info!(stream = %name, viewers = stream.viewers.len(), "live stream ended");
+        for key in stream.viewers {
+            self.ended.push((key, "the stream ended".into()));
+            if let Some(viewer) = self.sessions.get_mut(&key) {
+                media::send_bye(viewer, &mut self.out, &mut self.net);
+                viewer.peer.close(now);
+            }
+            self.after_io(now, key);
+        }
+    }
+}
+
+/// Whether a session is the current publisher of its stream.
+pub(super) fn is_current_publisher(
+    streams: &std::collections::BTreeMap<String, Stream>,
+    key: u64,
+    session: &Session,
+) -> bool {
+    matches!(streams.get(&session.stream).map(|s| &s.source), Some(Source::Live { publisher, .. }) if *publisher == key)
+}
