@@ -4,6 +4,7 @@ mod config;
 mod control;
 mod engine;
 mod http;
+mod recorder;
 mod router;
 mod sources;
 
