@@ -31,6 +31,11 @@ pub struct Config {
     #[arg(long, env = "LEANRTC_MEDIA_DIR")]
     pub media_dir: Option<PathBuf>,
 
+    /// Record every track a WHIP publisher sends into this folder (created if missing):
+    /// `{stream}-{UTC time}.ivf` (VP8), `.ogg` (Opus) or `.h264` (Annex B).
+    #[arg(long, env = "LEANRTC_RECORD_DIR")]
+    pub record_dir: Option<PathBuf>,
+
     /// Require `Authorization: Bearer TOKEN` on WHIP/WHEP requests.
     #[arg(long, env = "LEANRTC_TOKEN", hide_env_values = true)]
     pub token: Option<String>,

@@ -12,7 +12,10 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+use std::net::SocketAddr;
+
 use crate::config::Config;
+use crate::control::EngineHandle;
 
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
@@ -24,33 +27,53 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
 
-    let engine = engine::start(&config)
-        .with_context(|| format!("cannot bind the media port {}", config.udp))?;
+    let engine::Engine {
+        handle,
+        udp_addr,
+        thread,
+    } = engine::start(&config).context("cannot start the media engine")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start tokio")?;
-    runtime.block_on(serve(config, engine))
+    runtime.block_on(serve(config, handle, udp_addr))?;
+    // The HTTP side held the last handles: the media thread now finishes the recordings and
+    // ends. Wait for it, so no file is left half-written.
+    if thread.join().is_err() {
+        tracing::error!("the media thread panicked");
+    }
+    Ok(())
 }
 
-async fn serve(config: Config, engine: engine::Engine) -> anyhow::Result<()> {
+async fn serve(config: Config, engine: EngineHandle, udp_addr: SocketAddr) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.http)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
     tracing::info!(
-        http = %listener.local_addr()?, udp = %engine.udp_addr,
+        http = %listener.local_addr()?, udp = %udp_addr,
         "leanrtc {} ready: open http://{}/", env!("CARGO_PKG_VERSION"), listener.local_addr()?
     );
     let app = http::router(http::AppState {
-        engine: engine.handle.clone(),
+        engine,
         token: config.token.clone(),
     });
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            // Ctrl-C or SIGTERM ends the server; sessions simply stop.
-            let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("shutting down");
-        })
+        .with_graceful_shutdown(shutdown_signal())
         .await
         .context("HTTP server failed")
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => drop(sig.recv().await),
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
 }

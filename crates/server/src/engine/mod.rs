@@ -23,6 +23,7 @@ use self::net::Net;
 use self::session::{OfferContext, OfferedTrack, Session, answer_offer};
 use crate::config::Config;
 use crate::control::{Command, Created, EngineError, EngineHandle, Patched, Role, StreamInfo};
+use crate::recorder::Recorder;
 use crate::router::{Source, Stream};
 use crate::sources::{self, FilePlayer};
 use rtc::ice::Credentials;
@@ -46,6 +47,8 @@ pub struct Engine {
     pub handle: EngineHandle,
     /// The UDP address actually bound (the port may have been 0).
     pub udp_addr: SocketAddr,
+    /// The media thread; it ends (finishing recordings) once every handle is dropped.
+    pub thread: std::thread::JoinHandle<()>,
 }
 
 /// Why the engine could not start.
@@ -67,6 +70,14 @@ pub fn start(config: &Config) -> Result<Engine, StartError> {
     let files = match &config.media_dir {
         Some(dir) => sources::scan_media_dir(dir)?,
         None => sources::builtin_sample()?,
+    };
+    let recorder = match &config.record_dir {
+        Some(dir) => {
+            Recorder::check_dir(dir)?;
+            tracing::info!(dir = %dir.display(), "recording published tracks");
+            Some(Recorder::spawn(dir.clone())?)
+        }
+        None => None,
     };
     let poll = Poll::new()?;
     let net = Net::bind(config.udp, poll.registry(), SOCKET, config.test_send_loss)?;
@@ -113,13 +124,15 @@ pub fn start(config: &Config) -> Result<Engine, StartError> {
         out: Vec::with_capacity(2048),
         next_tick: now,
         dropped_unknown: 0,
+        recorder,
     };
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("media".into())
         .spawn(move || media.run())?;
     Ok(Engine {
         handle: EngineHandle::new(tx, wake),
         udp_addr,
+        thread,
     })
 }
 
@@ -143,6 +156,8 @@ struct MediaLoop {
     out: Vec<u8>,
     next_tick: Instant,
     dropped_unknown: u64,
+    /// Writes published tracks to files (`--record-dir`), on its own thread.
+    recorder: Option<Recorder>,
 }
 
 impl MediaLoop {
@@ -502,6 +517,11 @@ impl MediaLoop {
             self.by_ufrag
                 .remove(&session.peer.local_credentials().ufrag);
             self.by_addr.retain(|_, k| *k != key);
+            if let (Role::Publish, Some(recorder)) = (session.role, &mut self.recorder) {
+                for i in 0..session.inputs.len() {
+                    recorder.end(publish::recording_id(key, i));
+                }
+            }
             if session.role == Role::Publish
                 && publish::is_current_publisher(&self.streams, key, &session)
             {

@@ -10,6 +10,7 @@ use super::MediaLoop;
 use super::media;
 use super::session::{OfferContext, Session, answer_offer};
 use crate::control::{Created, EngineError, Role};
+use crate::recorder::RecordCodec;
 use crate::router::{Source, Stream};
 use crate::sources::Codec;
 
@@ -69,6 +70,11 @@ impl MediaLoop {
                 tracing::warn!(stream = %name, was = track.codec.name(), now = input.codec.name(), "publisher changed codec; viewers of the old one get nothing");
             }
         }
+        if let Some(recorder) = &mut self.recorder {
+            for (i, input) in session.inputs.iter().enumerate() {
+                recorder.start(recording_id(key, i), name, record_codec(input.codec));
+            }
+        }
         stream.source = Source::Live {
             publisher: key,
             last_keyframe_request: None,
@@ -117,6 +123,12 @@ impl MediaLoop {
                 Codec::Opus => false,
             };
         let track = input.track;
+        if let (Some(recorder), Some(i)) = (
+            &mut self.recorder,
+            session.inputs.iter().position(|i| i.track == track),
+        ) {
+            recorder.packet(recording_id(key, i), packet);
+        }
         let name = session.stream.clone();
         let Some(stream) = self.streams.get_mut(&name) else {
             return;
@@ -194,6 +206,19 @@ impl MediaLoop {
             }
             self.after_io(now, key);
         }
+    }
+}
+
+/// The recorder's id for input `index` of session `key`.
+pub(super) fn recording_id(key: u64, index: usize) -> u64 {
+    key * 16 + index as u64
+}
+
+fn record_codec(codec: Codec) -> RecordCodec {
+    match codec {
+        Codec::Vp8 => RecordCodec::Vp8,
+        Codec::H264 => RecordCodec::H264,
+        Codec::Opus => RecordCodec::Opus,
     }
 }
 

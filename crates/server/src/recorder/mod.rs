@@ -12,9 +12,6 @@
 //! Files are `{stream}-{UTC time}.ivf` (VP8), `.ogg` (Opus) or `.h264` (Annex B); see
 //! [`track`] for what goes in them and what a killed process leaves behind.
 
-// The media thread starts using this with `--record-dir`; until then only tests do.
-#![cfg_attr(not(test), allow(dead_code))]
-
 mod name;
 mod track;
 
@@ -142,6 +139,7 @@ impl Recorder {
         self.send(Cmd::End(track_id));
     }
 
+    #[cfg(test)]
     /// Packets of `track_id` dropped so far because the recorder fell behind.
     pub fn dropped(&self, track_id: u64) -> u64 {
         self.dropped.get(&track_id).copied().unwrap_or(0)
