@@ -2,6 +2,10 @@
 
 use clap::Parser;
 
+// The media thread will drive it; until it is wired, only its tests compile it.
+#[cfg(test)]
+mod udp;
+
 /// leanrtc: a small WebRTC media server (WHIP/WHEP, file playback, recording, SFU).
 #[derive(Debug, Parser)]
 #[command(name = "leanrtc", version, about)]
