@@ -150,40 +150,32 @@ pub(super) fn send_mmsg(
     msgs: &[OutMsg],
 ) -> io::Result<usize> {
     let n = msgs.len().min(MAX_MSGS);
-    let blank = to_raw(SocketAddr::from(([0, 0, 0, 0], 0)), false);
-    let (mut names, mut name_lens) = ([blank.0; MAX_MSGS], [blank.1; MAX_MSGS]);
-    let (mut ctrls, mut ctrl_lens) = ([Cmsgs([0; CMSG_BUF]); MAX_MSGS], [0usize; MAX_MSGS]);
-    for (i, msg) in msgs.iter().take(n).enumerate() {
+    let mut names = [to_raw(SocketAddr::from(([0, 0, 0, 0], 0)), false); MAX_MSGS];
+    let mut ctrls = [(Cmsgs([0; CMSG_BUF]), 0); MAX_MSGS];
+    for ((msg, name), (ctrl, used)) in msgs.iter().zip(&mut names).zip(&mut ctrls) {
         if msg.iovs.start > msg.iovs.end || msg.iovs.end > iovs.len() {
             return Err(io::ErrorKind::InvalidInput.into());
         }
-        let (raw, len) = to_raw(msg.to, v6);
-        if let (Some(name), Some(name_len), Some(ctrl), Some(ctrl_len)) = (
-            names.get_mut(i),
-            name_lens.get_mut(i),
-            ctrls.get_mut(i),
-            ctrl_lens.get_mut(i),
-        ) {
-            (*name, *name_len) = (raw, len);
-            *ctrl_len = put_cmsgs(ctrl, msg.from, msg.segment);
-        }
+        *name = to_raw(msg.to, v6);
+        *used = put_cmsgs(ctrl, msg.from, msg.segment);
     }
     // SAFETY: all-zero bytes are a valid value of this plain C struct.
     let mut hdrs = unsafe { std::mem::zeroed::<[libc::mmsghdr; MAX_MSGS]>() };
-    let (name_p, ctrl_p) = (names.as_mut_ptr(), ctrls.as_mut_ptr());
-    let meta = name_lens.iter().zip(&ctrl_lens);
-    for (i, ((msg, h), (&name_len, &ctrl_len))) in msgs.iter().zip(&mut hdrs).zip(meta).enumerate()
+    for ((msg, h), ((name, name_len), (ctrl, used))) in msgs
+        .iter()
+        .zip(&mut hdrs)
+        .zip(names.iter_mut().zip(ctrls.iter_mut()))
     {
         let data = iovs.get(msg.iovs.clone()).unwrap_or(&[]);
-        h.msg_hdr.msg_name = name_p.wrapping_add(i).cast();
-        h.msg_hdr.msg_namelen = name_len;
+        h.msg_hdr.msg_name = ptr::from_mut(name).cast();
+        h.msg_hdr.msg_namelen = *name_len;
         // `IoSlice` is documented to be ABI-compatible with `iovec` on Unix; the kernel only
         // reads send buffers, so the `*mut` it asks for is never written through.
         h.msg_hdr.msg_iov = data.as_ptr().cast::<libc::iovec>().cast_mut();
         h.msg_hdr.msg_iovlen = data.len();
-        if ctrl_len > 0 {
-            h.msg_hdr.msg_control = ctrl_p.wrapping_add(i).cast();
-            h.msg_hdr.msg_controllen = ctrl_len as _;
+        if *used > 0 {
+            h.msg_hdr.msg_control = ptr::from_mut(ctrl).cast();
+            h.msg_hdr.msg_controllen = *used as _;
         }
     }
     // SAFETY: the first `n` headers point at `names` and `ctrls` of this frame (with their

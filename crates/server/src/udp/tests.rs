@@ -434,3 +434,11 @@ fn oversized_datagrams_are_counted_and_skipped() {
     }
     assert_eq!((io.stats().rx_datagrams, io.stats().rx_truncated), (2, 1));
 }
+
+#[test]
+fn the_media_thread_can_own_it() {
+    fn moves_to_a_thread<T: Send + 'static>() {}
+    moves_to_a_thread::<UdpIo>();
+    moves_to_a_thread::<RecvBatch>();
+    moves_to_a_thread::<SendBatch>();
+}
