@@ -91,6 +91,8 @@ pub struct SendBatch {
     /// `items.len()` slots of [`SLOT`] bytes (grows to the high-water mark, never shrinks).
     data: Vec<u8>,
     pub(super) items: Vec<Item>,
+    /// Items before this one are done (sent, lost or failed).
+    pub(super) head: usize,
     limit: usize,
     next_seq: u64,
     /// Datagrams refused since the last `take_dropped`.
@@ -103,6 +105,7 @@ impl SendBatch {
         Self {
             data: Vec::new(),
             items: Vec::new(),
+            head: 0,
             limit: limit.max(1),
             next_seq: 0,
             dropped: 0,
@@ -128,6 +131,9 @@ impl SendBatch {
     /// packet in place; queue it with [`SendBatch::commit`]. `None` (counted as a drop) if
     /// the queue is full.
     pub fn buf_mut(&mut self) -> Option<&mut [u8]> {
+        if self.items.len() >= self.limit && self.head > 0 {
+            self.compact();
+        }
         let i = self.items.len();
         if i >= self.limit {
             self.dropped += 1;
@@ -139,8 +145,8 @@ impl SendBatch {
         self.data.get_mut(i * SLOT..(i + 1) * SLOT)
     }
 
-    /// Queues the first `len` bytes last written through [`SendBatch::buf_mut`]. False (a
-    /// drop) if `len` is 0 or over [`SLOT`], or the queue is full.
+    /// Queues the first `len` bytes last written through [`SendBatch::buf_mut`] (with no
+    /// flush in between). False (a drop) if `len` is 0 or over [`SLOT`], or the queue is full.
     pub fn commit(&mut self, to: SocketAddr, from: Option<IpAddr>, len: usize) -> bool {
         let fits =
             self.items.len() < self.limit && self.data.len() >= (self.items.len() + 1) * SLOT;
@@ -160,17 +166,17 @@ impl SendBatch {
 
     /// Whether datagrams wait to be sent (then wait for WRITABLE and flush again).
     pub fn has_pending(&self) -> bool {
-        !self.items.is_empty()
+        self.head < self.items.len()
     }
 
     /// How many datagrams are queued.
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.items.len() - self.head
     }
 
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        !self.has_pending()
     }
 
     /// The bytes of queued item `i`.
@@ -179,16 +185,23 @@ impl SendBatch {
         self.data.get(i * SLOT..i * SLOT + len).unwrap_or(&[])
     }
 
-    /// Forgets the first `n` items (sent, lost or failed), moving the rest to the front.
+    /// Marks the next `n` queued items done; moves the rest to the front once they are at
+    /// most half the queue, so each datagram is copied at most about once.
     pub(super) fn consume(&mut self, n: usize) {
-        let n = n.min(self.items.len());
-        if n == self.items.len() {
+        self.head = (self.head + n).min(self.items.len());
+        if self.head == self.items.len() {
+            self.head = 0;
             self.items.clear();
-            return;
+        } else if self.head * 2 >= self.items.len() {
+            self.compact();
         }
-        self.items.drain(..n);
-        self.data
-            .copy_within(n * SLOT..(n + self.items.len()) * SLOT, 0);
+    }
+
+    fn compact(&mut self) {
+        let (head, len) = (self.head, self.items.len());
+        self.data.copy_within(head * SLOT..len * SLOT, 0);
+        self.items.drain(..head);
+        self.head = 0;
     }
 
     /// Drops counted since the last call.

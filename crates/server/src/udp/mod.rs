@@ -201,7 +201,8 @@ impl UdpIo {
     /// next WRITABLE event. A datagram the kernel refuses otherwise is dropped and counted.
     pub fn flush(&mut self, batch: &mut SendBatch) -> usize {
         self.stats.dropped += batch.take_dropped();
-        let (mut head, mut sent) = (0, 0);
+        let (start, mut sent) = (batch.head, 0);
+        let mut head = start;
         let mut plan = [Planned::default(); MAX_MSGS];
         let mut msgs = [const { OutMsg::EMPTY }; MAX_MSGS];
         while head < batch.items.len() {
@@ -245,7 +246,7 @@ impl UdpIo {
                 }
             }
         }
-        batch.consume(head);
+        batch.consume(head - start);
         sent
     }
 
@@ -326,7 +327,7 @@ impl UdpIo {
         }
         // Lost items after the last message are consumed with it.
         if let Some(p) = m.checked_sub(1).and_then(|l| plan.get_mut(l)) {
-            while lost(p.end) && p.end < items.len() {
+            while p.end < items.len() && lost(p.end) {
                 p.end += 1;
             }
         }

@@ -343,6 +343,37 @@ fn a_full_queue_drops_and_counts() {
 }
 
 #[test]
+fn a_blocked_queue_makes_room_and_keeps_order() {
+    let mut io = UdpIo::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    io.set_gso_segments(1);
+    let p = peer("127.0.0.1:0");
+    let dst = p.local_addr().unwrap();
+    let mut out = SendBatch::new(100);
+    let mut next = 0u16;
+    let mut push = |out: &mut SendBatch, n: usize| {
+        (0..n)
+            .filter(|_| {
+                let ok = out.push(dst, None, &payload(5, next, 80));
+                next += u16::from(ok);
+                ok
+            })
+            .count()
+    };
+    assert_eq!(push(&mut out, 100), 100);
+    io.fake_errors.extend([0, libc::EAGAIN]);
+    assert_eq!(io.flush(&mut out), 64);
+    // The 36 left move to the front; the queue takes 64 more, then refuses.
+    assert_eq!(push(&mut out, 70), 64);
+    assert_eq!(out.len(), 100);
+    assert_eq!(io.flush(&mut out), 100);
+    let got = peer_recv_n(&p, 164);
+    for (i, bytes) in got.iter().enumerate() {
+        assert_eq!(*bytes, payload(5, i as u16, 80));
+    }
+    assert_eq!(io.stats().dropped, 6);
+}
+
+#[test]
 fn send_errors_drop_only_the_bad_datagrams() {
     let mut io = UdpIo::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let p = peer("127.0.0.1:0");
