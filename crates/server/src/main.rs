@@ -7,6 +7,7 @@ mod http;
 mod recorder;
 mod router;
 mod sources;
+mod udp;
 
 use anyhow::Context;
 use clap::Parser;

@@ -152,7 +152,7 @@ fn send_one(
 }
 
 fn protect_and_send(peer: &mut Peer, out: &mut Vec<u8>, net: &mut Net) {
-    let Some((remote, _)) = peer.path() else {
+    let Some((remote, local)) = peer.path() else {
         return;
     };
     let len = out.len();
@@ -160,7 +160,7 @@ fn protect_and_send(peer: &mut Peer, out: &mut Vec<u8>, net: &mut Net) {
     if let Ok(n) = peer.protect_rtp(out, len)
         && let Some(datagram) = out.get(..n)
     {
-        net.send(datagram, remote, true);
+        net.send(datagram, remote, local, true);
     }
 }
 
@@ -318,7 +318,7 @@ pub fn send_reports(
 
 /// Protects the RTCP compound packet in `out` and sends it to the peer.
 pub fn send_rtcp(peer: &mut Peer, out: &mut Vec<u8>, net: &mut Net) {
-    let Some((remote, _)) = peer.path() else {
+    let Some((remote, local)) = peer.path() else {
         return;
     };
     let len = out.len();
@@ -326,7 +326,7 @@ pub fn send_rtcp(peer: &mut Peer, out: &mut Vec<u8>, net: &mut Net) {
     if let Ok(n) = peer.protect_rtcp(out, len)
         && let Some(datagram) = out.get(..n)
     {
-        net.send(datagram, remote, false);
+        net.send(datagram, remote, local, false);
     }
 }
 

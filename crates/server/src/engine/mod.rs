@@ -185,6 +185,7 @@ impl MediaLoop {
                 self.next_tick = now + TICK;
             }
             self.remove_ended(now);
+            self.net.flush(self.poll.registry());
         }
     }
 
@@ -197,18 +198,26 @@ impl MediaLoop {
     }
 
     fn receive(&mut self, now: Instant) {
-        let mut buf = std::mem::take(&mut self.net.recv_buf);
-        while let Some((len, from)) = self.net.recv(&mut buf) {
-            if let Some(datagram) = buf.get_mut(..len) {
-                self.handle_datagram(now, from, datagram);
+        let Some(mut batch) = self.net.recv.take() else {
+            return;
+        };
+        while self.net.recv(&mut batch) > 0 {
+            for datagram in batch.iter_mut() {
+                self.handle_datagram(now, datagram.source, datagram.local, datagram.bytes);
             }
         }
-        self.net.recv_buf = buf;
+        self.net.recv = Some(batch);
     }
 
     /// Routes a datagram to its session: by address once ICE validated it, otherwise (a
     /// first STUN check from a new address) by the USERNAME's ufrag.
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &mut [u8]) {
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        local: SocketAddr,
+        datagram: &mut [u8],
+    ) {
         let key = self.by_addr.get(&from).copied().or_else(|| {
             let ufrag = stun::username_ufrag(datagram)?;
             self.by_ufrag.get(std::str::from_utf8(ufrag).ok()?).copied()
@@ -217,7 +226,6 @@ impl MediaLoop {
             self.dropped_unknown += 1;
             return;
         };
-        let local = self.net.local_addr();
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
@@ -251,7 +259,7 @@ impl MediaLoop {
             return;
         };
         while let Some(t) = session.peer.poll_transmit() {
-            self.net.send(&t.contents, t.destination, false);
+            self.net.send(&t.contents, t.destination, t.source, false);
         }
         while let Some(event) = session.peer.poll_event() {
             match event {

@@ -1,29 +1,36 @@
-//! The media socket as the media thread sees it: receive into a reused buffer, send, and
-//! which addresses to announce as candidates.
+//! The media socket as the media thread sees it: batched receive into reused buffers,
+//! datagrams queued and sent in batches (sendmmsg, UDP GSO for a frame's packets to one
+//! peer), and which addresses to announce as candidates.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket as StdUdpSocket};
 
-use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 
-/// Largest datagram we accept; WebRTC keeps to ~1200, so this leaves room.
-const MAX_DATAGRAM: usize = 2048;
+use crate::udp::{RecvBatch, SendBatch, UdpIo};
+
+/// Datagrams per receive call.
+const RECV_BATCH: usize = 32;
+/// Datagrams queued for sending before new ones are refused (and counted).
+const SEND_QUEUE: usize = 4096;
 
 /// The one UDP socket of the server.
 #[derive(Debug)]
 pub struct Net {
-    socket: UdpSocket,
+    io: UdpIo,
+    /// Receive buffers, taken out while their datagrams are handled.
+    pub recv: Option<RecvBatch>,
+    send: SendBatch,
+    /// The bound address; with a specific IP, replies need no source address.
     local: SocketAddr,
-    /// The receive buffer (taken out while a datagram is being handled).
-    pub recv_buf: Vec<u8>,
     loss: Option<Loss>,
-    /// Datagrams dropped because the socket's send buffer was full.
-    pub send_dropped: u64,
+    token: Token,
+    writable: bool,
 }
 
 /// Test-only loss on the send path (`--test-send-loss`): drops that share of media packets,
-/// deterministically, so tests can prove NACK works.
+/// deterministically, so tests can prove NACK works. (Only media: a lost handshake would
+/// merely slow the test down.)
 #[derive(Debug)]
 struct Loss {
     percent: u32,
@@ -38,19 +45,21 @@ impl Net {
         token: Token,
         loss_percent: u32,
     ) -> io::Result<Self> {
-        let mut socket = UdpSocket::bind(addr)?;
-        registry.register(&mut socket, token, Interest::READABLE)?;
-        let local = socket.local_addr()?;
+        let mut io = UdpIo::bind(addr)?;
+        registry.register(&mut io, token, Interest::READABLE)?;
+        let local = io.local_addr();
         let loss = (loss_percent > 0).then_some(Loss {
             percent: loss_percent.min(100),
             state: 0x9E37_79B9_7F4A_7C15,
         });
         Ok(Net {
-            socket,
+            io,
+            recv: Some(RecvBatch::new(RECV_BATCH)),
+            send: SendBatch::new(SEND_QUEUE),
             local,
-            recv_buf: vec![0; MAX_DATAGRAM],
             loss,
-            send_dropped: 0,
+            token,
+            writable: false,
         })
     }
 
@@ -59,31 +68,49 @@ impl Net {
         self.local
     }
 
-    /// The next datagram, into `buf`; `None` when there is nothing more to read now.
-    pub fn recv(&mut self, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
-        loop {
-            match self.socket.recv_from(buf) {
-                Ok(got) => return Some(got),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
-                // ICMP errors from earlier sends surface here on Linux; they are not fatal.
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
-                Err(e) => {
-                    tracing::warn!("media socket receive: {e}");
-                    return None;
-                }
+    /// Receives the next batch into `batch`; 0 when there is nothing more now.
+    pub fn recv(&mut self, batch: &mut RecvBatch) -> usize {
+        match self.io.recv_batch(batch) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!("media socket receive: {e}");
+                0
             }
         }
     }
 
-    /// Sends one datagram. `media` marks SRTP, which the test-only loss may drop.
-    pub fn send(&mut self, bytes: &[u8], to: SocketAddr, media: bool) {
+    /// Queues one datagram to `to`, leaving from `from` (our local address it is a reply
+    /// from). `media` marks SRTP, which the test-only loss may drop.
+    pub fn send(&mut self, bytes: &[u8], to: SocketAddr, from: SocketAddr, media: bool) {
         if media && self.loss.as_mut().is_some_and(Loss::drop_next) {
             return;
         }
-        if let Err(e) = self.socket.send_to(bytes, to) {
-            self.send_dropped += 1;
-            if e.kind() != io::ErrorKind::WouldBlock {
-                tracing::debug!(%to, "media socket send: {e}");
+        // Bound to one IP, the kernel picks it; on a wildcard bind we name it (IP_PKTINFO).
+        let source = self.local.ip().is_unspecified().then_some(from.ip());
+        // A refused datagram is counted by the batch; the peer's retransmission covers it.
+        let _ = self.send.push(to, source, bytes);
+        if self.send.len() >= RECV_BATCH * 2 {
+            self.io.flush(&mut self.send);
+        }
+    }
+
+    /// Sends what is queued; keeps WRITABLE interest while anything is left.
+    pub fn flush(&mut self, registry: &Registry) {
+        if self.send.has_pending() {
+            self.io.flush(&mut self.send);
+        }
+        let want = self.send.has_pending();
+        if want != self.writable {
+            let interest = if want {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if registry
+                .reregister(&mut self.io, self.token, interest)
+                .is_ok()
+            {
+                self.writable = want;
             }
         }
     }
@@ -106,26 +133,16 @@ pub fn candidates(bound: SocketAddr, public: &[IpAddr]) -> Vec<SocketAddr> {
     let port = bound.port();
     let mut out: Vec<SocketAddr> = public.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
     if bound.ip().is_unspecified() {
-        let probe = if bound.is_ipv4() {
-            "192.0.2.1:9"
+        let (any, probe, loopback) = if bound.is_ipv4() {
+            ("0.0.0.0:0", "192.0.2.1:9", IpAddr::V4(Ipv4Addr::LOCALHOST))
         } else {
-            "[2001:db8::1]:9"
-        };
-        let any = if bound.is_ipv4() {
-            "0.0.0.0:0"
-        } else {
-            "[::]:0"
+            ("[::]:0", "[2001:db8::1]:9", IpAddr::V6(Ipv6Addr::LOCALHOST))
         };
         let default =
             StdUdpSocket::bind(any).and_then(|s| s.connect(probe).and_then(|()| s.local_addr()));
         if let Ok(addr) = default {
             out.push(SocketAddr::new(addr.ip(), port));
         }
-        let loopback = if bound.is_ipv4() {
-            IpAddr::V4(Ipv4Addr::LOCALHOST)
-        } else {
-            IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
-        };
         out.push(SocketAddr::new(loopback, port));
     } else {
         out.push(bound);
