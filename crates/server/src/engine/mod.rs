@@ -277,6 +277,9 @@ impl MediaLoop {
                         "connected"
                     );
                     session.next_report = Some(now);
+                    // The viewer starts at a keyframe now; the PLI browsers send as soon as a
+                    // stream starts must not replay it a second time.
+                    session.last_keyframe_request = Some(now);
                     if session.role == Role::Play
                         && let Some(stream) = self.streams.get(&session.stream)
                     {
