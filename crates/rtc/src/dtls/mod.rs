@@ -255,7 +255,11 @@ impl Dtls {
             match self.conn.reassembler.insert(epoch, &h, fragment) {
                 Inserted::Old { seq, offset } => {
                     // The peer repeats its last flight: ours was lost (RFC 6347 §4.2.4).
-                    if offset == 0 && self.conn.peer_flight_end == Some(seq) {
+                    // A connected client has nothing to repeat: the server's flight was
+                    // final, and answering its duplicates would ping-pong forever.
+                    let holds_flight =
+                        !self.conn.is_client || self.conn.phase == Phase::Handshaking;
+                    if offset == 0 && self.conn.peer_flight_end == Some(seq) && holds_flight {
                         self.conn.transmit_flight();
                     }
                 }
