@@ -286,3 +286,31 @@ fn garbage_never_panics() {
         c.input(now, &d);
     }
 }
+
+#[test]
+fn forged_epoch0_handshake_after_connect_is_ignored() {
+    let (mut c, mut s, now) = connected_pair(50);
+    // A plaintext ServerHelloDone / Certificate with the next message_seq, as an off-path
+    // attacker could send.
+    for (msg_type, seq) in [(14u8, 6u16), (11, 7), (1, 5), (16, 5)] {
+        let mut d = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 99, 0, 12];
+        d.extend_from_slice(&[
+            msg_type,
+            0,
+            0,
+            0,
+            (seq >> 8) as u8,
+            seq as u8,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ]);
+        c.input(now, &d);
+        s.input(now, &d);
+    }
+    assert!(c.dtls.is_connected() && s.dtls.is_connected());
+    assert!(c.output().is_empty() && s.output().is_empty());
+}
