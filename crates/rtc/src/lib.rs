@@ -11,6 +11,7 @@ pub mod dtls;
 pub mod ice;
 pub mod net;
 pub mod rand;
+pub mod receive;
 pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
