@@ -389,3 +389,25 @@ fn oversized_packets_are_refused() {
     assert_eq!(s.push(t, 1, 0, &[0; 1500]), Pushed::Accepted);
     assert_eq!(s.counters().too_large, 1);
 }
+
+#[test]
+fn legal_gaps_that_move_past_half_the_range_between_polls() {
+    // Found by the `receive` fuzz target: steps of 2570 (under MAX_DROPOUT) with no poll in
+    // between carry the sequence 33 409 ahead; each step empties the 16-slot window.
+    let t = Instant::now();
+    let mut s = ReceiveStream::new(ReceiveConfig {
+        nack: false,
+        capacity: 8,
+        ..ReceiveConfig::new(1, 90_000)
+    });
+    push(&mut s, t, 17);
+    assert_eq!(drain(&mut s, t), [17]);
+    let mut seq = 17u16;
+    for _ in 0..13 {
+        seq = seq.wrapping_add(2570);
+        assert_eq!(push(&mut s, t, seq), Pushed::Accepted);
+    }
+    assert_eq!(push(&mut s, t, seq - 1), Pushed::Accepted);
+    assert_eq!(drain(&mut s, t + ms(20)), [seq - 1, seq]);
+    assert_eq!(s.counters().discarded, 12);
+}
