@@ -17,6 +17,8 @@ pub(super) const REORDER_WAIT: Duration = Duration::from_millis(20);
 pub(super) const MAX_WAIT: Duration = Duration::from_millis(1000);
 /// Keyframe requests are at most one per this, or per two RTTs if longer.
 pub(super) const KEYFRAME_INTERVAL: Duration = Duration::from_millis(300);
+/// NACK retries of one packet are at least this far apart.
+const MIN_SPACING: Duration = Duration::from_millis(10);
 /// RTT until [`ReceiveStream::set_rtt`] or NACK round trips say otherwise.
 pub(super) const DEFAULT_RTT: Duration = Duration::from_millis(100);
 
@@ -26,20 +28,25 @@ impl ReceiveStream {
         self.rtt
     }
 
-    /// Sets the RTT (from an SR/RR exchange). Without one the stream starts at 100 ms and
-    /// learns from NACK round trips: a packet NACKed once that then arrives is a sample.
+    /// Sets the RTT (from an SR/RR exchange). Without one (a WHIP publisher sends us no RR)
+    /// the stream starts at 100 ms and learns from NACK round trips: a packet NACKed once
+    /// that then arrives is a sample, averaged in with weight 1/8.
     pub fn set_rtt(&mut self, rtt: Duration) {
         self.rtt = rtt.clamp(Duration::from_millis(1), Duration::from_secs(2));
     }
 
+    /// Learns from a packet NACKed once that then arrived after `sample`. Samples under 10 ms
+    /// are ignored: they cannot be told from plain reordering, and retries are spaced by at
+    /// least 10 ms anyway.
     pub(super) fn rtt_sample(&mut self, sample: Duration) {
-        let sample = sample.clamp(Duration::from_millis(1), Duration::from_secs(2));
-        self.rtt = (self.rtt * 7 + sample) / 8;
+        if sample >= MIN_SPACING {
+            self.rtt = (self.rtt * 7 + sample.min(Duration::from_secs(2))) / 8;
+        }
     }
 
     /// Time between NACKs of one packet: an RTT and a margin for the retransmission's jitter.
     fn spacing(&self) -> Duration {
-        (self.rtt * 5 / 4).max(Duration::from_millis(10))
+        (self.rtt * 5 / 4).max(MIN_SPACING)
     }
 
     /// How long a gap holds back the packets after it: time for every NACK retry's

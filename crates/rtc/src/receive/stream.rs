@@ -78,7 +78,7 @@ pub struct ReceiveCounters {
     pub lost: u64,
     /// Received packets dropped unreleased because the buffer overflowed or the stream reset.
     pub discarded: u64,
-    /// Packets dropped as far off the sequence, and restarts they confirmed.
+    /// Packets dropped as far off the sequence (RFC 3550 §A.1 probation).
     pub strays: u64,
     /// Confirmed restarts of the sequence.
     pub resets: u64,
@@ -214,7 +214,7 @@ impl ReceiveStream {
             match *state {
                 State::Missing { nacked, tries, .. } => {
                     *state = State::Held;
-                    self.missing -= 1;
+                    self.missing = self.missing.saturating_sub(1);
                     self.stats.count();
                     if let (1, Some(at)) = (tries, nacked) {
                         self.rtt_sample(now.saturating_duration_since(at));
