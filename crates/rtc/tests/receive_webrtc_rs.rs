@@ -17,7 +17,6 @@ use rtcp::transport_feedbacks::transport_layer_cc::{
     PacketStatusChunk, SymbolTypeTcc, TransportLayerCc,
 };
 use rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
-use webrtc_util::marshal::Marshal;
 
 type Boxed = Box<dyn Packet + Send + Sync>;
 
