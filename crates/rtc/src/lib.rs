@@ -12,6 +12,7 @@ pub mod ice;
 pub mod net;
 pub mod peer;
 pub mod rand;
+pub mod receive;
 pub mod rtcp;
 pub mod rtp;
 pub mod sdp;

@@ -195,3 +195,34 @@ fn client_hello_round_trips_through_our_codec() {
         );
     }
 }
+
+/// RFC 7627 §5.3: a server may refuse a client without extended_master_secret; we do, with
+/// handshake_failure and an error saying why.
+#[test]
+fn client_hello_without_ems_is_refused() {
+    let (mut ch, _) = client_hello("chromium");
+    ch.extensions.extended_master_secret = false;
+    let now = Instant::now();
+    let mut server = Dtls::new_server(config(12), Fingerprint([0; 32]), b"peer", Rng::seeded(1));
+    for d in fragmented(&ch, 0, 0) {
+        server.handle_datagram(now, &d);
+    }
+    let msgs = messages(&[server.poll_datagram().unwrap()], 0);
+    let Handshake::HelloVerifyRequest { cookie, .. } = Handshake::parse(3, &msgs[0].body).unwrap()
+    else {
+        panic!()
+    };
+    ch.cookie = cookie;
+    for d in fragmented(&ch, 1, 2) {
+        server.handle_datagram(now, &d);
+    }
+    let err = rtc::dtls::DtlsError::NoExtendedMasterSecret;
+    assert_eq!(
+        server.poll_event(),
+        Some(rtc::dtls::DtlsEvent::Failed(err.clone()))
+    );
+    assert!(err.to_string().contains("extended_master_secret"));
+    let alert = server.poll_datagram().unwrap();
+    assert_eq!((alert[0], &alert[13..]), (21, &[2u8, 40][..])); // fatal handshake_failure
+    assert!(server.poll_datagram().is_none());
+}

@@ -59,6 +59,11 @@ fn pass(now: Instant, a: &mut Ours, b: &mut Ours) {
 #[test]
 fn application_data_both_ways_then_close_notify() {
     let (mut c, mut s, now) = connected_pair(3);
+    // The RFC 5705 exporter gives the same bytes as the Connected event, on both sides.
+    let km = c.dtls.export_keying_material("EXTRACTOR-dtls_srtp", 56);
+    assert_eq!(km, c.keys());
+    assert_eq!(km, s.dtls.export_keying_material("EXTRACTOR-dtls_srtp", 56));
+    assert_ne!(km, c.dtls.export_keying_material("EXPORTER-other", 56));
     c.dtls.send_application_data(b"ping").unwrap();
     pass(now, &mut c, &mut s);
     s.dtls.send_application_data(b"pong").unwrap();
@@ -193,11 +198,31 @@ fn lost_final_flight_is_resent_when_the_client_retransmits() {
     let _lost = s.output(); // flight 6 lost
     let at = c.dtls.poll_timeout().unwrap();
     c.timeout(at); // the client repeats flight 5 ...
-    pass(at, &mut c, &mut s); // ... and the server repeats flight 6
-    pass(at, &mut s, &mut c);
+    let flight5 = c.output();
+    let at2 = c.dtls.poll_timeout().unwrap();
+    c.timeout(at2); // ... twice (kept for later)
+    let flight5_again = c.output();
+    for d in &flight5 {
+        s.input(at, d); // ... and the server repeats flight 6
+    }
+    let flight6 = s.output();
+    for d in &flight6 {
+        c.input(at, d);
+    }
     assert_eq!(c.keys(), s.keys());
     assert!(c.keys().is_some());
     assert_eq!(c.dtls.poll_timeout(), None);
+    // Another copy of the final flight (fresh record numbers, so past the replay window)
+    // must not make the connected client answer: that would ping-pong forever.
+    for d in &flight5_again {
+        s.input(at, d);
+    }
+    let again = s.output();
+    assert_eq!(again.len(), flight6.len());
+    for d in &again {
+        c.input(at, d);
+    }
+    assert!(c.output().is_empty());
 }
 
 #[test]
@@ -265,4 +290,32 @@ fn garbage_never_panics() {
         s.input(now, &d);
         c.input(now, &d);
     }
+}
+
+#[test]
+fn forged_epoch0_handshake_after_connect_is_ignored() {
+    let (mut c, mut s, now) = connected_pair(50);
+    // A plaintext ServerHelloDone / Certificate with the next message_seq, as an off-path
+    // attacker could send.
+    for (msg_type, seq) in [(14u8, 6u16), (11, 7), (1, 5), (16, 5)] {
+        let mut d = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 99, 0, 12];
+        d.extend_from_slice(&[
+            msg_type,
+            0,
+            0,
+            0,
+            (seq >> 8) as u8,
+            seq as u8,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ]);
+        c.input(now, &d);
+        s.input(now, &d);
+    }
+    assert!(c.dtls.is_connected() && s.dtls.is_connected());
+    assert!(c.output().is_empty() && s.output().is_empty());
 }

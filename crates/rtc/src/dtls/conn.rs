@@ -28,8 +28,10 @@ pub enum Phase {
     Failed,
 }
 
-/// Epoch-1 records that arrive before we have the keys (reordering) are kept, this many.
-const MAX_EARLY_RECORDS: usize = 16;
+/// Epoch-1 records that arrive before we have the keys (reordering: in practice the peer's
+/// Finished) are kept, this many and this small.
+const MAX_EARLY_RECORDS: usize = 8;
+const MAX_EARLY_RECORD_LEN: usize = 256;
 
 /// Master secret, client random, server random.
 pub type Exporter = ([u8; 48], [u8; 32], [u8; 32]);
@@ -213,7 +215,7 @@ impl Conn {
     /// (no keys yet — it is then kept for later —, replayed, or forged).
     pub fn open(&mut self, rec: &Record<'_>, raw: &[u8]) -> Option<Vec<u8>> {
         let Some(cipher) = &self.read_cipher else {
-            if self.early.len() < MAX_EARLY_RECORDS {
+            if self.early.len() < MAX_EARLY_RECORDS && raw.len() <= MAX_EARLY_RECORD_LEN {
                 self.early.push(raw.to_vec());
             }
             return None;

@@ -84,6 +84,12 @@ pub enum DtlsError {
     /// The peer stopped answering: our flight was retransmitted the maximum number of times.
     #[error("handshake timed out after {0} retransmissions")]
     Timeout(u32),
+    /// Application data before the handshake completed, or after close or failure.
+    #[error("not connected")]
+    NotConnected,
+    /// Application data larger than one record may carry (2^14 bytes, RFC 5246 §6.2.1).
+    #[error("application data of {0} bytes exceeds one record (16384)")]
+    RecordTooLarge(usize),
     /// A local failure (crypto library refused a key, ...).
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -106,7 +112,7 @@ impl DtlsError {
             UnsupportedCertificate(_) => alert::UNSUPPORTED_CERTIFICATE,
             DecryptError(_) => alert::DECRYPT_ERROR,
             Internal(_) => alert::INTERNAL_ERROR,
-            AlertReceived(_) | Timeout(_) => return None,
+            AlertReceived(_) | Timeout(_) | NotConnected | RecordTooLarge(_) => return None,
         })
     }
 }

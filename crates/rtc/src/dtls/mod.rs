@@ -245,8 +245,11 @@ impl Dtls {
         epoch: u16,
         plain: &[u8],
     ) -> Result<(), DtlsError> {
-        // Handshake records are dropped once established (epoch 0 is then unauthenticated
-        // noise) unless they retransmit the peer's last flight.
+        // Once connected, epoch 0 is unauthenticated noise: a forged handshake message must
+        // not end the connection. (The peer's retransmitted final flight ends in epoch 1.)
+        if epoch == 0 && self.conn.phase == Phase::Connected {
+            return Ok(());
+        }
         let mut r = Reader::new(plain, "handshake fragment");
         while !r.is_empty() {
             let Ok((h, fragment)) = HandshakeHeader::parse(&mut r) else {
@@ -255,7 +258,11 @@ impl Dtls {
             match self.conn.reassembler.insert(epoch, &h, fragment) {
                 Inserted::Old { seq, offset } => {
                     // The peer repeats its last flight: ours was lost (RFC 6347 §4.2.4).
-                    if offset == 0 && self.conn.peer_flight_end == Some(seq) {
+                    // A connected client has nothing to repeat: the server's flight was
+                    // final, and answering its duplicates would ping-pong forever.
+                    let holds_flight =
+                        !self.conn.is_client || self.conn.phase == Phase::Handshaking;
+                    if offset == 0 && self.conn.peer_flight_end == Some(seq) && holds_flight {
                         self.conn.transmit_flight();
                     }
                 }
@@ -318,10 +325,10 @@ impl Dtls {
     /// Sends `data` as one application_data record (one SCTP packet per record).
     pub fn send_application_data(&mut self, data: &[u8]) -> Result<(), DtlsError> {
         if self.conn.phase != Phase::Connected {
-            return Err(DtlsError::Internal("not connected"));
+            return Err(DtlsError::NotConnected);
         }
         if data.len() > 16384 {
-            return Err(DtlsError::Internal("application data over 2^14 bytes"));
+            return Err(DtlsError::RecordTooLarge(data.len()));
         }
         self.conn.send_record(content_type::APPLICATION_DATA, data)
     }

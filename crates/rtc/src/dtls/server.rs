@@ -17,6 +17,7 @@ use super::handshake::{
 };
 use super::msgs::{
     CertificateRequest, ClientHello, DTLS1_0, DTLS1_2, Handshake, ServerHello, ServerKeyExchange,
+    hs_type,
 };
 use super::reassembly::Message;
 use super::record::{content_type, write_plain};
@@ -46,6 +47,9 @@ pub fn handle(
     now: Instant,
     m: Message,
 ) -> Result<(), DtlsError> {
+    if matches!(state, State::AwaitClientHello { .. }) && m.msg_type != hs_type::CLIENT_HELLO {
+        return Ok(()); // stateless: stray messages before the cookie are not worth an alert
+    }
     let msg = Handshake::parse(m.msg_type, &m.body)?;
     *state = match (std::mem::replace(state, State::Done), msg) {
         (State::AwaitClientHello { peer_id }, Handshake::ClientHello(ch)) => {
