@@ -235,9 +235,12 @@ impl Peer {
         &self.local_credentials
     }
 
-    /// Where media goes: `(remote, local)` of the selected pair.
+    /// Where media goes: `(remote, local)` of the selected pair, or before ICE nominated one,
+    /// the validated pair DTLS ran on. Browsers often finish DTLS before they nominate
+    /// (RFC 8445 §12 lets media use any valid pair meanwhile); waiting for the nomination
+    /// would lose the first packets sent after connecting — a viewer's keyframe among them.
     pub fn path(&self) -> Option<(SocketAddr, SocketAddr)> {
-        self.path.filter(|_| self.selected)
+        self.path
     }
 
     /// True once SRTP keys are in place and the connection has not ended.

@@ -198,7 +198,7 @@ fn replay_from_keyframe(
             .get(start)
             .and_then(|p| RtpPacket::parse(p).ok())
     {
-        output.rebase(first.timestamp(), track.codec.frame_gap());
+        output.rebase(&first, track.codec.frame_gap());
     }
     for index in start..track.history.next_index() {
         send_one(peer, output, track, index, index == start, out, net);

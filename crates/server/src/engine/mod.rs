@@ -124,6 +124,8 @@ pub fn start(config: &Config) -> Result<Engine, StartError> {
         out: Vec::with_capacity(2048),
         next_tick: now,
         dropped_unknown: 0,
+        nacks: Vec::new(),
+        keys: Vec::new(),
         recorder,
     };
     let thread = std::thread::Builder::new()
@@ -156,6 +158,9 @@ struct MediaLoop {
     out: Vec<u8>,
     next_tick: Instant,
     dropped_unknown: u64,
+    /// Scratch lists reused every round: NACKed sequence numbers, session keys.
+    nacks: Vec<u16>,
+    keys: Vec<u64>,
     /// Writes published tracks to files (`--record-dir`), on its own thread.
     recorder: Option<Recorder>,
 }
@@ -246,9 +251,9 @@ impl MediaLoop {
                     self.request_keyframe(now, &name);
                 }
             }
-            // A publisher's RTCP (its SRs, RRs about nothing we send) needs no answer; RTP
-            // from a viewer has nowhere to go.
-            Received::Rtp(_) | Received::Rtcp(_) | Received::Nothing => {}
+            Received::Rtcp(rtcp) => self.on_publisher_rtcp(now, key, rtcp),
+            // RTP from a viewer has nowhere to go.
+            Received::Rtp(_) | Received::Nothing => {}
         }
         self.after_io(now, key);
     }
@@ -511,12 +516,29 @@ impl MediaLoop {
             }
             self.after_io(now, key);
         }
-        for session in self.sessions.values_mut() {
-            if session.next_report.is_some_and(|t| t <= now) && session.peer.is_connected() {
+        let mut publishers = std::mem::take(&mut self.keys);
+        publishers.clear();
+        for (key, session) in &mut self.sessions {
+            if session.role == Role::Publish {
+                publishers.push(*key);
+            } else if session.next_report.is_some_and(|t| t <= now) && session.peer.is_connected() {
                 session.next_report = Some(now + REPORT_INTERVAL);
                 media::send_reports(now, session, &self.streams, &mut self.out, &mut self.net);
             }
         }
+        for &key in &publishers {
+            // Receive streams release what a gap held back once it is given up; NACK retries
+            // and congestion feedback are due on their own clocks.
+            self.drain_publisher(now, key);
+            let Some(session) = self.sessions.get_mut(&key) else {
+                continue;
+            };
+            if session.next_report.is_some_and(|t| t <= now) && session.peer.is_connected() {
+                session.next_report = Some(now + REPORT_INTERVAL);
+                self.publisher_report(key, now);
+            }
+        }
+        self.keys = publishers;
     }
 
     fn remove_ended(&mut self, now: Instant) {

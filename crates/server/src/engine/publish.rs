@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use rtc::rtcp::RtcpWriter;
+use rtc::receive::{Pushed, ReceiveConfig, ReceiveStream};
+use rtc::rtcp::{RtcpPacket, RtcpWriter, parse_compound};
 use rtc::rtp::RtpPacket;
 
 use super::MediaLoop;
@@ -97,7 +98,9 @@ impl MediaLoop {
         Ok(created)
     }
 
-    /// A plain RTP packet from publisher `key`.
+    /// A plain RTP packet from publisher `key`: recorded for congestion feedback, put through
+    /// its receive stream (loss detection, NACK), forwarded to viewers at once, and — in
+    /// order — to the recorder.
     pub(super) fn on_publisher_rtp(&mut self, now: Instant, key: u64, packet: &[u8]) {
         let Ok(view) = RtpPacket::parse(packet) else {
             return;
@@ -106,11 +109,35 @@ impl MediaLoop {
             return;
         };
         session.last_media = Some(now);
+        if let Some((id, recorder)) = &mut session.twcc
+            && let Some(seq) = view.extension(*id).and_then(rtc::rtp::ext::twcc_seq)
+        {
+            recorder.record(now, seq);
+        }
         let mid = session.mid_extension.and_then(|id| view.extension(id));
         let Some(input) = session.input_for(view.ssrc(), view.payload_type(), mid) else {
             return;
         };
         if view.payload_type() != input.payload_type {
+            return;
+        }
+        // One receive stream per input, for the SSRC it carries now (a new one restarts it).
+        if input
+            .receive
+            .as_ref()
+            .is_none_or(|r| r.ssrc() != view.ssrc())
+        {
+            input.receive = Some(ReceiveStream::new(ReceiveConfig::new(
+                view.ssrc(),
+                input.codec.clock_rate(),
+            )));
+        }
+        let Some(receive) = input.receive.as_mut() else {
+            return;
+        };
+        if receive.push(now, view.sequence_number(), view.timestamp(), packet) != Pushed::Accepted {
+            // Duplicates, packets too late or too large, a restart's first packet: counted
+            // by the stream, not forwarded.
             return;
         }
         // The first packet of a frame (a new timestamp) may start a keyframe.
@@ -122,30 +149,123 @@ impl MediaLoop {
                 Codec::H264 => ::media::h264::payload_starts_keyframe(view.payload()),
                 Codec::Opus => false,
             };
-        let track = input.track;
-        if let (Some(recorder), Some(i)) = (
-            &mut self.recorder,
-            session.inputs.iter().position(|i| i.track == track),
-        ) {
-            recorder.packet(recording_id(key, i), packet);
+        if keyframe_start {
+            tracing::debug!(
+                key,
+                ssrc = view.ssrc(),
+                seq = view.sequence_number(),
+                "keyframe from publisher"
+            );
         }
+        let track = input.track;
         let name = session.stream.clone();
-        let Some(stream) = self.streams.get_mut(&name) else {
+        if let Some(stream) = self.streams.get_mut(&name)
+            && matches!(stream.source, Source::Live { publisher, .. } if publisher == key)
+        {
+            media::forward_live(
+                now,
+                stream,
+                track,
+                packet,
+                keyframe_start,
+                &mut self.sessions,
+                &mut self.out,
+                &mut self.net,
+            );
+        }
+        self.drain_publisher(now, key);
+    }
+
+    /// What a publisher's receive streams have ready: packets in order for the recorder,
+    /// NACKs and keyframe requests for the publisher, congestion feedback when due.
+    pub(super) fn drain_publisher(&mut self, now: Instant, key: u64) {
+        let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
-        if !matches!(stream.source, Source::Live { publisher, .. } if publisher == key) {
-            return;
+        let mut nacks = std::mem::take(&mut self.nacks);
+        let mut keyframe = false;
+        self.out.clear();
+        let mut writer = RtcpWriter::new(&mut self.out);
+        let mut ok = writer.rr(session.rtcp_ssrc, &[]).is_ok();
+        let before = writer.len();
+        for (i, input) in session.inputs.iter_mut().enumerate() {
+            let Some(receive) = input.receive.as_mut() else {
+                continue;
+            };
+            while let Some(packet) = receive.poll_packet(now) {
+                if let Some(recorder) = &mut self.recorder {
+                    recorder.packet(recording_id(key, i), packet);
+                }
+            }
+            nacks.clear();
+            if receive.poll_nacks(now, &mut nacks) > 0 {
+                session.nacks += nacks.len() as u64;
+                ok &= writer
+                    .nack(session.rtcp_ssrc, receive.ssrc(), &nacks)
+                    .is_ok();
+            }
+            keyframe |= receive.poll_keyframe_request(now);
         }
-        super::media::forward_live(
-            now,
-            stream,
-            track,
-            packet,
-            keyframe_start,
-            &mut self.sessions,
-            &mut self.out,
-            &mut self.net,
-        );
+        if let Some((_, twcc)) = &mut session.twcc {
+            let media_ssrc = session
+                .inputs
+                .iter()
+                .find_map(|i| i.receive.as_ref().map(ReceiveStream::ssrc))
+                .unwrap_or(0);
+            while ok && writer.len() < 1000 {
+                match twcc.poll_feedback(now, session.rtcp_ssrc, media_ssrc, &mut writer) {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(_) => ok = false,
+                }
+            }
+        }
+        if ok && writer.len() > before {
+            media::send_rtcp(&mut session.peer, &mut self.out, &mut self.net);
+        }
+        self.nacks = nacks;
+        if keyframe {
+            let name = session.stream.clone();
+            self.request_keyframe(now, &name);
+        }
+    }
+
+    /// Receiver reports for each of a publisher's streams (RFC 3550 §6.4.2), about once a
+    /// second: loss, jitter and the LSR/DLSR that let it measure the round trip.
+    pub(super) fn publisher_report(&mut self, key: u64, now: Instant) {
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let blocks: Vec<_> = session
+            .inputs
+            .iter_mut()
+            .filter_map(|i| i.receive.as_mut())
+            .map(|r| r.report_block(now))
+            .collect();
+        self.out.clear();
+        if RtcpWriter::new(&mut self.out)
+            .rr(session.rtcp_ssrc, &blocks)
+            .is_ok()
+        {
+            media::send_rtcp(&mut session.peer, &mut self.out, &mut self.net);
+        }
+    }
+
+    /// A publisher's RTCP: its Sender Reports feed our receiver reports' LSR/DLSR.
+    pub(super) fn on_publisher_rtcp(&mut self, now: Instant, key: u64, rtcp: &[u8]) {
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        for packet in parse_compound(rtcp).flatten() {
+            if let RtcpPacket::Sr(sr) = packet {
+                let info = sr.info();
+                for receive in session.inputs.iter_mut().filter_map(|i| i.receive.as_mut()) {
+                    if receive.ssrc() == sr.ssrc() {
+                        receive.on_sender_report(now, &info);
+                    }
+                }
+            }
+        }
     }
 
     /// Asks the publisher of `name` for a keyframe (RFC 4585 §6.3.1 PLI on each video SSRC),

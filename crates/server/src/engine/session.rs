@@ -9,6 +9,7 @@ use rtc::dtls::{DtlsConfig, Fingerprint};
 use rtc::ice::Credentials;
 use rtc::peer::{Peer, PeerSetup};
 use rtc::rand::Rng;
+use rtc::receive::{ReceiveStream, TwccRecorder};
 use rtc::sdp::{
     self, AnswerConfig, Direction, DtlsRole, HeaderExtension, MediaKind, Negotiated,
     SessionDescription,
@@ -53,6 +54,11 @@ pub struct Session {
     pub keyframe_requests: u64,
     /// Publisher: when media last arrived (a silent publisher may be taken over).
     pub last_media: Option<Instant>,
+    /// Publisher: transport-wide CC feedback (the negotiated extension id and the arrival
+    /// recorder), so the publisher's encoder can raise its bitrate.
+    pub twcc: Option<(u8, TwccRecorder)>,
+    /// The SSRC our own RTCP (receiver reports, NACK, PLI, feedback) is sent from.
+    pub rtcp_ssrc: u32,
 }
 
 /// One m-line of a publisher.
@@ -70,6 +76,8 @@ pub struct Input {
     pub track: usize,
     /// Timestamp of the last packet, to find the first packet of each frame.
     pub last_timestamp: Option<u32>,
+    /// Reordering, NACKs, receiver reports for the SSRC it carries (made at its first packet).
+    pub receive: Option<ReceiveStream>,
 }
 
 /// A track a viewer can be offered: its codec and index in the stream.
@@ -167,6 +175,10 @@ pub fn answer_offer(
         .media
         .iter()
         .find_map(|m| m.extension_id(HeaderExtension::SdesMid));
+    let twcc = negotiated
+        .media
+        .iter()
+        .find_map(|m| m.extension_id(HeaderExtension::TransportWideCc));
     let setup = peer_setup(&negotiated)?;
     let remote = Credentials {
         ufrag: negotiated.remote_ice_ufrag.clone(),
@@ -197,6 +209,10 @@ pub fn answer_offer(
         nacks: 0,
         keyframe_requests: 0,
         last_media: None,
+        twcc: twcc
+            .filter(|_| cx.role == Role::Publish)
+            .map(|id| (id, TwccRecorder::new())),
+        rtcp_ssrc: rng.u32(),
     };
     Ok((answer.to_string(), session))
 }
@@ -246,6 +262,7 @@ fn inputs(negotiated: &Negotiated) -> Vec<Input> {
                 ssrcs: m.remote_ssrcs.iter().map(|s| s.ssrc).collect(),
                 track: 0,
                 last_timestamp: None,
+                receive: None,
             })
         })
         .collect()

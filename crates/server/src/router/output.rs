@@ -1,14 +1,17 @@
-//! One track as one viewer receives it: that viewer's SSRC, payload type, sequence numbers
-//! and timestamp offset, rewritten into each packet in place (the source's packet is copied
-//! once into the send buffer, then patched — no parsing beyond the fixed header).
+//! One track as one viewer receives it: that viewer's SSRC, payload type, and offsets added
+//! to the source's sequence numbers and timestamps, rewritten into each packet in place (the
+//! source's packet is copied once into the send buffer, then patched).
 //!
-//! When the source changes under a viewer (a publisher reconnecting under the same name), the
-//! output switches at the new source's first keyframe and re-bases timestamps and VP8
-//! PictureID/TL0PICIDX so they continue where they were: Chrome drops frames whose picture
-//! ids jump ("invalid frame references", INTEROP-NOTES.md), and the viewer never renegotiates.
+//! Sequence numbers are the source's plus an offset, not a counter: reordering on the way in
+//! stays visible to the viewer's jitter buffer, and a late retransmission from the publisher
+//! lands on the number the viewer is missing. When the source changes under a viewer (a
+//! publisher reconnecting under the same name) or a file's GOP is replayed after a PLI, the
+//! offsets are re-based at a keyframe so that numbers, timestamps and VP8
+//! PictureID/TL0PICIDX continue where they were: Chrome drops frames whose picture ids jump
+//! ("invalid frame references", INTEROP-NOTES.md), and the viewer never renegotiates.
 
 use media::vp8::{self, Descriptor, PictureId};
-use rtc::rtp::{ExtIdMap, RtpPacket, RtpPacketMut};
+use rtc::rtp::{ExtIdMap, RtpPacket, RtpPacketMut, seq};
 
 /// How many of our sequence numbers we can map back to source packets for NACKs.
 const SENT_RING: usize = 2048;
@@ -22,21 +25,20 @@ pub struct Output {
     pub payload_type: u8,
     /// The SSRC we send this track with (announced in our answer's `a=ssrc`).
     pub ssrc: u32,
-    /// Next sequence number.
-    seq: u16,
-    /// Added to the source's timestamps.
+    /// Added to the source's sequence numbers and timestamps.
+    seq_offset: u16,
     ts_offset: u32,
-    /// The last timestamp we sent, and whether we sent anything yet.
-    last_ts: Option<u32>,
+    /// The highest sequence number and the last timestamp we sent, once we sent anything.
+    last: Option<(u16, u32)>,
     /// Our sequence number → (source packet index, our timestamp), for NACKs (RFC 4585
     /// §6.2.1). A retransmission must be byte-identical to the original: SRTP would reuse
     /// the same IV for different bytes otherwise, which AES-GCM must never do.
     sent: Vec<(u16, u64, u32)>,
-    /// Video only: waiting for a keyframe before sending anything.
-    pub waiting_for_keyframe: bool,
-    /// Packets and payload octets sent, for Sender Reports.
+    /// Waiting for a keyframe before sending anything (video at the start).
+    waiting_for_keyframe: bool,
+    /// Packets sent, for Sender Reports.
     pub packets: u32,
-    /// Payload octets sent.
+    /// Payload octets sent, for Sender Reports.
     pub octets: u32,
     /// The header-extension ids this viewer negotiated, from the source's ids.
     ext_map: ExtIdMap,
@@ -65,12 +67,12 @@ pub enum Admit {
 }
 
 impl Output {
-    /// A new output starting at random `seq` and `ts_offset`.
+    /// A new output with random starting offsets.
     pub fn new(
         track: usize,
         payload_type: u8,
         ssrc: u32,
-        seq: u16,
+        seq_offset: u16,
         ts_offset: u32,
         video: bool,
         is_vp8: bool,
@@ -79,9 +81,9 @@ impl Output {
             track,
             payload_type,
             ssrc,
-            seq,
+            seq_offset,
             ts_offset,
-            last_ts: None,
+            last: None,
             sent: vec![(0, u64::MAX, 0); SENT_RING],
             waiting_for_keyframe: video,
             packets: 0,
@@ -94,7 +96,7 @@ impl Output {
 
     /// Decides whether a source packet goes to this viewer. A video output starts, and
     /// switches to a new source SSRC, only at a keyframe; audio switches at once. On a switch
-    /// the numbering is re-based to continue: timestamps one `gap` after the last sent.
+    /// the numbering is re-based to continue, timestamps one `gap` after the last sent.
     pub fn admit(
         &mut self,
         packet: &RtpPacket<'_>,
@@ -110,22 +112,25 @@ impl Output {
             return Admit::Skip;
         }
         if self.source_ssrc.is_some_and(|s| s != ssrc) {
-            self.rebase(packet.timestamp(), gap);
-            if let Some(ids) = &mut self.vp8 {
-                ids.rebase(packet.payload());
-            }
+            self.rebase(packet, gap);
         }
         self.source_ssrc = Some(ssrc);
         self.waiting_for_keyframe = false;
         Admit::Send
     }
 
-    /// Re-bases timestamps so that a packet with source timestamp `source_ts` goes out one
-    /// `gap` after the last one sent (used when replaying from a keyframe after a PLI, so the
-    /// viewer never sees time go backwards).
-    pub fn rebase(&mut self, source_ts: u32, gap: u32) {
-        if let Some(last) = self.last_ts {
-            self.ts_offset = last.wrapping_add(gap).wrapping_sub(source_ts);
+    /// Re-bases the offsets so that `first` (a keyframe's first packet) goes out right after
+    /// what was sent last: next sequence number, timestamp one `gap` later, next picture id.
+    /// Used at a source switch and when replaying a file's GOP after a PLI.
+    pub fn rebase(&mut self, first: &RtpPacket<'_>, gap: u32) {
+        if let Some((last_seq, last_ts)) = self.last {
+            self.seq_offset = last_seq
+                .wrapping_add(1)
+                .wrapping_sub(first.sequence_number());
+            self.ts_offset = last_ts.wrapping_add(gap).wrapping_sub(first.timestamp());
+        }
+        if let Some(ids) = &mut self.vp8 {
+            ids.rebase(first.payload());
         }
     }
 
@@ -140,45 +145,49 @@ impl Output {
         let Ok(mut packet) = RtpPacketMut::parse(buf) else {
             return false;
         };
-        let seq = self.seq;
-        self.seq = seq.wrapping_add(1);
-        let ts = packet.as_packet().timestamp().wrapping_add(self.ts_offset);
-        let payload_len = packet.as_packet().payload().len();
-        packet.set_ssrc(self.ssrc);
-        packet.set_sequence_number(seq);
-        packet.set_timestamp(ts);
-        packet.set_payload_type(self.payload_type);
-        packet.remap_extensions(&self.ext_map);
-        let header_len = packet.as_packet().header_len();
+        let view = packet.as_packet();
+        let (seq, ts) = (
+            view.sequence_number().wrapping_add(self.seq_offset),
+            view.timestamp().wrapping_add(self.ts_offset),
+        );
+        let (payload_len, header_len) = (view.payload().len(), view.header_len());
+        self.patch_header(&mut packet, seq, ts);
         if let (Some(ids), Some(payload)) = (&mut self.vp8, buf.get_mut(header_len..)) {
             ids.rewrite(payload);
         }
         if let Some(slot) = self.sent.get_mut(usize::from(seq) % SENT_RING) {
             *slot = (seq, index, ts);
         }
-        self.last_ts = Some(ts);
+        if self.last.is_none_or(|(last, _)| seq::seq_newer(seq, last)) {
+            self.last = Some((seq, ts));
+        }
         self.packets = self.packets.wrapping_add(1);
         self.octets = self.octets.wrapping_add(payload_len as u32);
         true
     }
 
-    /// Rewrites a retransmission: same as the original, with our original sequence number
-    /// (RFC 4588 RTX is not negotiated; Chromium accepts plain retransmissions).
+    /// Rewrites a retransmission exactly as the original went out: same sequence number and
+    /// timestamp (RFC 4588 RTX is not negotiated; browsers take plain retransmissions).
     pub fn rewrite_resend(&self, buf: &mut [u8], seq: u16, ts: u32) -> bool {
         let Ok(mut packet) = RtpPacketMut::parse(buf) else {
             return false;
         };
+        let header_len = packet.as_packet().header_len();
+        self.patch_header(&mut packet, seq, ts);
+        // The same picture offsets as when first sent: a switch since then only moved later
+        // packets, and a NACK reaches back at most a second.
+        if let (Some(ids), Some(payload)) = (self.vp8, buf.get_mut(header_len..)) {
+            ids.apply(payload);
+        }
+        true
+    }
+
+    fn patch_header(&self, packet: &mut RtpPacketMut<'_>, seq: u16, ts: u32) {
         packet.set_ssrc(self.ssrc);
         packet.set_sequence_number(seq);
         packet.set_timestamp(ts);
         packet.set_payload_type(self.payload_type);
         packet.remap_extensions(&self.ext_map);
-        let header_len = packet.as_packet().header_len();
-        // The same offsets as when first sent: a switch since then only moved later packets.
-        if let (Some(ids), Some(payload)) = (self.vp8, buf.get_mut(header_len..)) {
-            ids.apply(payload);
-        }
-        true
     }
 
     /// The source packet index and our timestamp of what we sent as `seq`, if we still
@@ -235,50 +244,101 @@ impl Vp8Ids {
 mod tests {
     use rtc::rtp::{RtpHeader, RtpPacket};
 
-    use super::Output;
+    use super::{Admit, Output};
 
-    fn packet(seq: u16, ts: u32) -> Vec<u8> {
+    fn packet(ssrc: u32, seq: u16, ts: u32, picture_id: u16) -> Vec<u8> {
         let mut out = Vec::new();
+        // VP8 descriptor: X=1, S=1 PID 0; I=1; 15-bit PictureID. Then a keyframe header byte.
+        let [hi, lo] = (0x8000 | picture_id).to_be_bytes();
+        let payload = [0x90, 0x80, hi, lo, 0x00];
         RtpHeader {
             payload_type: 96,
             sequence_number: seq,
             timestamp: ts,
-            ssrc: 1,
+            ssrc,
             ..Default::default()
         }
-        .write_vec(b"abc", 0, &mut out)
+        .write_vec(&payload, 0, &mut out)
         .unwrap();
         out
     }
 
+    fn sent(out: &mut Output, p: &[u8], index: u64) -> (u16, u32, u16) {
+        let mut buf = p.to_vec();
+        assert!(out.rewrite(&mut buf, index));
+        let v = RtpPacket::parse(&buf).unwrap();
+        assert_eq!((v.ssrc(), v.payload_type()), (0xabcd, 120));
+        let pid = u16::from_be_bytes([v.payload()[2], v.payload()[3]]) & 0x7fff;
+        (v.sequence_number(), v.timestamp(), pid)
+    }
+
     #[test]
-    fn rewrites_numbering_and_remembers_for_nacks() {
-        let mut out = Output::new(0, 120, 0xabcd, 65535, 1000, true, false);
-        let mut p = packet(7, 90_000);
-        assert!(out.rewrite(&mut p, 42));
-        let v = RtpPacket::parse(&p).unwrap();
+    fn keeps_source_order_and_remembers_for_nacks() {
+        let mut out = Output::new(0, 120, 0xabcd, 65534, 1000, true, true);
+        let (a, b) = (packet(1, 7, 90_000, 5), packet(1, 8, 93_000, 6));
         assert_eq!(
-            (
-                v.ssrc(),
-                v.sequence_number(),
-                v.timestamp(),
-                v.payload_type()
-            ),
-            (0xabcd, 65535, 91_000, 120)
+            out.admit(&RtpPacket::parse(&b).unwrap(), false, true, 3000),
+            Admit::Skip,
+            "waits for a keyframe"
         );
-        let mut p = packet(8, 93_000);
-        assert!(out.rewrite(&mut p, 43));
-        assert_eq!(RtpPacket::parse(&p).unwrap().sequence_number(), 0, "wraps");
         assert_eq!(
-            (out.source_of(65535), out.source_of(0), out.source_of(1)),
+            out.admit(&RtpPacket::parse(&a).unwrap(), true, true, 3000),
+            Admit::Send
+        );
+        // Reordered on the way: 8 before 7 stays 8 before 7, with the offset applied.
+        assert_eq!(sent(&mut out, &b, 43), (6, 94_000, 6));
+        assert_eq!(sent(&mut out, &a, 42), (5, 91_000, 5));
+        assert_eq!(
+            (out.source_of(5), out.source_of(6), out.source_of(7)),
             (Some((42, 91_000)), Some((43, 94_000)), None)
         );
-        // After a rebase the next frame continues one gap after the last sent timestamp.
-        out.rebase(90_000, 3000);
-        let mut p = packet(7, 90_000);
-        assert!(out.rewrite(&mut p, 42));
-        assert_eq!(RtpPacket::parse(&p).unwrap().timestamp(), 94_000 + 3000);
-        assert_eq!((out.packets, out.octets), (3, 9));
+        assert_eq!((out.packets, out.octets), (2, 10));
         assert!(!out.rewrite(&mut [0u8; 5], 1), "garbage is refused");
+    }
+
+    #[test]
+    fn a_new_source_continues_numbering_at_its_keyframe() {
+        let mut out = Output::new(0, 120, 0xabcd, 100, 0, true, true);
+        let first = packet(1, 500, 10_000, 300);
+        assert_eq!(
+            out.admit(&RtpPacket::parse(&first).unwrap(), true, true, 3000),
+            Admit::Send
+        );
+        assert_eq!(sent(&mut out, &first, 0), (600, 10_000, 300));
+        // The publisher reconnects: new SSRC, numbers and picture ids from elsewhere.
+        let delta = packet(2, 9, 777_000, 4000);
+        assert_eq!(
+            out.admit(&RtpPacket::parse(&delta).unwrap(), false, true, 3000),
+            Admit::Skip
+        );
+        let key = packet(2, 10, 780_000, 4001);
+        assert_eq!(
+            out.admit(&RtpPacket::parse(&key).unwrap(), true, true, 3000),
+            Admit::Send
+        );
+        assert_eq!(
+            sent(&mut out, &key, 1),
+            (601, 13_000, 301),
+            "continues after the last sent"
+        );
+        let next = packet(2, 11, 783_000, 4002);
+        assert_eq!(
+            out.admit(&RtpPacket::parse(&next).unwrap(), false, true, 3000),
+            Admit::Send
+        );
+        assert_eq!(sent(&mut out, &next, 2), (602, 16_000, 302));
+    }
+
+    #[test]
+    fn a_replay_after_a_pli_gets_new_numbers() {
+        let mut out = Output::new(0, 120, 0xabcd, 0, 0, true, true);
+        let key = packet(1, 10, 0, 1);
+        let delta = packet(1, 11, 3000, 2);
+        out.admit(&RtpPacket::parse(&key).unwrap(), true, true, 3000);
+        sent(&mut out, &key, 0);
+        sent(&mut out, &delta, 1);
+        out.rebase(&RtpPacket::parse(&key).unwrap(), 3000);
+        assert_eq!(sent(&mut out, &key, 0), (12, 6000, 3));
+        assert_eq!(sent(&mut out, &delta, 1), (13, 9000, 4));
     }
 }
