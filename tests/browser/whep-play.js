@@ -22,8 +22,37 @@ async function main() {
 
 // Runs in the page: WHEP, then getStats every 10 ms until the first frame, then every 250 ms.
 async function runInPage({ url, seconds }) {
-  const pc = new RTCPeerConnection({ iceServers: [] });
+  // Chromium: encoded frames as assembled from RTP (before the decoder), to see what a
+  // joining viewer gets first; and the first decoded frame straight from the track, which
+  // getStats reports only some tens of ms later (it caches its reports).
+  const insertable = typeof RTCRtpReceiver !== 'undefined' && 'createEncodedStreams' in RTCRtpReceiver.prototype;
+  const pc = new RTCPeerConnection(insertable ? { iceServers: [], encodedInsertableStreams: true } : { iceServers: [] });
   const states = [];
+  const firstFrames = [];
+  let firstFrameTrackMs = null;
+  let t0 = performance.now();
+  pc.ontrack = (e) => {
+    const video = e.track.kind === 'video';
+    if (insertable) {
+      const { readable, writable } = e.receiver.createEncodedStreams();
+      readable.pipeThrough(new TransformStream({
+        transform(frame, out) {
+          if (video && firstFrames.length < 5) {
+            firstFrames.push({ ms: performance.now() - t0, type: frame.type, rtpTimestamp: frame.getMetadata().rtpTimestamp, bytes: frame.data.byteLength });
+          }
+          out.enqueue(frame);
+        },
+      })).pipeTo(writable);
+    }
+    if (video && typeof MediaStreamTrackProcessor !== 'undefined') {
+      const probe = e.track.clone();
+      new MediaStreamTrackProcessor({ track: probe }).readable.getReader().read().then(({ value }) => {
+        firstFrameTrackMs = performance.now() - t0;
+        if (value) value.close();
+        probe.stop();
+      });
+    }
+  };
   pc.onconnectionstatechange = () => states.push(pc.connectionState);
   pc.addTransceiver('video', { direction: 'recvonly' });
   pc.addTransceiver('audio', { direction: 'recvonly' });
@@ -33,7 +62,7 @@ async function runInPage({ url, seconds }) {
     pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && resolve();
     setTimeout(resolve, 1000);
   });
-  const t0 = performance.now();
+  t0 = performance.now();
   const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
   if (res.status !== 201) return { error: `POST ${res.status}: ${await res.text()}` };
   const location = res.headers.get('Location');
@@ -63,7 +92,7 @@ async function runInPage({ url, seconds }) {
   pc.close();
   const v = s.video || {}, a = s.audio || {}, t = s.transport || {};
   return {
-    firstFrameMs, connectedMs, states, finalState, deleteStatus: del.status,
+    firstFrameMs, firstFrameTrackMs, connectedMs, firstFrames, states, finalState, deleteStatus: del.status,
     video: { framesDecoded: v.framesDecoded, frameWidth: v.frameWidth, frameHeight: v.frameHeight, packetsLost: v.packetsLost,
              packetsReceived: v.packetsReceived, nackCount: v.nackCount, pliCount: v.pliCount, framesDropped: v.framesDropped },
     audio: { bytesReceived: a.bytesReceived, packetsReceived: a.packetsReceived, totalSamplesReceived: a.totalSamplesReceived },

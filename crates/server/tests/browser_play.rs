@@ -19,17 +19,17 @@ use serde_json::Value;
 /// Seconds of play, counted from the WHEP POST.
 const PLAY_SECONDS: u64 = 10;
 
-/// Plays `sample` for [`PLAY_SECONDS`] in Chromium; returns whep-play.js's result.
-fn play_in_chromium(server: &Server) -> Value {
+/// Plays `sample` for `seconds` in Chromium; returns whep-play.js's result.
+fn play_in_chromium(server: &Server, seconds: u64) -> Value {
     let base = server.base_url();
-    let seconds = PLAY_SECONDS.to_string();
+    let seconds_arg = seconds.to_string();
     let mut node = NodeScript::start(
         "chromium",
         "whep-play.js",
-        &["chromium", &base, "sample", &seconds],
+        &["chromium", &base, "sample", &seconds_arg],
     );
     // Browser launch (a few s) + play + close, with room for a loaded machine.
-    let result = node.next_json(Duration::from_secs(PLAY_SECONDS + 60));
+    let result = node.next_json(Duration::from_secs(seconds + 60));
     assert!(
         result.get("error").is_none(),
         "the page failed: {result}\nnode stderr:\n{}",
@@ -73,7 +73,7 @@ fn assert_played(r: &Value, min_frames: u64) {
 fn chromium_plays_sample() {
     let _one_browser = browser_lock();
     let server = Server::start(&[]);
-    let r = play_in_chromium(&server);
+    let r = play_in_chromium(&server, PLAY_SECONDS);
     assert_played(&r, 60);
     assert_eq!(
         r["video"]["packetsLost"], 0,
@@ -89,8 +89,26 @@ fn chromium_plays_sample() {
 fn chromium_plays_sample_through_5_percent_loss() {
     let _one_browser = browser_lock();
     let server = Server::start(&["--test-send-loss", "5"]);
-    let r = play_in_chromium(&server);
+    let r = play_in_chromium(&server, PLAY_SECONDS);
     assert_played(&r, 60);
     let nacks = r["video"]["nackCount"].as_u64().unwrap_or(0);
     assert!(nacks > 0, "5 % loss but Chromium sent no NACK: {r}");
+}
+
+/// The GOP cache's promise (issue 4): a joining viewer gets video at once from the latest
+/// keyframe. The first frame Chromium assembles from RTP (seen through an encoded-frame
+/// transform, before the decoder) must therefore be a keyframe, not a delta frame that
+/// Chromium cannot decode and answers with a PLI.
+#[test]
+fn chromium_gets_a_keyframe_first() {
+    let _one_browser = browser_lock();
+    let server = Server::start(&[]);
+    let r = play_in_chromium(&server, 3);
+    let first = &r["firstFrames"][0];
+    assert!(first.is_object(), "no encoded frame seen: {r}");
+    assert_eq!(
+        first["type"], "key",
+        "the first frame Chromium got is not a keyframe; first frames: {}",
+        r["firstFrames"]
+    );
 }
