@@ -13,13 +13,17 @@ const fs = require('fs');
 const { launch } = require('./lib');
 const { runInPage } = require('./whep-play');
 
-// Linux reports /proc/PID/stat times in clock ticks of 1/100 s on every platform we use.
-const TICKS_PER_SECOND = 100;
-
+// CPU time of a process in seconds: the sum of its threads' run time in
+// /proc/PID/task/TID/schedstat (nanoseconds), and utime + stime from /proc/PID/stat (clock
+// ticks of 1/100 s on Linux) as a cross-check.
 function cpuSeconds(pid) {
+  let ns = 0;
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    ns += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+  }
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND; // fields 14 and 15
+  return { schedstat: ns / 1e9, stat: (Number(fields[11]) + Number(fields[12])) / 100 }; // fields 14 and 15
 }
 
 async function cpuOver(pid, seconds) {
@@ -27,7 +31,9 @@ async function cpuOver(pid, seconds) {
   const t0 = process.hrtime.bigint();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-  return (cpuSeconds(pid) - c0) / wall; // share of one core
+  const c1 = cpuSeconds(pid);
+  // Shares of one core.
+  return { schedstat: (c1.schedstat - c0.schedstat) / wall, stat: (c1.stat - c0.stat) / wall };
 }
 
 // Runs in the page: K WHEP viewers at once; resolves when every one has decoded a frame.
@@ -103,8 +109,9 @@ async function main() {
     await browser.page.evaluate(pageOpenViewers, { url, k: Number(k) });
     const busy = await cpuOver(pid, Number(w));
     const viewers = await browser.page.evaluate(pageCloseViewers);
-    const perViewer = (busy - idle) / Number(k);
-    console.log(`server CPU over ${w} s: ${(idle * 100).toFixed(2)} % of a core with 0 viewers, ${(busy * 100).toFixed(2)} % with ${k} Chromium viewers → ${(perViewer * 100).toFixed(3)} % per viewer`);
+    const perViewer = (busy.schedstat - idle.schedstat) / Number(k);
+    const pct = (v) => `${(v * 100).toFixed(2)} %`;
+    console.log(`server CPU over ${w} s (schedstat; /proc/PID/stat utime+stime in brackets): 0 viewers ${pct(idle.schedstat)} [${pct(idle.stat)}], ${k} Chromium viewers ${pct(busy.schedstat)} [${pct(busy.stat)}] of a core → ${(perViewer * 100).toFixed(3)} % per viewer [${((busy.stat - idle.stat) * 100 / Number(k)).toFixed(3)} %]`);
     console.log(`viewers' decoded frames at the end: ${viewers.map((v) => v.frames).join(' ')}; states ${[...new Set(viewers.map((v) => v.state))]}; DELETE ${[...new Set(viewers.map((v) => v.deleteStatus))]}`);
     console.log(JSON.stringify({ firstFrameMs: first, firstFrameTrackMs: track, connectedMs: connected, plays: plays.map((p) => p.firstFrameMs), cpu: { idle, busy, viewers: Number(k), perViewer } }));
   } finally {

@@ -151,7 +151,7 @@ fn ten_str0m_viewers_at_once() {
     assert!(Instant::now() < end, "the window outlasted the viewers");
     eprintln!(
         "server CPU ({}): idle {:.2} % of a core; {VIEWERS} str0m viewers {:.2} %; \
-         per viewer {:.3} % (ticks of 10 ms over {WINDOW:?})",
+         per viewer {:.3} % (/proc schedstat over {WINDOW:?})",
         common::server::binary().display(),
         idle * 100.0,
         busy * 100.0,
