@@ -1,0 +1,22 @@
+//! Helpers shared by leanrtc's integration tests: the server under test as a child process,
+//! a tiny HTTP/1.1 client, a headless browser under node, an in-process str0m viewer, and
+//! readers for the sample files written from their specs (not with our `media` crate).
+//!
+//! Every process a helper starts is owned by a guard that kills it when dropped, also when
+//! a test fails.
+
+// Each test binary uses a different part of these helpers.
+#![allow(dead_code)]
+
+pub mod browser;
+pub mod files;
+pub mod http;
+pub mod server;
+pub mod viewer;
+
+use std::path::{Path, PathBuf};
+
+/// The repository's root folder.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
