@@ -128,13 +128,24 @@ pub async fn options_session() -> Response {
 
 /// `HEAD` on an endpoint. WHEP players may probe with it; RFC 9725 §4.2 reserves GET/HEAD
 /// on WHIP endpoints (405).
-pub async fn probe_endpoint(Path((segment, _stream)): Path<(String, String)>) -> Response {
+pub async fn probe_endpoint(
+    State(state): State<AppState>,
+    Path((segment, stream)): Path<(String, String)>,
+) -> Response {
     match role_of(&segment) {
-        Some(Role::Play) => Response::builder()
-            .status(StatusCode::OK)
-            .header(header::CONTENT_TYPE, SDP)
-            .body(Body::empty())
-            .unwrap_or_default(),
+        Some(Role::Play) => {
+            let Ok(streams) = state.engine.call(|reply| Command::Streams { reply }).await else {
+                return engine_gone();
+            };
+            if !streams.iter().any(|s| s.name == stream) {
+                return error(StatusCode::NOT_FOUND, format!("no stream named {stream:?}"));
+            }
+            Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, SDP)
+                .body(Body::empty())
+                .unwrap_or_default()
+        }
         Some(Role::Publish) => error(
             StatusCode::METHOD_NOT_ALLOWED,
             "WHIP endpoints take POST and OPTIONS",

@@ -8,7 +8,7 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 use super::{AppState, router};
-use crate::control::{Command, Created, EngineError, EngineHandle, Patched, Role};
+use crate::control::{Command, Created, EngineError, EngineHandle, Patched, Role, StreamInfo};
 
 /// A media thread that knows one stream, `cam`, and one session, `s1` (ETag "e1").
 fn fake_engine() -> EngineHandle {
@@ -63,7 +63,15 @@ fn fake_engine() -> EngineHandle {
                     });
                 }
                 Command::Streams { reply } => {
-                    let _ = reply.send(Vec::new());
+                    let cam = StreamInfo {
+                        name: "cam".into(),
+                        kind: "live",
+                        codecs: vec!["VP8".into()],
+                        viewers: 0,
+                        bitrate: 0,
+                        since: 0,
+                    };
+                    let _ = reply.send(vec![cam]);
                 }
             }
         }
@@ -261,6 +269,12 @@ async fn delete_and_head() {
         .0,
         StatusCode::METHOD_NOT_ALLOWED
     );
+    let (status, _, body) = send(
+        None,
+        Request::head("/whep/nope").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(
         send(None, Request::get("/whip/cam").body(Body::empty()).unwrap())
             .await
@@ -285,5 +299,9 @@ async fn page_and_api() {
         Request::get("/api/streams").body(Body::empty()).unwrap(),
     )
     .await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, "[]"));
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.starts_with("[{\"name\":\"cam\",\"kind\":\"live\""),
+        "{body}"
+    );
 }
