@@ -40,6 +40,16 @@ pub struct Config {
     #[arg(long, env = "LEANRTC_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
+    /// Test only: send publishers no transport-wide congestion-control feedback (to measure
+    /// the bitrate a browser reaches without it).
+    #[arg(long, hide = true)]
+    pub test_no_congestion_feedback: bool,
+
+    /// STUN/TURN servers for clients, sent in WHIP/WHEP `Link` headers (RFC 9725 §4.6), e.g.
+    /// `stun:stun.example.org:3478`. Repeat or comma-separate for several.
+    #[arg(long, env = "LEANRTC_ICE_SERVER", value_delimiter = ',')]
+    pub ice_server: Vec<String>,
+
     /// Test only: drop this percentage of outgoing media packets (to exercise NACK).
     #[arg(long, hide = true, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub test_send_loss: u32,

@@ -57,6 +57,7 @@ async fn serve(config: Config, engine: EngineHandle, udp_addr: SocketAddr) -> an
     let app = http::router(http::AppState {
         engine,
         token: config.token.clone(),
+        ice_servers: config.ice_server.clone(),
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())

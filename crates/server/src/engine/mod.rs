@@ -126,6 +126,7 @@ pub fn start(config: &Config) -> Result<Engine, StartError> {
         dropped_unknown: 0,
         nacks: Vec::new(),
         keys: Vec::new(),
+        congestion_feedback: !config.test_no_congestion_feedback,
         recorder,
     };
     let thread = std::thread::Builder::new()
@@ -158,6 +159,8 @@ struct MediaLoop {
     out: Vec<u8>,
     next_tick: Instant,
     dropped_unknown: u64,
+    /// Send publishers congestion-control feedback (off only for measurements).
+    congestion_feedback: bool,
     /// Scratch lists reused every round: NACKed sequence numbers, session keys.
     nacks: Vec<u16>,
     keys: Vec<u64>,
@@ -376,6 +379,7 @@ impl MediaLoop {
             tracks: &tracks,
             candidates: &self.candidates,
             dtls: &self.dtls,
+            congestion_feedback: self.congestion_feedback,
         };
         let (answer, mut session) = answer_offer(now, offer, &cx, &mut self.rng)?;
         let key = self.add_session(&mut session);

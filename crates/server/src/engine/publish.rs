@@ -48,6 +48,7 @@ impl MediaLoop {
             tracks: &[],
             candidates: &self.candidates,
             dtls: &self.dtls,
+            congestion_feedback: self.congestion_feedback,
         };
         let (answer, mut session) = answer_offer(now, offer, &cx, &mut self.rng)?;
         let key = self.add_session(&mut session);

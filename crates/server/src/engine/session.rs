@@ -118,6 +118,8 @@ pub struct OfferContext<'a> {
     pub candidates: &'a [SocketAddr],
     /// Our DTLS certificate and settings.
     pub dtls: &'a Arc<DtlsConfig>,
+    /// Publisher: whether to send transport-wide congestion-control feedback.
+    pub congestion_feedback: bool,
 }
 
 /// Answers a WHIP or WHEP offer: returns the answer text and a session ready to receive
@@ -210,7 +212,7 @@ pub fn answer_offer(
         keyframe_requests: 0,
         last_media: None,
         twcc: twcc
-            .filter(|_| cx.role == Role::Publish)
+            .filter(|_| cx.role == Role::Publish && cx.congestion_feedback)
             .map(|id| (id, TwccRecorder::new())),
         rtcp_ssrc: rng.u32(),
     };

@@ -24,6 +24,17 @@ pub struct AppState {
     pub engine: EngineHandle,
     /// The Bearer token WHIP/WHEP requests must carry, if any.
     pub token: Option<String>,
+    /// STUN/TURN URLs for clients, as `Link` headers (RFC 9725 §4.6).
+    pub ice_servers: Vec<String>,
+}
+
+impl AppState {
+    /// `Link: <url>; rel="ice-server"` for each configured server.
+    pub(crate) fn link_headers(&self) -> impl Iterator<Item = String> + '_ {
+        self.ice_servers
+            .iter()
+            .map(|url| format!("<{url}>; rel=\"ice-server\""))
+    }
 }
 
 /// The whole HTTP surface.

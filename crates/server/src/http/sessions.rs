@@ -95,8 +95,11 @@ pub async fn create(
         Ok(Err(e)) => return refused(&e),
         Err(_) => return engine_gone(),
     };
-    Response::builder()
-        .status(StatusCode::CREATED)
+    let mut response = Response::builder().status(StatusCode::CREATED);
+    for link in state.link_headers() {
+        response = response.header(header::LINK, link);
+    }
+    response
         .header(header::CONTENT_TYPE, SDP)
         .header(
             header::LOCATION,
@@ -109,9 +112,12 @@ pub async fn create(
 }
 
 /// `OPTIONS` on an endpoint: CORS preflight, and what may be POSTed (RFC 9725 §4.2).
-pub async fn options_endpoint() -> Response {
-    Response::builder()
-        .status(StatusCode::NO_CONTENT)
+pub async fn options_endpoint(State(state): State<AppState>) -> Response {
+    let mut response = Response::builder().status(StatusCode::NO_CONTENT);
+    for link in state.link_headers() {
+        response = response.header(header::LINK, link);
+    }
+    response
         .header("Accept-Post", SDP)
         .body(Body::empty())
         .unwrap_or_default()

@@ -86,6 +86,7 @@ async fn send(
     let app = router(AppState {
         engine: fake_engine(),
         token: token.map(str::to_owned),
+        ice_servers: vec!["stun:stun.example.org:3478".into()],
     });
     let res = app.oneshot(req).await.unwrap();
     let status = res.status();
@@ -111,6 +112,10 @@ async fn whep_post_creates_a_session() {
     assert_eq!(h[header::CONTENT_TYPE], "application/sdp");
     assert_eq!(h["accept-patch"], "application/trickle-ice-sdpfrag");
     assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    assert_eq!(
+        h[header::LINK],
+        "<stun:stun.example.org:3478>; rel=\"ice-server\""
+    );
     assert_eq!(body, "v=0\r\n");
 }
 
