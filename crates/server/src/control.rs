@@ -49,6 +49,8 @@ pub enum Command {
     Streams {
         reply: oneshot::Sender<Vec<StreamInfo>>,
     },
+    /// The counters, as Prometheus text.
+    Metrics { reply: oneshot::Sender<String> },
 }
 
 /// A session that was created.

@@ -2,6 +2,7 @@
 //! through [`Command`]s; nothing on the packet path takes a lock.
 
 mod media;
+mod metrics;
 mod net;
 mod publish;
 mod session;
@@ -127,6 +128,8 @@ pub fn start(config: &Config) -> Result<Engine, StartError> {
         nacks: Vec::new(),
         keys: Vec::new(),
         congestion_feedback: !config.test_no_congestion_feedback,
+        totals: metrics::Counters::default(),
+        unknown_ssrc: 0,
         recorder,
     };
     let thread = std::thread::Builder::new()
@@ -159,6 +162,9 @@ struct MediaLoop {
     out: Vec<u8>,
     next_tick: Instant,
     dropped_unknown: u64,
+    /// Counters of ended sessions, and publisher RTP that matched no m-line.
+    totals: metrics::Counters,
+    unknown_ssrc: u64,
     /// Send publishers congestion-control feedback (off only for measurements).
     congestion_feedback: bool,
     /// Scratch lists reused every round: NACKed sequence numbers, session keys.
@@ -344,6 +350,7 @@ impl MediaLoop {
                 drop(reply.send(result));
             }
             Command::Streams { reply } => drop(reply.send(self.stream_list(now))),
+            Command::Metrics { reply } => drop(reply.send(self.metrics())),
         }
     }
 
@@ -566,6 +573,7 @@ impl MediaLoop {
             } else if let Some(stream) = self.streams.get_mut(&session.stream) {
                 stream.viewers.retain(|k| *k != key);
             }
+            self.totals.add_session(&session);
             let stats = session.peer.stats();
             tracing::info!(
                 session = %session.id, stream = %session.stream, remote = ?session.remote,

@@ -94,6 +94,11 @@ impl Net {
         }
     }
 
+    /// The socket's counters.
+    pub fn stats(&self) -> crate::udp::UdpStats {
+        self.io.stats()
+    }
+
     /// Sends what is queued; keeps WRITABLE interest while anything is left.
     pub fn flush(&mut self, registry: &Registry) {
         if self.send.has_pending() {

@@ -117,9 +117,11 @@ impl MediaLoop {
         }
         let mid = session.mid_extension.and_then(|id| view.extension(id));
         let Some(input) = session.input_for(view.ssrc(), view.payload_type(), mid) else {
+            self.unknown_ssrc += 1;
             return;
         };
         if view.payload_type() != input.payload_type {
+            self.unknown_ssrc += 1;
             return;
         }
         // One receive stream per input, for the SSRC it carries now (a new one restarts it).

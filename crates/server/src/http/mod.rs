@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(ui::index))
         .route("/api/streams", get(ui::streams))
+        .route("/metrics", get(ui::metrics))
         .merge(endpoints)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(cors))

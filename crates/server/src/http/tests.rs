@@ -62,6 +62,9 @@ fn fake_engine() -> EngineHandle {
                         Err(EngineError::UnknownSession(session))
                     });
                 }
+                Command::Metrics { reply } => {
+                    let _ = reply.send("leanrtc_streams 1\n".into());
+                }
                 Command::Streams { reply } => {
                     let cam = StreamInfo {
                         name: "cam".into(),

@@ -23,3 +23,14 @@ pub async fn streams(State(state): State<AppState>) -> Response {
         ),
     }
 }
+
+/// `GET /metrics`: the media thread's counters in the Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    match state.engine.call(|reply| Command::Metrics { reply }).await {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the media thread is not running",
+        ),
+    }
+}
