@@ -26,7 +26,8 @@ pub struct Config {
     #[arg(long, env = "LEANRTC_PUBLIC_IP", value_delimiter = ',')]
     pub public_ip: Vec<IpAddr>,
 
-    /// Folder of files to serve: NAME.ivf (VP8) and/or NAME.ogg (Opus) become stream NAME.
+    /// Folder of files to serve: NAME.ivf (VP8) or NAME.h264 (H.264 Annex B, 30 fps), and/or
+    /// NAME.ogg (Opus), become stream NAME.
     /// Without it, a built-in test stream named `sample` is served.
     #[arg(long, env = "LEANRTC_MEDIA_DIR")]
     pub media_dir: Option<PathBuf>,

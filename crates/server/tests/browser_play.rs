@@ -84,7 +84,10 @@ fn chromium_plays_sample() {
     );
     // The server saw the session start and end by DELETE.
     let log = server.log();
-    assert!(log.contains("connected session=") && log.contains("role=Play"), "{log}");
+    assert!(
+        log.contains("connected session=") && log.contains("role=Play"),
+        "{log}"
+    );
     assert!(log.contains("reason=DELETE"), "{log}");
 }
 

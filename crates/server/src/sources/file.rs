@@ -9,6 +9,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use media::h264::{self, AccessUnits, H264Payloader};
 use media::ivf::IvfReader;
 use media::oggopus::OggOpusReader;
 use media::pacing::Timeline;
@@ -114,6 +115,37 @@ impl FileTrack {
         })
     }
 
+    /// Reads every access unit of an H.264 Annex B file. The format carries no timing, so
+    /// frames are paced at `fps` (Annex B files from `ffmpeg -f h264` are usually 30).
+    pub fn from_h264(path: &Path, data: Vec<u8>, fps: u32) -> Result<Self, FileError> {
+        let mut units = Vec::new();
+        for (i, au) in AccessUnits::new(&data).enumerate() {
+            let start = au.as_ptr() as usize - data.as_ptr() as usize;
+            let keyframe = h264::is_keyframe(au);
+            units.push(Unit {
+                ts: i as u64,
+                bytes: start..start + au.len(),
+                keyframe,
+            });
+        }
+        if !units.first().is_some_and(|u| u.keyframe) {
+            return Err(invalid(
+                path,
+                "not H.264 Annex B starting with a keyframe (IDR or SPS)",
+            ));
+        }
+        let frames = units.len() as u64;
+        Ok(FileTrack {
+            codec: Codec::H264,
+            size: (0, 0),
+            data,
+            units,
+            num: 1,
+            den: fps.max(1),
+            span: (0, frames),
+        })
+    }
+
     /// Reads every packet of an Ogg/Opus file, failing on anything broken.
     pub fn from_ogg(path: &Path, data: Vec<u8>) -> Result<Self, FileError> {
         let (_head, mut reader) = OggOpusReader::new(&data).map_err(|e| invalid(path, e))?;
@@ -178,8 +210,17 @@ pub struct TrackPlayer {
     ssrc: u32,
     seq: u16,
     ts_base: u32,
-    payloader: Option<Vp8Payloader>,
+    payloader: Payloader,
     buf: Vec<u8>,
+}
+
+/// Splits frames into RTP payloads.
+#[derive(Debug)]
+enum Payloader {
+    Vp8(Vp8Payloader),
+    H264(H264Payloader),
+    /// One Opus packet per RTP packet (RFC 7587).
+    Whole,
 }
 
 impl TrackPlayer {
@@ -201,12 +242,15 @@ impl TrackPlayer {
         let (first, _) = track.span;
         let timeline = Timeline::new(first, first + loop_ticks, track.num, track.den)
             .map_err(|e| invalid(Path::new("-"), e))?;
+        let bad = |e: media::PacketizeError| invalid(Path::new("-"), e);
         let payloader = match track.codec {
-            Codec::Vp8 => Some(
-                Vp8Payloader::new(media::DEFAULT_MAX_PAYLOAD, picture_id)
-                    .map_err(|e| invalid(Path::new("-"), e))?,
+            Codec::Vp8 => Payloader::Vp8(
+                Vp8Payloader::new(media::DEFAULT_MAX_PAYLOAD, picture_id).map_err(bad)?,
             ),
-            _ => None,
+            Codec::H264 => {
+                Payloader::H264(H264Payloader::new(media::DEFAULT_MAX_PAYLOAD).map_err(bad)?)
+            }
+            Codec::Opus => Payloader::Whole,
         };
         Ok(TrackPlayer {
             clock_rate: track.codec.clock_rate(),
@@ -289,10 +333,11 @@ impl TrackPlayer {
             }
             first = false;
         };
+        // An empty frame is skipped: the readers accept it, but it carries nothing.
         match &mut self.payloader {
-            // An empty frame is skipped: the IVF reader accepted it, but it carries nothing.
-            Some(payloader) => drop(payloader.packetize(frame, &mut send)),
-            None => send(frame, false),
+            Payloader::Vp8(p) => drop(p.packetize(frame, &mut send)),
+            Payloader::H264(p) => drop(p.packetize(frame, &mut send)),
+            Payloader::Whole => send(frame, false),
         }
     }
 }

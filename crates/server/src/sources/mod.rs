@@ -88,7 +88,11 @@ pub fn builtin_sample() -> Result<BTreeMap<String, FileStream>, FileError> {
     )]))
 }
 
-/// Every `NAME.ivf` / `NAME.ogg` in `dir`, grouped by stem. Any unreadable or broken file is
+/// Frame rate for H.264 Annex B files, which carry no timing of their own.
+const H264_FPS: u32 = 30;
+
+/// Every `NAME.ivf` (VP8), `NAME.h264` (H.264 Annex B, 30 fps) and `NAME.ogg` (Opus) in
+/// `dir`, grouped by stem. Any unreadable or broken file is
 /// an error: better to refuse to start than to fail a viewer later.
 pub fn scan_media_dir(dir: &Path) -> Result<BTreeMap<String, FileStream>, FileError> {
     let io = |source| FileError::Io {
@@ -110,7 +114,7 @@ pub fn scan_media_dir(dir: &Path) -> Result<BTreeMap<String, FileStream>, FileEr
             continue;
         };
         let ext = ext.to_ascii_lowercase();
-        if ext != "ivf" && ext != "ogg" {
+        if !matches!(ext.as_str(), "ivf" | "h264" | "264" | "ogg") {
             continue;
         }
         let data = std::fs::read(&path).map_err(|source| FileError::Io {
@@ -123,6 +127,8 @@ pub fn scan_media_dir(dir: &Path) -> Result<BTreeMap<String, FileStream>, FileEr
         });
         if ext == "ivf" {
             stream.video = Some(FileTrack::from_ivf(&path, data)?);
+        } else if ext == "h264" || ext == "264" {
+            stream.video = Some(FileTrack::from_h264(&path, data, H264_FPS)?);
         } else {
             stream.audio = Some(FileTrack::from_ogg(&path, data)?);
         }
