@@ -226,10 +226,23 @@ pub fn handle_rtcp(
         nacks,
         keyframe_requests,
         last_keyframe_request,
+        rtt,
+        fraction_lost,
         ..
     } = session;
     for packet in parse_compound(rtcp).flatten() {
         match packet {
+            // Receiver reports about what we send: loss and, from our SR's NTP time echoed
+            // back (RFC 3550 §6.4.1), the round trip.
+            RtcpPacket::Rr(rr) => {
+                for block in rr
+                    .reports()
+                    .filter(|b| outputs.iter().any(|o| o.ssrc == b.ssrc))
+                {
+                    *fraction_lost = block.fraction_lost;
+                    *rtt = rtc::receive::rtt_from_report(ntp_now(), &block).or(*rtt);
+                }
+            }
             RtcpPacket::Nack(nack) => {
                 let Some(output) = outputs.iter().find(|o| o.ssrc == nack.media_ssrc()) else {
                     continue;

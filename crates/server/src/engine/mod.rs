@@ -282,12 +282,14 @@ impl MediaLoop {
                     self.by_addr.insert(remote, key);
                 }
                 PeerEvent::IceConnected { remote, after } => {
+                    session.ice_time = Some(after);
                     tracing::debug!(session = %session.id, %remote, ice_ms = after.as_millis(), "ICE connected");
                 }
                 PeerEvent::Connected { profile, after } => {
+                    session.dtls_time = Some(after);
                     tracing::info!(
                         session = %session.id, stream = %session.stream, role = ?session.role,
-                        remote = ?session.remote, connected_ms = after.as_millis(), srtp = ?profile,
+                        remote = ?session.remote, dtls_ms = after.as_millis(), srtp = ?profile,
                         "connected"
                     );
                     session.next_report = Some(now);
@@ -576,10 +578,12 @@ impl MediaLoop {
             self.totals.add_session(&session);
             let stats = session.peer.stats();
             tracing::info!(
-                session = %session.id, stream = %session.stream, remote = ?session.remote,
-                seconds = now.saturating_duration_since(session.created).as_secs(), reason = %reason,
-                nacks = session.nacks, keyframe_requests = session.keyframe_requests,
-                srtp_failed = stats.srtp_failed, "session ended"
+                session = %session.id, stream = %session.stream, role = ?session.role,
+                remote = ?session.remote, seconds = now.saturating_duration_since(session.created).as_secs(),
+                reason = %reason, ice_ms = ?session.ice_time.map(|t| t.as_millis()),
+                dtls_ms = ?session.dtls_time.map(|t| t.as_millis()), rtt_ms = ?session.rtt.map(|t| t.as_millis()),
+                loss_pct = u32::from(session.fraction_lost) * 100 / 256, nacks = session.nacks,
+                keyframe_requests = session.keyframe_requests, srtp_failed = stats.srtp_failed, "session ended"
             );
         }
     }

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rtc::dtls::{DtlsConfig, Fingerprint};
 use rtc::ice::Credentials;
@@ -59,6 +59,14 @@ pub struct Session {
     pub twcc: Option<(u8, TwccRecorder)>,
     /// The SSRC our own RTCP (receiver reports, NACK, PLI, feedback) is sent from.
     pub rtcp_ssrc: u32,
+    /// How long after the offer ICE selected a pair and DTLS finished, for the logs.
+    pub ice_time: Option<Duration>,
+    /// DTLS finished (media may flow) this long after the offer.
+    pub dtls_time: Option<Duration>,
+    /// Viewer: the last round-trip time and fraction lost (of 256) its receiver reports gave.
+    pub rtt: Option<Duration>,
+    /// Viewer: fraction of packets lost in the last report interval, out of 256.
+    pub fraction_lost: u8,
 }
 
 /// One m-line of a publisher.
@@ -215,6 +223,10 @@ pub fn answer_offer(
             .filter(|_| cx.role == Role::Publish && cx.congestion_feedback)
             .map(|id| (id, TwccRecorder::new())),
         rtcp_ssrc: rng.u32(),
+        ice_time: None,
+        dtls_time: None,
+        rtt: None,
+        fraction_lost: 0,
     };
     Ok((answer.to_string(), session))
 }
