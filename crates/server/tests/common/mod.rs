@@ -12,6 +12,7 @@ pub mod browser;
 pub mod files;
 pub mod http;
 pub mod server;
+pub mod sfu;
 pub mod viewer;
 
 use std::path::{Path, PathBuf};
