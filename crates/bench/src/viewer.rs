@@ -133,7 +133,7 @@ impl SsrcStats {
         self.bytes += len as u64;
         self.last_at = now;
         if ext > self.highest {
-            for e in (self.highest + 1).max(ext - SEEN)..ext {
+            for e in (self.highest + 1).max(ext - SEEN + 1)..=ext {
                 let (word, mask) = self.bit(e);
                 *word &= !mask;
             }
@@ -489,6 +489,19 @@ mod tests {
         s.record(now, 5000, 100);
         s.record(now, 10, 100);
         assert_eq!(s.duplicates, 2);
+    }
+
+    #[test]
+    fn the_window_slides_over_many_packets() {
+        let now = Instant::now();
+        let mut s = SsrcStats::new(1, 96, now);
+        for seq in 0..5000u16 {
+            s.record(now, seq, 100);
+            if seq % 7 == 0 {
+                s.record(now, seq, 100);
+            }
+        }
+        assert_eq!((s.unique, s.duplicates, s.lost()), (5000, 715, 0));
     }
 
     #[test]
