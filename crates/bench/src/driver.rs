@@ -143,6 +143,17 @@ impl Driver {
         Offer::new(kind, self.bind, codecs, &self.dtls)
     }
 
+    fn post(
+        &self,
+        kind: Kind,
+        codecs: &[Codec],
+        http_addr: SocketAddr,
+        stream: &str,
+    ) -> Result<Session, ClientError> {
+        let offer = self.offer(kind, codecs)?;
+        offer.post(http_addr, stream, Arc::clone(&self.dtls))
+    }
+
     /// Publishes `stream` on the server at `http` (blocking POST), VP8 only.
     pub fn publish(
         &mut self,
@@ -150,8 +161,7 @@ impl Driver {
         stream: &str,
         config: PublisherConfig,
     ) -> Result<ClientId, ClientError> {
-        let offer = self.offer(Kind::Publish, &[Codec::Vp8])?;
-        let session = offer.post(http_addr, stream, Arc::clone(&self.dtls))?;
+        let session = self.post(Kind::Publish, &[Codec::Vp8], http_addr, stream)?;
         let publisher = Publisher::new(config, session.negotiated(), self.rng.u64())?;
         self.add(session, Media::Publisher(publisher))
     }
@@ -168,8 +178,7 @@ impl Driver {
             Codec::H264(rtc::sdp::H264Profile::ConstrainedBaseline),
             Codec::Opus,
         ];
-        let offer = self.offer(Kind::View, &codecs)?;
-        let session = offer.post(http_addr, stream, Arc::clone(&self.dtls))?;
+        let session = self.post(Kind::View, &codecs, http_addr, stream)?;
         let viewer = Viewer::new(config, session.negotiated(), self.rng.u64());
         self.add(session, Media::Viewer(viewer))
     }
@@ -237,7 +246,7 @@ impl Driver {
     /// peer connection. Returns the DELETE's status.
     pub fn delete(&mut self, id: ClientId) -> Result<u16, ClientError> {
         let session = self.session(id).ok_or(ClientError::UnknownClient)?;
-        let http_addr = session.http.ok_or(ClientError::NoLocation)?;
+        let http_addr = session.http.ok_or(ClientError::UnknownClient)?;
         let res = http::request(http_addr, "DELETE", &session.location, &[], b"")?;
         self.close(id);
         Ok(res.status)

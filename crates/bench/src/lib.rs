@@ -41,19 +41,11 @@ pub enum ClientError {
         /// The body, as text.
         body: String,
     },
-    /// A 201 without `Location`.
-    #[error("the 201 carries no Location header")]
-    NoLocation,
-    /// The answer does not parse or does not fit the offer.
+    /// The server's answer is unusable: it does not parse or fit the offer, lacks a UDP
+    /// candidate or a fingerprint, or the ICE agent's credentials differ from the offer's
+    /// (see [`Offer::new`]); or the 201 lacks `Location`.
     #[error("unusable answer: {0}")]
     Answer(String),
-    /// The answer has no UDP candidate of our address family.
-    #[error("the answer has no usable UDP candidate")]
-    NoCandidate,
-    /// The ICE agent made other credentials than the ones the offer carries (see
-    /// [`Offer::new`]).
-    #[error("the ICE agent's credentials differ from the offer's")]
-    Credentials,
     /// The answer accepted no media section we can send or play.
     #[error("no {0} media section was accepted")]
     NoMedia(&'static str),
@@ -63,7 +55,7 @@ pub enum ClientError {
     /// Our DTLS certificate could not be made.
     #[error("DTLS certificate: {0}")]
     Certificate(#[from] rtc::dtls::DtlsError),
-    /// No client with this id (removed, or never added).
-    #[error("no such client")]
+    /// No client with this id (removed, or never added), or one made without HTTP.
+    #[error("no such client, or it has no Location")]
     UnknownClient,
 }

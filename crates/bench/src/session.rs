@@ -35,13 +35,6 @@ impl Kind {
             Kind::View => format!("/whep/{stream}"),
         }
     }
-
-    fn direction(self) -> Direction {
-        match self {
-            Kind::Publish => Direction::SendOnly,
-            Kind::View => Direction::RecvOnly,
-        }
-    }
 }
 
 /// Where the media layer sends packets: a [`Session`], or a recorder in unit tests.
@@ -72,6 +65,11 @@ impl Offer {
     /// needs the answer to exist first — yet the offer must carry those credentials. So the
     /// peer gets a generator seeded here from the system's, and the offer the credentials
     /// that seed will produce; [`Offer::accept`] checks they came out the same.
+    ///
+    /// That generator is splitmix64, not a CSPRNG, and it also makes the DTLS randoms and
+    /// ECDHE key: fine for a test client and load generator on loopback, **not** for a client
+    /// whose media must stay private. Once `rtc` lets a controlling peer take given
+    /// credentials, pass it `Rng::system()` instead.
     pub fn new(
         kind: Kind,
         bind: IpAddr,
@@ -88,7 +86,10 @@ impl Offer {
             &credentials.pwd,
             dtls.certificate().fingerprint().0,
             vec![local],
-            kind.direction(),
+            match kind {
+                Kind::Publish => Direction::SendOnly,
+                Kind::View => Direction::RecvOnly,
+            },
         );
         config.codecs = codecs.to_vec();
         let description = sdp::create_offer(&config, &mut rng);
@@ -123,7 +124,9 @@ impl Offer {
                 body: res.text(),
             });
         }
-        let location = res.header("location").ok_or(ClientError::NoLocation)?;
+        let location = res
+            .header("location")
+            .ok_or_else(|| ClientError::Answer("no Location header".into()))?;
         let answer = res.text();
         let mut session = self.accept(Instant::now(), &answer, dtls)?;
         session.location = location.to_owned();
@@ -141,10 +144,10 @@ impl Offer {
         answer: &str,
         dtls: Arc<DtlsConfig>,
     ) -> Result<Session, ClientError> {
-        let parsed =
-            SessionDescription::parse(answer).map_err(|e| ClientError::Answer(e.to_string()))?;
-        let negotiated = sdp::accept_answer(&self.description, &parsed)
-            .map_err(|e| ClientError::Answer(e.to_string()))?;
+        let unusable = |e: &dyn std::fmt::Display| ClientError::Answer(e.to_string());
+        let parsed = SessionDescription::parse(answer).map_err(|e| unusable(&e))?;
+        let negotiated =
+            sdp::accept_answer(&self.description, &parsed).map_err(|e| unusable(&e))?;
         let local = self.socket.local_addr()?;
         let remotes: Vec<SocketAddr> = (negotiated.remote_candidates.iter())
             .filter(|c| c.is_udp())
@@ -152,7 +155,7 @@ impl Offer {
             .filter(|a| a.is_ipv4() == local.is_ipv4())
             .collect();
         if remotes.is_empty() {
-            return Err(ClientError::NoCandidate);
+            return Err(ClientError::Answer("no UDP candidate".into()));
         }
         let fingerprint = (negotiated.remote_fingerprints.iter())
             .find(|f| f.algorithm.eq_ignore_ascii_case("sha-256"))
@@ -169,7 +172,9 @@ impl Offer {
         let rng = Rng::seeded(self.seed);
         let peer = Peer::new_controlling(now, dtls, &remote, local, &remotes, &setup, rng);
         if peer.local_credentials() != &self.credentials {
-            return Err(ClientError::Credentials);
+            return Err(ClientError::Answer(
+                "the ICE agent made other credentials".into(),
+            ));
         }
         self.socket.set_nonblocking(true)?;
         Ok(Session {
@@ -177,7 +182,6 @@ impl Offer {
             local,
             peer,
             negotiated,
-            kind: self.kind,
             location: String::new(),
             http: None,
             posted_at: now,
@@ -222,7 +226,6 @@ pub struct Session {
     local: SocketAddr,
     peer: Peer,
     negotiated: Negotiated,
-    kind: Kind,
     /// The session's URL path, from `Location` (empty when made by [`Offer::accept`]).
     pub location: String,
     /// The server's HTTP address, for DELETE.
@@ -240,11 +243,6 @@ pub struct Session {
 }
 
 impl Session {
-    /// Publish or play.
-    pub fn kind(&self) -> Kind {
-        self.kind
-    }
-
     /// What offer and answer settled.
     pub fn negotiated(&self) -> &Negotiated {
         &self.negotiated

@@ -80,7 +80,7 @@ pub struct SsrcStats {
     pub duplicates: u64,
     /// Bytes received (RTP packets as decrypted, or SRTP datagrams when not decrypted).
     pub bytes: u64,
-    /// First and last arrival.
+    /// First arrival.
     pub first_at: Instant,
     /// Last arrival.
     pub last_at: Instant,
