@@ -70,8 +70,10 @@ fn rtp_of_an_unknown_ssrc_and_payload_type_is_counted_and_dropped() {
     });
     let counted = s.metric("leanrtc_rtp_unknown_ssrc_total") - unknown0;
     eprintln!("unknown SSRC and payload type: {sent} sent, {counted} counted");
+    // Loopback may lose a datagram on a busy machine; none may go uncounted otherwise.
+    let sent = f64::from(sent);
     assert!(
-        sent >= 250 && counted == f64::from(sent),
+        sent >= 250.0 && counted >= 0.98 * sent && counted <= sent,
         "{sent} sent, {counted} counted"
     );
 }
