@@ -1,6 +1,8 @@
 //! Helpers shared by leanrtc's integration tests: the server under test as a child process,
-//! a tiny HTTP/1.1 client, a headless browser under node, an in-process str0m viewer, and
-//! readers for the sample files written from their specs (not with our `media` crate).
+//! shorthands for the tiny HTTP/1.1 client (which lives in the `bench` crate) and `/metrics`,
+//! a headless browser under node, an in-process str0m viewer, the stage of the SFU tests
+//! (publishers and viewers of our own client, `bench`), and readers for the sample files
+//! written from their specs (not with our `media` crate).
 //!
 //! Every process a helper starts is owned by a guard that kills it when dropped, also when
 //! a test fails.
@@ -12,6 +14,7 @@ pub mod browser;
 pub mod files;
 pub mod http;
 pub mod server;
+pub mod sfu;
 pub mod viewer;
 
 use std::path::{Path, PathBuf};

@@ -32,7 +32,7 @@ pub struct Viewer {
     socket: UdpSocket,
     buf: Vec<u8>,
     video_mid: Mid,
-    audio_mid: Mid,
+    audio_mid: Option<Mid>,
     /// The session's URL path, from `Location`.
     pub location: String,
     /// The offer str0m made.
@@ -54,6 +54,11 @@ pub struct Viewer {
 impl Viewer {
     /// Makes the offer, POSTs it to `/whep/{stream}`, requires `201` and applies the answer.
     pub fn connect(http_addr: SocketAddr, stream: &str) -> Viewer {
+        Self::connect_with(http_addr, stream, true)
+    }
+
+    /// [`Viewer::connect`], offering an audio section only with `audio`.
+    pub fn connect_with(http_addr: SocketAddr, stream: &str, audio: bool) -> Viewer {
         let now = Instant::now();
         let mut rtc = RtcConfig::new()
             .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
@@ -63,7 +68,8 @@ impl Viewer {
         rtc.add_local_candidate(Candidate::host(local, "udp").expect("host candidate"));
         let mut change = rtc.sdp_api();
         let video_mid = change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
-        let audio_mid = change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        let audio_mid = audio
+            .then(|| change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None));
         let (offer, pending) = change.apply().expect("an offer");
         let offer = offer.to_sdp_string();
         let posted_at = Instant::now();
@@ -217,7 +223,7 @@ impl Viewer {
                 contiguous: m.contiguous,
                 at: Instant::now(),
             }),
-            Event::MediaData(m) if m.mid == self.audio_mid => {
+            Event::MediaData(m) if Some(m.mid) == self.audio_mid => {
                 self.audio.push((m.data, Instant::now()));
             }
             _ => {}

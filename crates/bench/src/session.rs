@@ -1,0 +1,448 @@
+//! One WHIP or WHEP session of the client role: the offer, the POST, the answer, and the peer
+//! connection (controlling ICE agent, DTLS client, SRTP) on a UDP socket of its own.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use mio::net::UdpSocket;
+use rtc::dtls::{DtlsConfig, Fingerprint};
+use rtc::ice::Credentials;
+use rtc::peer::{DisconnectCause, Peer, PeerEvent, PeerSetup, Received};
+use rtc::rand::Rng;
+use rtc::sdp::{self, Codec, Direction, DtlsRole, Negotiated, OfferConfig, SessionDescription};
+
+use crate::{ClientError, http};
+
+/// Room after a packet for the SRTP tag (16 bytes for AES-GCM, 10 for HMAC-SHA1-80) and, for
+/// SRTCP, the 4-byte index.
+const TAG_ROOM: usize = 32;
+
+/// Publish (WHIP) or play (WHEP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `POST /whip/{stream}` with a sendonly offer.
+    Publish,
+    /// `POST /whep/{stream}` with a recvonly offer.
+    View,
+}
+
+impl Kind {
+    /// The endpoint path for `stream`.
+    pub fn path(self, stream: &str) -> String {
+        match self {
+            Kind::Publish => format!("/whip/{stream}"),
+            Kind::View => format!("/whep/{stream}"),
+        }
+    }
+}
+
+/// Where the media layer sends packets: a [`Session`], or a recorder in unit tests.
+pub trait Transport {
+    /// Protects and sends one plain RTP packet; false if it could not go out.
+    fn send_rtp(&mut self, packet: &[u8]) -> bool;
+    /// Protects and sends one plain (compound) RTCP packet; false if it could not go out.
+    fn send_rtcp(&mut self, packet: &[u8]) -> bool;
+}
+
+/// An offer made and not yet answered. Its socket is bound already: the offer carries the
+/// socket's address as our one host candidate.
+#[derive(Debug)]
+pub struct Offer {
+    /// The offer's SDP text, to POST.
+    pub sdp: String,
+    kind: Kind,
+    description: SessionDescription,
+    socket: std::net::UdpSocket,
+    seed: u64,
+    credentials: Credentials,
+}
+
+impl Offer {
+    /// Binds a socket on `bind` (port chosen by the OS) and makes an offer of `codecs` with it.
+    ///
+    /// `Peer::new_controlling` makes the ICE agent's credentials itself, from its `Rng`, and
+    /// needs the answer to exist first — yet the offer must carry those credentials. So the
+    /// peer gets a generator seeded here from the system's, and the offer the credentials
+    /// that seed will produce; [`Offer::accept`] checks they came out the same.
+    ///
+    /// That generator is splitmix64, not a CSPRNG, and it also makes the DTLS randoms and
+    /// ECDHE key: fine for a test client and load generator on loopback, **not** for a client
+    /// whose media must stay private. Once `rtc` lets a controlling peer take given
+    /// credentials, pass it `Rng::system()` instead.
+    pub fn new(
+        kind: Kind,
+        bind: IpAddr,
+        codecs: &[Codec],
+        dtls: &DtlsConfig,
+    ) -> Result<Self, ClientError> {
+        let socket = std::net::UdpSocket::bind((bind, 0))?;
+        let local = socket.local_addr()?;
+        let mut rng = Rng::system();
+        let seed = rng.u64();
+        let credentials = agent_credentials(seed);
+        let mut config = OfferConfig::new(
+            &credentials.ufrag,
+            &credentials.pwd,
+            dtls.certificate().fingerprint().0,
+            vec![local],
+            match kind {
+                Kind::Publish => Direction::SendOnly,
+                Kind::View => Direction::RecvOnly,
+            },
+        );
+        config.codecs = codecs.to_vec();
+        let description = sdp::create_offer(&config, &mut rng);
+        Ok(Offer {
+            sdp: description.to_string(),
+            kind,
+            description,
+            socket,
+            seed,
+            credentials,
+        })
+    }
+
+    /// POSTs the offer to `http` for `stream` (blocking) and accepts the answer.
+    pub fn post(
+        self,
+        http_addr: SocketAddr,
+        stream: &str,
+        dtls: Arc<DtlsConfig>,
+    ) -> Result<Session, ClientError> {
+        let posted_at = Instant::now();
+        let res = http::request(
+            http_addr,
+            "POST",
+            &self.kind.path(stream),
+            &[("Content-Type", "application/sdp")],
+            self.sdp.as_bytes(),
+        )?;
+        if res.status != 201 {
+            return Err(ClientError::Status {
+                status: res.status,
+                body: res.text(),
+            });
+        }
+        let location = res
+            .header("location")
+            .ok_or_else(|| ClientError::Answer("no Location header".into()))?;
+        let answer = res.text();
+        let mut session = self.accept(Instant::now(), &answer, dtls)?;
+        session.location = location.to_owned();
+        session.http = Some(http_addr);
+        session.posted_at = posted_at;
+        Ok(session)
+    }
+
+    /// Accepts the server's answer: checks it against the offer and starts the peer
+    /// connection towards its candidates. `location` and `http` stay unset (see
+    /// [`Offer::post`]).
+    pub fn accept(
+        self,
+        now: Instant,
+        answer: &str,
+        dtls: Arc<DtlsConfig>,
+    ) -> Result<Session, ClientError> {
+        let unusable = |e: &dyn std::fmt::Display| ClientError::Answer(e.to_string());
+        let parsed = SessionDescription::parse(answer).map_err(|e| unusable(&e))?;
+        let negotiated =
+            sdp::accept_answer(&self.description, &parsed).map_err(|e| unusable(&e))?;
+        let local = self.socket.local_addr()?;
+        let remotes: Vec<SocketAddr> = (negotiated.remote_candidates.iter())
+            .filter(|c| c.is_udp())
+            .filter_map(|c| c.socket_addr())
+            .filter(|a| a.is_ipv4() == local.is_ipv4())
+            .collect();
+        if remotes.is_empty() {
+            return Err(ClientError::Answer("no UDP candidate".into()));
+        }
+        let fingerprint = (negotiated.remote_fingerprints.iter())
+            .find(|f| f.algorithm.eq_ignore_ascii_case("sha-256"))
+            .and_then(|f| <[u8; 32]>::try_from(f.bytes.as_slice()).ok())
+            .ok_or_else(|| ClientError::Answer("no sha-256 fingerprint".into()))?;
+        let setup = PeerSetup {
+            remote_fingerprint: Fingerprint(fingerprint),
+            dtls_client: negotiated.dtls_role == DtlsRole::Client,
+        };
+        let remote = Credentials {
+            ufrag: negotiated.remote_ice_ufrag.clone(),
+            pwd: negotiated.remote_ice_pwd.clone(),
+        };
+        let rng = Rng::seeded(self.seed);
+        let peer = Peer::new_controlling(now, dtls, &remote, local, &remotes, &setup, rng);
+        if peer.local_credentials() != &self.credentials {
+            return Err(ClientError::Answer(
+                "the ICE agent made other credentials".into(),
+            ));
+        }
+        self.socket.set_nonblocking(true)?;
+        Ok(Session {
+            socket: UdpSocket::from_std(self.socket),
+            local,
+            peer,
+            negotiated,
+            location: String::new(),
+            http: None,
+            posted_at: now,
+            connected_at: None,
+            closed: None,
+            out: Vec::with_capacity(1500),
+            tamper: 0,
+            stats: SessionStats::default(),
+        })
+    }
+}
+
+/// The credentials `Peer::new_controlling` will make from an `Rng` seeded with `seed`: it
+/// seeds its ICE agent's generator with the first `u64`, and the agent draws its credentials
+/// first.
+fn agent_credentials(seed: u64) -> Credentials {
+    let ice_seed = Rng::seeded(seed).u64();
+    Credentials::random(&mut Rng::seeded(ice_seed))
+}
+
+/// Datagram counters of one session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Datagrams received.
+    pub datagrams_in: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Datagrams sent.
+    pub datagrams_out: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Datagrams the socket refused (full buffer) or that could not be protected.
+    pub send_failed: u64,
+    /// SRTP packets sent with a byte flipped on purpose ([`Session::tamper_next_rtp`]).
+    pub tampered: u64,
+}
+
+/// A session with its peer connection.
+#[derive(Debug)]
+pub struct Session {
+    socket: UdpSocket,
+    local: SocketAddr,
+    peer: Peer,
+    negotiated: Negotiated,
+    /// The session's URL path, from `Location` (empty when made by [`Offer::accept`]).
+    pub location: String,
+    /// The server's HTTP address, for DELETE.
+    pub http: Option<SocketAddr>,
+    /// When the offer was POSTed.
+    pub posted_at: Instant,
+    /// When DTLS finished and SRTP keys were in place.
+    pub connected_at: Option<Instant>,
+    /// When and why the connection ended.
+    pub closed: Option<(Instant, DisconnectCause)>,
+    out: Vec<u8>,
+    tamper: u32,
+    /// Datagram counters.
+    pub stats: SessionStats,
+}
+
+impl Session {
+    /// What offer and answer settled.
+    pub fn negotiated(&self) -> &Negotiated {
+        &self.negotiated
+    }
+
+    /// The peer connection (for its stats and path).
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
+    /// Our socket's address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// True once SRTP keys are in place and until the connection ends.
+    pub fn is_connected(&self) -> bool {
+        self.peer.is_connected()
+    }
+
+    pub(crate) fn socket_mut(&mut self) -> &mut UdpSocket {
+        &mut self.socket
+    }
+
+    /// Receives one datagram from the socket into `buf`: `Ok(None)` when none is waiting.
+    pub(crate) fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<Option<(usize, SocketAddr)>> {
+        loop {
+            match self.socket.recv_from(buf) {
+                Ok((n, from)) => {
+                    self.stats.datagrams_in += 1;
+                    self.stats.bytes_in += n as u64;
+                    return Ok(Some((n, from)));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
+                // An ICMP error from an earlier send, reported on this socket: not ours to act on.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Hands a datagram to the peer connection; SRTP/SRTCP comes back unprotected in `buf`.
+    pub(crate) fn receive<'a>(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        buf: &'a mut [u8],
+    ) -> Received<'a> {
+        self.peer.handle_datagram(now, from, self.local, buf)
+    }
+
+    /// Where media goes once connected: the server's address.
+    pub fn remote(&self) -> Option<SocketAddr> {
+        self.peer.path().map(|(remote, _)| remote)
+    }
+
+    /// Sends what the peer queued and takes note of its events.
+    pub(crate) fn flush(&mut self, now: Instant) {
+        while let Some(t) = self.peer.poll_transmit() {
+            self.send_raw_to(&t.contents, t.destination);
+        }
+        while let Some(event) = self.peer.poll_event() {
+            match event {
+                PeerEvent::Connected { .. } => self.connected_at = Some(now),
+                PeerEvent::Disconnected(cause) => self.closed = Some((now, cause)),
+                _ => {}
+            }
+        }
+    }
+
+    /// When the peer connection wants [`Session::handle_timeout`].
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.peer.poll_timeout()
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.peer.handle_timeout(now);
+        self.flush(now);
+    }
+
+    /// Ends the connection with a DTLS close_notify (no HTTP).
+    pub fn close(&mut self, now: Instant) {
+        self.peer.close(now);
+        self.flush(now);
+    }
+
+    /// Protects a plain RTP packet and returns the SRTP datagram, without sending it (to
+    /// break it on purpose before [`Session::send_raw`]).
+    pub fn protect_rtp(&mut self, packet: &[u8]) -> Option<Vec<u8>> {
+        let mut buf = Vec::with_capacity(packet.len() + TAG_ROOM);
+        buf.extend_from_slice(packet);
+        buf.resize(packet.len() + TAG_ROOM, 0);
+        let n = self.peer.protect_rtp(&mut buf, packet.len()).ok()?;
+        buf.truncate(n);
+        Some(buf)
+    }
+
+    /// The next `n` RTP packets sent through [`Transport::send_rtp`] get one byte of their
+    /// authentication tag flipped after protection, so the server's SRTP check fails on them.
+    pub fn tamper_next_rtp(&mut self, n: u32) {
+        self.tamper = n;
+    }
+
+    /// Sends a datagram as is to the server (once a path exists).
+    pub fn send_raw(&mut self, datagram: &[u8]) -> bool {
+        match self.remote() {
+            Some(remote) => self.send_raw_to(datagram, remote),
+            None => false,
+        }
+    }
+
+    fn send_raw_to(&mut self, datagram: &[u8], to: SocketAddr) -> bool {
+        match self.socket.send_to(datagram, to) {
+            Ok(_) => {
+                self.stats.datagrams_out += 1;
+                self.stats.bytes_out += datagram.len() as u64;
+                true
+            }
+            // A full socket buffer loses the datagram, as a network would.
+            Err(_) => {
+                self.stats.send_failed += 1;
+                false
+            }
+        }
+    }
+
+    /// Protects `packet` in the reused send buffer with `protect` and sends it.
+    fn send_protected(&mut self, packet: &[u8], rtp: bool) -> bool {
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        out.extend_from_slice(packet);
+        out.resize(packet.len() + TAG_ROOM, 0);
+        let protected = if rtp {
+            self.peer.protect_rtp(&mut out, packet.len())
+        } else {
+            self.peer.protect_rtcp(&mut out, packet.len())
+        };
+        let sent = match protected {
+            Ok(n) => {
+                out.truncate(n);
+                if rtp && self.tamper > 0 {
+                    self.tamper -= 1;
+                    self.stats.tampered += 1;
+                    if let Some(last) = out.last_mut() {
+                        *last ^= 0x01;
+                    }
+                }
+                self.send_raw(&out)
+            }
+            Err(_) => {
+                self.stats.send_failed += 1;
+                false
+            }
+        };
+        self.out = out;
+        sent
+    }
+}
+
+impl Transport for Session {
+    fn send_rtp(&mut self, packet: &[u8]) -> bool {
+        self.send_protected(packet, true)
+    }
+
+    fn send_rtcp(&mut self, packet: &[u8]) -> bool {
+        self.send_protected(packet, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::dtls::DtlsCertificate;
+    use rtc::peer::PeerSetup;
+
+    /// The prediction `Offer::new` relies on still matches what `Peer::new_controlling` does.
+    #[test]
+    fn predicted_credentials_are_the_agents() {
+        let mut rng = Rng::seeded(9);
+        let cert = DtlsCertificate::generate(&mut rng).unwrap();
+        let fingerprint = cert.fingerprint();
+        let dtls = Arc::new(DtlsConfig::new(cert, &mut rng));
+        let remote = Credentials::random(&mut rng);
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        for seed in [0, 1, 0xdead_beef, u64::MAX] {
+            let setup = PeerSetup {
+                remote_fingerprint: fingerprint,
+                dtls_client: true,
+            };
+            let peer = Peer::new_controlling(
+                Instant::now(),
+                Arc::clone(&dtls),
+                &remote,
+                addr,
+                &[addr],
+                &setup,
+                Rng::seeded(seed),
+            );
+            assert_eq!(peer.local_credentials(), &agent_credentials(seed));
+        }
+    }
+}
