@@ -54,22 +54,11 @@ pub struct Offer {
     kind: Kind,
     description: SessionDescription,
     socket: std::net::UdpSocket,
-    seed: u64,
     credentials: Credentials,
 }
 
 impl Offer {
     /// Binds a socket on `bind` (port chosen by the OS) and makes an offer of `codecs` with it.
-    ///
-    /// `Peer::new_controlling` makes the ICE agent's credentials itself, from its `Rng`, and
-    /// needs the answer to exist first — yet the offer must carry those credentials. So the
-    /// peer gets a generator seeded here from the system's, and the offer the credentials
-    /// that seed will produce; [`Offer::accept`] checks they came out the same.
-    ///
-    /// That generator is splitmix64, not a CSPRNG, and it also makes the DTLS randoms and
-    /// ECDHE key: fine for a test client and load generator on loopback, **not** for a client
-    /// whose media must stay private. Once `rtc` lets a controlling peer take given
-    /// credentials, pass it `Rng::system()` instead.
     pub fn new(
         kind: Kind,
         bind: IpAddr,
@@ -79,8 +68,7 @@ impl Offer {
         let socket = std::net::UdpSocket::bind((bind, 0))?;
         let local = socket.local_addr()?;
         let mut rng = Rng::system();
-        let seed = rng.u64();
-        let credentials = agent_credentials(seed);
+        let credentials = Credentials::random(&mut rng);
         let mut config = OfferConfig::new(
             &credentials.ufrag,
             &credentials.pwd,
@@ -98,7 +86,6 @@ impl Offer {
             kind,
             description,
             socket,
-            seed,
             credentials,
         })
     }
@@ -169,13 +156,16 @@ impl Offer {
             ufrag: negotiated.remote_ice_ufrag.clone(),
             pwd: negotiated.remote_ice_pwd.clone(),
         };
-        let rng = Rng::seeded(self.seed);
-        let peer = Peer::new_controlling(now, dtls, &remote, local, &remotes, &setup, rng);
-        if peer.local_credentials() != &self.credentials {
-            return Err(ClientError::Answer(
-                "the ICE agent made other credentials".into(),
-            ));
-        }
+        let peer = Peer::new_controlling(
+            now,
+            dtls,
+            self.credentials,
+            &remote,
+            local,
+            &remotes,
+            &setup,
+            Rng::system(),
+        );
         self.socket.set_nonblocking(true)?;
         Ok(Session {
             socket: UdpSocket::from_std(self.socket),
@@ -192,14 +182,6 @@ impl Offer {
             stats: SessionStats::default(),
         })
     }
-}
-
-/// The credentials `Peer::new_controlling` will make from an `Rng` seeded with `seed`: it
-/// seeds its ICE agent's generator with the first `u64`, and the agent draws its credentials
-/// first.
-fn agent_credentials(seed: u64) -> Credentials {
-    let ice_seed = Rng::seeded(seed).u64();
-    Credentials::random(&mut Rng::seeded(ice_seed))
 }
 
 /// Datagram counters of one session.
@@ -410,39 +392,5 @@ impl Transport for Session {
 
     fn send_rtcp(&mut self, packet: &[u8]) -> bool {
         self.send_protected(packet, false)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rtc::dtls::DtlsCertificate;
-    use rtc::peer::PeerSetup;
-
-    /// The prediction `Offer::new` relies on still matches what `Peer::new_controlling` does.
-    #[test]
-    fn predicted_credentials_are_the_agents() {
-        let mut rng = Rng::seeded(9);
-        let cert = DtlsCertificate::generate(&mut rng).unwrap();
-        let fingerprint = cert.fingerprint();
-        let dtls = Arc::new(DtlsConfig::new(cert, &mut rng));
-        let remote = Credentials::random(&mut rng);
-        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        for seed in [0, 1, 0xdead_beef, u64::MAX] {
-            let setup = PeerSetup {
-                remote_fingerprint: fingerprint,
-                dtls_client: true,
-            };
-            let peer = Peer::new_controlling(
-                Instant::now(),
-                Arc::clone(&dtls),
-                &remote,
-                addr,
-                &[addr],
-                &setup,
-                Rng::seeded(seed),
-            );
-            assert_eq!(peer.local_credentials(), &agent_credentials(seed));
-        }
     }
 }

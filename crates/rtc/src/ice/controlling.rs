@@ -121,6 +121,20 @@ impl IceControlling {
         remotes: &[SocketAddr],
     ) -> Self {
         let local_credentials = Credentials::random(&mut rng);
+        Self::with_credentials(now, config, rng, local_credentials, remote, local, remotes)
+    }
+
+    /// As [`IceControlling::new`], with our credentials given (an offer already carries
+    /// them when the agent is made from the answer).
+    pub fn with_credentials(
+        now: Instant,
+        config: ControllingConfig,
+        mut rng: Rng,
+        local_credentials: Credentials,
+        remote: &Credentials,
+        local: SocketAddr,
+        remotes: &[SocketAddr],
+    ) -> Self {
         let username = format!("{}:{}", remote.ufrag, local_credentials.ufrag).into_bytes();
         let pairs: Vec<_> = (remotes.iter())
             .filter(|r| r.is_ipv4() == local.is_ipv4())

@@ -164,11 +164,14 @@ impl Peer {
         Self::new(now, Ice::Lite(ice), local, dtls, setup, &peer_id, rng)
     }
 
-    /// The client side: a controlling agent checking `local` → each of `remotes` (the
-    /// candidates of the server's answer) with the server's credentials.
+    /// The client side: a controlling agent with our `credentials` (those in our offer)
+    /// checking `local` → each of `remotes` (the candidates of the server's answer) with the
+    /// server's credentials.
+    #[allow(clippy::too_many_arguments)]
     pub fn new_controlling(
         now: Instant,
         dtls: Arc<DtlsConfig>,
+        credentials: Credentials,
         remote: &Credentials,
         local: SocketAddr,
         remotes: &[SocketAddr],
@@ -176,15 +179,15 @@ impl Peer {
         mut rng: Rng,
     ) -> Self {
         let ice_rng = Rng::seeded(rng.u64());
-        let agent = IceControlling::new(
+        let agent = IceControlling::with_credentials(
             now,
             ControllingConfig::default(),
             ice_rng,
+            credentials.clone(),
             remote,
             local,
             remotes,
         );
-        let credentials = agent.local_credentials().clone();
         Self::new(
             now,
             Ice::Controlling(agent),

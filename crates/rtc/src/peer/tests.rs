@@ -37,12 +37,11 @@ fn pair(seed: u64) -> Pair {
     let client_cfg = Arc::new(DtlsConfig::new(client_cert, &mut rng));
     let now = Instant::now();
     let server_creds = Credentials::random(&mut rng);
-    // The client's credentials are made by its agent; the lite server learns its ufrag
-    // from the first check, as when an offer's credentials were not given.
-    let client_placeholder = Credentials::random(&mut rng);
+    let client_creds = Credentials::random(&mut rng);
     let client = Peer::new_controlling(
         now,
         client_cfg,
+        client_creds.clone(),
         &server_creds,
         addr(CLIENT),
         &[addr(SERVER)],
@@ -52,10 +51,6 @@ fn pair(seed: u64) -> Pair {
         },
         Rng::seeded(seed + 1),
     );
-    let client_creds = Credentials {
-        ufrag: client.local_credentials().ufrag.clone(),
-        pwd: client_placeholder.pwd,
-    };
     let server = Peer::new_lite(
         now,
         server_cfg,

@@ -279,6 +279,9 @@ fn rejected_section(offered: &MediaDescription) -> MediaDescription {
     if let Some(mid) = offered.attrs().mid() {
         m.push(Attribute::new("mid", mid));
     }
+    // Port 0 already rejects it (RFC 3264 §6); some stacks (str0m) still require exactly one
+    // direction attribute in every section.
+    m.push(Attribute::flag("inactive"));
     m
 }
 

@@ -116,7 +116,7 @@ impl MediaLoop {
             recorder.record(now, seq);
         }
         let mid = session.mid_extension.and_then(|id| view.extension(id));
-        let Some(input) = session.input_for(view.ssrc(), view.payload_type(), mid) else {
+        let Some(input) = session.input_for(now, view.ssrc(), view.payload_type(), mid) else {
             self.unknown_ssrc += 1;
             return;
         };
@@ -146,6 +146,7 @@ impl MediaLoop {
         // The first packet of a frame (a new timestamp) may start a keyframe.
         let first_of_frame = input.last_timestamp != Some(view.timestamp());
         input.last_timestamp = Some(view.timestamp());
+        input.last_packet = Some(now);
         let keyframe_start = first_of_frame
             && match input.codec {
                 Codec::Vp8 => ::media::vp8::payload_starts_keyframe(view.payload()),

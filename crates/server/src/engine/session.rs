@@ -86,7 +86,12 @@ pub struct Input {
     pub last_timestamp: Option<u32>,
     /// Reordering, NACKs, receiver reports for the SSRC it carries (made at its first packet).
     pub receive: Option<ReceiveStream>,
+    /// When its current SSRC last delivered a packet.
+    pub last_packet: Option<Instant>,
 }
+
+/// An input switches to a new SSRC only after its current one was silent this long.
+const SSRC_QUIET: Duration = Duration::from_secs(2);
 
 /// A track a viewer can be offered: its codec and index in the stream.
 #[derive(Debug, Clone, Copy)]
@@ -277,6 +282,7 @@ fn inputs(negotiated: &Negotiated) -> Vec<Input> {
                 track: 0,
                 last_timestamp: None,
                 receive: None,
+                last_packet: None,
             })
         })
         .collect()
@@ -298,33 +304,40 @@ fn peer_setup(negotiated: &Negotiated) -> Result<PeerSetup, EngineError> {
 }
 
 impl Session {
-    /// The input a publisher's packet belongs to: by SSRC, else by its mid header
-    /// extension, else by payload type; a newly matched SSRC is remembered.
+    /// The input a publisher's packet belongs to: by an SSRC it announced or we learned,
+    /// else by its mid header extension (RFC 8843 §9.2), else — only for an input that has
+    /// no SSRC yet — by payload type. A new SSRC is adopted only while the input's current
+    /// one is quiet: a stray must not take viewers off the real stream. Anything unmatched is
+    /// dropped and counted by the caller.
     pub fn input_for(
         &mut self,
+        now: Instant,
         ssrc: u32,
         payload_type: u8,
         mid: Option<&[u8]>,
     ) -> Option<&mut Input> {
-        let index = self
-            .inputs
-            .iter()
-            .position(|i| i.ssrcs.contains(&ssrc))
-            .or_else(|| {
-                let by_mid =
-                    mid.and_then(|mid| self.inputs.iter().position(|i| i.mid.as_bytes() == mid));
-                let found = by_mid.or_else(|| {
-                    self.inputs
-                        .iter()
-                        .position(|i| i.payload_type == payload_type)
-                })?;
-                let input = self.inputs.get_mut(found)?;
-                // Bounded: a publisher cannot make us remember SSRCs without limit.
-                if input.ssrcs.len() < 8 {
-                    input.ssrcs.push(ssrc);
-                }
-                Some(found)
+        let known = self.inputs.iter().position(|i| i.ssrcs.contains(&ssrc));
+        let index = known.or_else(|| {
+            let by_mid =
+                mid.and_then(|mid| self.inputs.iter().position(|i| i.mid.as_bytes() == mid));
+            let found = by_mid.or_else(|| {
+                self.inputs
+                    .iter()
+                    .position(|i| i.payload_type == payload_type && i.ssrcs.is_empty())
             })?;
+            let input = self.inputs.get_mut(found)?;
+            if input
+                .last_packet
+                .is_some_and(|t| now.saturating_duration_since(t) < SSRC_QUIET)
+            {
+                return None;
+            }
+            // Bounded: a publisher cannot make us remember SSRCs without limit.
+            if input.ssrcs.len() < 8 {
+                input.ssrcs.push(ssrc);
+            }
+            Some(found)
+        })?;
         self.inputs.get_mut(index)
     }
 }
