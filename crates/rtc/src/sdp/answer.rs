@@ -274,13 +274,23 @@ fn choose_codecs(m: &MediaDescription, kind: MediaKind, config: &AnswerConfig) -
 
 /// RFC 8829 §5.3.1: a rejected section keeps its type, protocol and formats, with port 0.
 fn rejected_section(offered: &MediaDescription) -> MediaDescription {
-    let mut m = MediaDescription::new(&offered.kind, 0, &offered.proto, offered.formats.clone());
+    // RFC 3264 §6: port 0 rejects the section; it keeps one offered format. Some stacks
+    // (str0m) also want that format's a=rtpmap and exactly one direction attribute.
+    let first = offered.formats.first().cloned().into_iter().collect();
+    let mut m = MediaDescription::new(&offered.kind, 0, &offered.proto, first);
     m.lines.push(Line::Field('c', "IN IP4 0.0.0.0".into()));
-    if let Some(mid) = offered.attrs().mid() {
+    let attrs = offered.attrs();
+    if let Some(mid) = attrs.mid() {
         m.push(Attribute::new("mid", mid));
     }
-    // Port 0 already rejects it (RFC 3264 §6); some stacks (str0m) still require exactly one
-    // direction attribute in every section.
+    let rtpmap = offered
+        .formats
+        .first()
+        .and_then(|f| f.parse::<u8>().ok())
+        .and_then(|pt| attrs.rtpmap(pt));
+    if let Some(rtpmap) = rtpmap {
+        m.push(Attribute::new("rtpmap", rtpmap));
+    }
     m.push(Attribute::flag("inactive"));
     m
 }
