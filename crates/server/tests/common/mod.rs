@@ -1,6 +1,7 @@
 //! Helpers shared by leanrtc's integration tests: the server under test as a child process,
-//! a tiny HTTP/1.1 client, a headless browser under node, an in-process str0m viewer, and
-//! readers for the sample files written from their specs (not with our `media` crate).
+//! a tiny HTTP/1.1 client, a headless browser under node, other helper programs (Python
+//! publishers), an in-process str0m viewer, recordings checked with ffprobe, and readers for
+//! the sample files written from their specs (not with our `media` crate).
 //!
 //! Every process a helper starts is owned by a guard that kills it when dropped, also when
 //! a test fails.
@@ -11,6 +12,9 @@
 pub mod browser;
 pub mod files;
 pub mod http;
+pub mod process;
+pub mod publish;
+pub mod recording;
 pub mod server;
 pub mod viewer;
 
