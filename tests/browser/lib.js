@@ -42,13 +42,15 @@ function startServer() {
 // Launches `name` ('chromium' | 'firefox'); returns { page, pids, newPage, close }. `pids` are the
 // browser processes, which the drivers start in their own process groups: the caller
 // reports them so a supervisor can kill the groups if this script dies.
-// `opts.fakeVideoFps`: the fake camera's frame rate (Chromium's default is 20 fps).
+// Chromium only: `opts.fakeVideoFps` is the fake camera's frame rate (its default is 20 fps),
+// `opts.fakeVideoFile` a .y4m/.mjpeg file the fake camera plays instead of its test pattern.
 async function launch(name, url, opts = {}) {
   if (name === 'chromium') {
     const { chromium } = require('playwright-core');
-    const args = opts.fakeVideoFps
+    let args = opts.fakeVideoFps
       ? CHROMIUM_ARGS.map((a) => (a === '--use-fake-device-for-media-stream' ? `${a}=fps=${opts.fakeVideoFps}` : a))
       : CHROMIUM_ARGS;
+    if (opts.fakeVideoFile) args = [...args, `--use-file-for-fake-video-capture=${opts.fakeVideoFile}`];
     const server = await chromium.launchServer({
       executablePath: CHROMIUM, headless: true, args,
     });

@@ -114,8 +114,11 @@ class Publisher:
         # Keep our reference for the pipeline's life: webrtcbin (1.22) leaves the agent's
         # reference floating, so the binding sinks it and would free the agent with its wrapper.
         self.ice = ice = self.webrtc.get_property("ice-agent")
-        # UDP candidates only.
+        # UDP candidates only, and no UPnP discovery (SSDP multicast) by libnice.
         ice.set_property("ice-tcp", False)
+        self.agent = ice.get_property("agent")
+        if self.agent is not None and self.agent.find_property("upnp") is not None:
+            self.agent.set_property("upnp", False)
         local_ip = self.args.local_ip
         if local_ip is None and is_loopback(urllib.parse.urlsplit(self.args.url).hostname):
             # libnice skips loopback interfaces, and pins its sockets to their interface, so a

@@ -13,6 +13,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::browser::browser_lock;
 use common::files::is_vp8_keyframe;
 use common::process::Process;
 use common::publish::{aiortc_python, num, wait_publisher_connected};
@@ -47,6 +48,8 @@ fn result_of(stdout: &str, stderr: &str) -> Value {
 
 #[test]
 fn aiortc_publishes_vp8_str0m_plays_and_the_recording_decodes() {
+    // One media test at a time: the machine has two cores.
+    let _one_at_a_time = browser_lock();
     let records = TempDir::new("publish-aiortc");
     let server = Server::start(&["--record-dir", records.as_str()]);
     let mut publisher = start_aiortc(&server, "synthetic", 12);
@@ -69,7 +72,7 @@ fn aiortc_publishes_vp8_str0m_plays_and_the_recording_decodes() {
     let frames: Vec<(&[u8], u64)> = viewer
         .frames
         .iter()
-        .map(|f| (&f.data[..], f.rtp_time - t0))
+        .map(|f| (&f.data[..], f.rtp_time.saturating_sub(t0)))
         .collect();
     write_ivf(&got, 640, 360, &frames);
     let decoded = probe(&got);
@@ -153,6 +156,8 @@ fn switch_of(samples: &[(u64, Instant)], clock: f64) -> (usize, f64, f64) {
 /// switch (a receiver's playout clock stays valid), and it starts at a keyframe.
 #[test]
 fn aiortc_publisher_dies_a_new_one_takes_over_str0m_sees_real_time_timestamps() {
+    // One media test at a time: the machine has two cores.
+    let _one_at_a_time = browser_lock();
     let server = Server::start(&[]);
     let first = start_aiortc(&server, "relay", 60);
     wait_publisher_connected(&server, "relay", Duration::from_secs(30));

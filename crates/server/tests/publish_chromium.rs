@@ -62,7 +62,12 @@ fn chromium_publishes_chromium_and_str0m_play_and_the_recording_decodes() {
     let frames: Vec<(&[u8], u64)> = viewer
         .frames
         .iter()
-        .map(|f| (&f.data[..], f.rtp_time - viewer.frames[0].rtp_time))
+        .map(|f| {
+            (
+                &f.data[..],
+                f.rtp_time.saturating_sub(viewer.frames[0].rtp_time),
+            )
+        })
         .collect();
     write_ivf(&got, 640, 360, &frames);
     let decoded = probe(&got);

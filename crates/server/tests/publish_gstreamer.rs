@@ -111,6 +111,8 @@ fn check_recordings(paths: &[PathBuf], ext: &str, codec: &str, r: &Value) {
 
 #[test]
 fn gstreamer_publishes_vp8_str0m_plays_and_the_recording_decodes() {
+    // One media test at a time: the machine has two cores.
+    let _one_at_a_time = browser_lock();
     let records = TempDir::new("publish-gst-vp8");
     let server = Server::start(&["--record-dir", records.as_str()]);
     let publisher = start_gstreamer(&server, "gst", "vp8");
