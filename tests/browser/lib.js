@@ -39,20 +39,27 @@ function startServer() {
   });
 }
 
-// Launches `name` ('chromium' | 'firefox'); returns { page, pids, close }. `pids` are the
+// Launches `name` ('chromium' | 'firefox'); returns { page, pids, newPage, close }. `pids` are the
 // browser processes, which the drivers start in their own process groups: the caller
 // reports them so a supervisor can kill the groups if this script dies.
-async function launch(name, url) {
+// Chromium only: `opts.fakeVideoFps` is the fake camera's frame rate (its default is 20 fps),
+// `opts.fakeVideoFile` a .y4m/.mjpeg file the fake camera plays instead of its test pattern.
+async function launch(name, url, opts = {}) {
   if (name === 'chromium') {
     const { chromium } = require('playwright-core');
+    let args = opts.fakeVideoFps
+      ? CHROMIUM_ARGS.map((a) => (a === '--use-fake-device-for-media-stream' ? `${a}=fps=${opts.fakeVideoFps}` : a))
+      : CHROMIUM_ARGS;
+    if (opts.fakeVideoFile) args = [...args, `--use-file-for-fake-video-capture=${opts.fakeVideoFile}`];
     const server = await chromium.launchServer({
-      executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS,
+      executablePath: CHROMIUM, headless: true, args,
     });
     const pids = [server.process().pid];
     const browser = await chromium.connect(server.wsEndpoint());
     const page = await browser.newPage();
     await page.goto(url);
-    return { page, pids, close: async () => { await browser.close(); await server.close(); } };
+    const newPage = async () => { const p = await browser.newPage(); await p.goto(url); return p; };
+    return { page, pids, newPage, close: async () => { await browser.close(); await server.close(); } };
   }
   if (name === 'firefox') {
     const puppeteer = require('puppeteer-core');
@@ -64,11 +71,12 @@ async function launch(name, url) {
     const pids = [browser.process().pid];
     const page = await browser.newPage();
     await page.goto(url);
+    const newPage = async () => { const p = await browser.newPage(); await p.goto(url); return p; };
     const close = async () => {
       await browser.close();
       fs.rmSync(profile, { recursive: true, force: true });
     };
-    return { page, pids, close };
+    return { page, pids, newPage, close };
   }
   throw new Error(`unknown browser ${name} (chromium or firefox)`);
 }

@@ -3,10 +3,10 @@
 //! browsers in groups of their own) as `{"pids":[..]}` on stderr, and dropping the guard
 //! kills every one of those groups. A failing assertion therefore leaves no browser behind.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -54,6 +54,8 @@ pub fn check_prerequisites(browser: &str) -> PathBuf {
 #[derive(Debug)]
 pub struct NodeScript {
     child: Child,
+    /// The script's stdin, for scripts driven by commands ([`NodeScript::call`]).
+    stdin: Option<ChildStdin>,
     lines: Receiver<String>,
     groups: Arc<Mutex<Vec<u32>>>,
     stderr: Arc<Mutex<String>>,
@@ -62,12 +64,26 @@ pub struct NodeScript {
 impl NodeScript {
     /// Starts `node tests/browser/SCRIPT ARGS…` for `browser`.
     pub fn start(browser: &str, script: &str, args: &[&str]) -> NodeScript {
+        Self::spawn(browser, script, args, false)
+    }
+
+    /// Starts a script that takes one JSON command per line on stdin and answers each with
+    /// one JSON line (see [`NodeScript::call`]); closing stdin (on drop) ends it.
+    pub fn start_interactive(browser: &str, script: &str, args: &[&str]) -> NodeScript {
+        Self::spawn(browser, script, args, true)
+    }
+
+    fn spawn(browser: &str, script: &str, args: &[&str], interactive: bool) -> NodeScript {
         let dir = check_prerequisites(browser);
         let mut child = Command::new("node")
             .arg(script)
             .args(args)
             .current_dir(&dir)
-            .stdin(Stdio::null())
+            .stdin(if interactive {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -105,6 +121,7 @@ impl NodeScript {
             }
         });
         NodeScript {
+            stdin: child.stdin.take(),
             child,
             lines,
             groups,
@@ -123,6 +140,20 @@ impl NodeScript {
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
     }
 
+    /// Sends `command` as one line and returns the script's next JSON line, waiting at most
+    /// `timeout`.
+    pub fn call(&mut self, command: &Value, timeout: Duration) -> Value {
+        let stdin = self.stdin.as_mut().expect("started with start_interactive");
+        let sent = writeln!(stdin, "{command}").and_then(|()| stdin.flush());
+        if let Err(e) = sent {
+            panic!(
+                "cannot send {command} to node ({e}); its stderr:\n{}",
+                self.stderr_text()
+            );
+        }
+        self.next_json(timeout)
+    }
+
     /// What the script wrote to stderr (besides the pids).
     pub fn stderr_text(&self) -> String {
         self.stderr
@@ -134,6 +165,7 @@ impl NodeScript {
 
 impl Drop for NodeScript {
     fn drop(&mut self) {
+        self.stdin = None;
         // Whether or not node closed its browser itself: kill every group we know of (a
         // group that is gone already makes `kill` fail harmlessly), then reap node.
         let groups = self

@@ -1,8 +1,9 @@
 //! Helpers shared by leanrtc's integration tests: the server under test as a child process,
 //! shorthands for the tiny HTTP/1.1 client (which lives in the `bench` crate) and `/metrics`,
-//! a headless browser under node, an in-process str0m viewer, the stage of the SFU tests
-//! (publishers and viewers of our own client, `bench`), and readers for the sample files
-//! written from their specs (not with our `media` crate).
+//! a headless browser under node, other helper programs (Python publishers), an in-process
+//! str0m viewer, the stage of the SFU tests (publishers and viewers of our own client,
+//! `bench`), recordings checked with ffprobe, and readers for the sample files written from
+//! their specs (not with our `media` crate).
 //!
 //! Every process a helper starts is owned by a guard that kills it when dropped, also when
 //! a test fails.
@@ -13,6 +14,9 @@
 pub mod browser;
 pub mod files;
 pub mod http;
+pub mod process;
+pub mod publish;
+pub mod recording;
 pub mod server;
 pub mod sfu;
 pub mod viewer;

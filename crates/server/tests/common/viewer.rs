@@ -49,6 +49,8 @@ pub struct Viewer {
     pub frames: Vec<VideoFrame>,
     /// Every audio packet received (Opus payloads) and when.
     pub audio: Vec<(Arc<[u8]>, Instant)>,
+    /// The RTP timestamp (extended to 64 bits) of each of `audio`.
+    pub audio_rtp_times: Vec<u64>,
 }
 
 impl Viewer {
@@ -99,6 +101,7 @@ impl Viewer {
             ice_states: Vec::new(),
             frames: Vec::new(),
             audio: Vec::new(),
+            audio_rtp_times: Vec::new(),
         }
     }
 
@@ -224,6 +227,7 @@ impl Viewer {
                 at: Instant::now(),
             }),
             Event::MediaData(m) if Some(m.mid) == self.audio_mid => {
+                self.audio_rtp_times.push(m.time.numer());
                 self.audio.push((m.data, Instant::now()));
             }
             _ => {}

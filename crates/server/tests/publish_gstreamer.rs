@@ -1,0 +1,169 @@
+//! An independent non-browser publisher: GStreamer's webrtcbin (Debian; libnice, OpenSSL
+//! DTLS, libsrtp) publishes a `videotestsrc` in VP8 (vp8enc) or H.264 Constrained Baseline
+//! (openh264enc) and an Opus tone with WHIP through `tests/gstreamer/whip_publish.py`.
+//! A str0m viewer plays the VP8 stream, a Chromium page the H.264 one; the recordings
+//! (.ivf / .h264 / .ogg) are decoded by ffprobe.
+//!
+//! Needs Debian's python3-gst-1.0, gir1.2-gst-plugins-bad-1.0, gstreamer1.0-plugins-good,
+//! gstreamer1.0-plugins-bad and gstreamer1.0-nice (docs/TESTING.md). Runs in `./test.sh`'s
+//! network namespace.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::browser::browser_lock;
+use common::files::is_vp8_keyframe;
+use common::process::Process;
+use common::publish::{Pages, gstreamer_python, num, wait_publisher_connected};
+use common::recording::{TempDir, probe, wait_recorded, with_ext};
+use common::repo_root;
+use common::server::Server;
+use common::viewer::Viewer;
+use serde_json::Value;
+
+const MIN_FRAMES: usize = 60;
+const WITHIN: Duration = Duration::from_secs(10);
+/// Seconds the publisher publishes.
+const SECONDS: u64 = 12;
+
+fn start_gstreamer(server: &Server, stream: &str, codec: &str) -> Process {
+    let python = gstreamer_python();
+    Process::start(
+        "gstreamer whip_publish.py",
+        Command::new(python)
+            .arg(repo_root().join("tests/gstreamer/whip_publish.py"))
+            .arg(format!("{}/whip/{stream}", server.base_url()))
+            .args(["--codec", codec, "--seconds", &SECONDS.to_string()])
+            .current_dir(repo_root()),
+    )
+}
+
+/// Waits for the publisher to end by itself (after DELETE) while `tick` keeps a viewer
+/// going; returns its JSON result.
+fn finish(publisher: Process, mut tick: impl FnMut()) -> Value {
+    let mut publisher = publisher;
+    let deadline = Instant::now() + Duration::from_secs(SECONDS + 30);
+    while publisher.running() && Instant::now() < deadline {
+        tick();
+    }
+    let done = publisher.wait(Duration::from_secs(10));
+    let line = done.stdout.lines().last().unwrap_or("");
+    let r: Value = serde_json::from_str(line).unwrap_or_else(|e| {
+        panic!(
+            "no JSON result from whip_publish.py ({e}): {}\n{}",
+            done.stdout, done.stderr
+        )
+    });
+    eprintln!("gstreamer: {r}");
+    assert!(
+        done.status.success() && r["error"].is_null(),
+        "{r}\n{}",
+        done.stderr
+    );
+    assert_eq!(r["deleteStatus"], 200, "{r}");
+    r
+}
+
+/// The recordings: video (`ext`, `codec`) decodes to ≥ 90 % of the frames the publisher
+/// encoded while connected, the Ogg lasts about as long as the publisher was connected.
+fn check_recordings(paths: &[PathBuf], ext: &str, codec: &str, r: &Value) {
+    let video = probe(with_ext(paths, ext));
+    let sent = num(&r["framesAfterConnected"]);
+    eprintln!("recording: {video:?}; GStreamer encoded {sent} frames while connected");
+    assert_eq!(video.codec, codec, "{video:?}");
+    assert_eq!((video.width, video.height), (640, 360), "{video:?}");
+    assert!(
+        sent >= 20.0 * SECONDS as f64,
+        "GStreamer encoded only {sent} frames in {SECONDS} s"
+    );
+    assert!(
+        video.frames as f64 >= 0.9 * sent,
+        "{} of {sent} frames recorded: {video:?}",
+        video.frames
+    );
+    assert!(video.errors.is_empty(), "ffprobe: {}", video.errors);
+
+    let ogg = probe(with_ext(paths, "ogg"));
+    let connected = num(&r["connectedSeconds"]);
+    // opusenc makes 20 ms packets; after connecting, webrtcbin also sends what queued up
+    // while DTLS was being set up (0.5–1 s seen), so count the encoder's output.
+    let audio = num(&r["audioPacketsAfterConnected"]) * 0.020;
+    eprintln!(
+        "recording: {ogg:?}; GStreamer encoded {audio:.2} s of audio while connected for {connected} s"
+    );
+    assert_eq!(ogg.codec, "opus");
+    let duration = ogg.duration.expect("an Ogg duration");
+    assert!(
+        (duration - audio).abs() <= 0.03 * audio + 0.1,
+        "the Ogg lasts {duration} s, GStreamer sent {audio:.2} s of audio"
+    );
+    assert!(
+        duration >= connected - 0.5 && duration <= connected + 1.5,
+        "the Ogg lasts {duration} s for {connected} s of publishing"
+    );
+    assert!(ogg.errors.is_empty(), "ffprobe: {}", ogg.errors);
+}
+
+#[test]
+fn gstreamer_publishes_vp8_str0m_plays_and_the_recording_decodes() {
+    // One media test at a time: the machine has two cores.
+    let _one_at_a_time = browser_lock();
+    let records = TempDir::new("publish-gst-vp8");
+    let server = Server::start(&["--record-dir", records.as_str()]);
+    let publisher = start_gstreamer(&server, "gst", "vp8");
+    wait_publisher_connected(&server, "gst", Duration::from_secs(30));
+
+    let mut viewer = Viewer::connect(server.http, "gst");
+    viewer.run_until(viewer.posted_at + WITHIN, |v| v.frames.len() >= MIN_FRAMES);
+    let n = viewer.frames.len();
+    assert!(
+        n >= MIN_FRAMES,
+        "str0m got {n} VP8 frames within {WITHIN:?}, want ≥ {MIN_FRAMES}; ICE: {:?}",
+        viewer.ice_states
+    );
+    assert!(
+        is_vp8_keyframe(&viewer.frames[0].data),
+        "first frame not a keyframe"
+    );
+
+    let r = finish(publisher, || viewer.run_for(Duration::from_millis(100)));
+    let paths = wait_recorded(&server, 2, Duration::from_secs(10));
+    check_recordings(&paths, "ivf", "vp8", &r);
+}
+
+#[test]
+fn gstreamer_publishes_h264_chromium_plays_and_the_recording_decodes() {
+    let _one_browser = browser_lock();
+    let records = TempDir::new("publish-gst-h264");
+    let server = Server::start(&["--record-dir", records.as_str()]);
+    // The browser first: its start takes seconds of the publisher's time otherwise.
+    let mut pages = Pages::launch(&server.base_url());
+    let publisher = start_gstreamer(&server, "gst", "h264");
+    wait_publisher_connected(&server, "gst", Duration::from_secs(30));
+
+    pages.play("view", "gst");
+    let view = pages.poll_until("view", WITHIN + Duration::from_secs(2), |pc| {
+        pc["t60"].is_number()
+    });
+    eprintln!(
+        "chromium viewer: {} {}",
+        view["inboundVideo"], view["states"]
+    );
+    let t60 = view["t60"].as_f64().unwrap_or(f64::INFINITY);
+    assert!(
+        t60 <= WITHIN.as_millis() as f64,
+        "Chromium decoded {MIN_FRAMES} H.264 frames only after {t60} ms (want ≤ {WITHIN:?}): {view}"
+    );
+    assert_eq!(view["inboundVideo"]["codec"], "video/H264", "{view}");
+    assert_eq!(view["inboundVideo"]["frameWidth"], 640, "{view}");
+
+    let r = finish(publisher, || std::thread::sleep(Duration::from_millis(100)));
+    let paths = wait_recorded(&server, 2, Duration::from_secs(10));
+    check_recordings(&paths, "h264", "h264", &r);
+    pages.quit();
+}
