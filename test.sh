@@ -23,6 +23,12 @@ if [ -f tests/browser/package.json ]; then
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+if [ -f tests/aiortc/requirements.txt ]; then
+  step "aiortc (PyPI), an independent WebRTC publisher, in a venv of its own"
+  [ -x tests/aiortc/.venv/bin/python ] || python3 -m venv tests/aiortc/.venv
+  tests/aiortc/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/aiortc/requirements.txt
+fi
+
 step "tests, in a private network namespace (loopback + an unrouted veth)"
 ns=(unshare -n)
 [ "$(id -u)" -eq 0 ] || ns=(unshare -rn)
