@@ -1,6 +1,6 @@
 //! The per-packet work: a source's packet goes into its track's history once, then out to
 //! each viewer — copied into one send buffer, rewritten for that viewer, protected with its
-//! keys, sent. Also the viewers' RTCP: NACKs answered from history, PLI/FIR by replaying
+//! keys, queued. Also the viewers' RTCP: NACKs answered from history, PLI/FIR by replaying
 //! from the latest keyframe (files) or asking the publisher for one (live), and Sender
 //! Reports.
 
@@ -24,14 +24,19 @@ const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
 /// the same job for lip sync, which only needs the tracks of one stream to share it).
 const CNAME: &str = "leanrtc";
 
-/// Plays the file packets due by `now` into the stream's tracks and out to its viewers.
-pub fn play_file(
-    now: Instant,
-    stream: &mut Stream,
-    sessions: &mut HashMap<u64, Session>,
-    out: &mut Vec<u8>,
-    net: &mut Net,
-) {
+/// What sending needs: the time, the one send buffer every packet is built in, the socket.
+#[derive(Debug)]
+pub struct Tx<'a> {
+    /// Now.
+    pub now: Instant,
+    /// The send buffer.
+    pub out: &'a mut Vec<u8>,
+    /// The socket (its send queue).
+    pub net: &'a mut Net,
+}
+
+/// Plays the file packets due now into the stream's tracks and out to its viewers.
+pub fn play_file(stream: &mut Stream, sessions: &mut HashMap<u64, Session>, tx: &mut Tx<'_>) {
     let Stream {
         source: Source::File(player),
         tracks,
@@ -41,7 +46,7 @@ pub fn play_file(
     else {
         return;
     };
-    player.play(now, |index, produced| {
+    player.play(tx.now, |index, produced| {
         let Some(track) = tracks.get_mut(index) else {
             return;
         };
@@ -54,23 +59,19 @@ pub fn play_file(
             produced.keyframe_start,
             viewers,
             sessions,
-            out,
-            net,
+            tx,
         );
     });
 }
 
 /// Stores a live packet in track `index` of `stream` and sends it to every viewer.
-#[allow(clippy::too_many_arguments)]
 pub fn forward_live(
-    now: Instant,
     stream: &mut Stream,
     index: usize,
     packet: &[u8],
     keyframe_start: bool,
     sessions: &mut HashMap<u64, Session>,
-    out: &mut Vec<u8>,
-    net: &mut Net,
+    tx: &mut Tx<'_>,
 ) {
     let Stream {
         tracks, viewers, ..
@@ -79,7 +80,7 @@ pub fn forward_live(
         return;
     };
     if let Ok(view) = RtpPacket::parse(packet) {
-        track.last_rtp = Some((view.timestamp(), now));
+        track.last_rtp = Some((view.timestamp(), tx.now));
     }
     let packet_index = track.history.push(packet, keyframe_start);
     track.bytes += packet.len() as u64;
@@ -90,12 +91,10 @@ pub fn forward_live(
         keyframe_start,
         viewers,
         sessions,
-        out,
-        net,
+        tx,
     );
 }
 
-#[allow(clippy::too_many_arguments)]
 fn fan_out(
     track: &Track,
     index: usize,
@@ -103,8 +102,7 @@ fn fan_out(
     keyframe_start: bool,
     viewers: &[u64],
     sessions: &mut HashMap<u64, Session>,
-    out: &mut Vec<u8>,
-    net: &mut Net,
+    tx: &mut Tx<'_>,
 ) {
     for key in viewers {
         let Some(Session { peer, outputs, .. }) = sessions.get_mut(key) else {
@@ -114,7 +112,7 @@ fn fan_out(
             continue;
         }
         for output in outputs.iter_mut().filter(|o| o.track == index) {
-            send_one(peer, output, track, packet_index, keyframe_start, out, net);
+            send_one(peer, output, track, packet_index, keyframe_start, tx);
         }
     }
 }
@@ -126,8 +124,7 @@ fn send_one(
     track: &Track,
     packet_index: u64,
     keyframe_start: bool,
-    out: &mut Vec<u8>,
-    net: &mut Net,
+    tx: &mut Tx<'_>,
 ) {
     let Some(packet) = track.history.get(packet_index) else {
         return;
@@ -135,56 +132,50 @@ fn send_one(
     let Ok(view) = RtpPacket::parse(packet) else {
         return;
     };
-    if output.admit(
-        &view,
-        keyframe_start,
-        track.codec.is_video(),
-        track.codec.frame_gap(),
-    ) == Admit::Skip
-    {
+    if output.admit(&view, keyframe_start, track.codec, tx.now) == Admit::Skip {
         return;
     }
-    out.clear();
-    out.extend_from_slice(packet);
-    if output.rewrite(out, packet_index) {
-        protect_and_send(peer, out, net);
+    tx.out.clear();
+    tx.out.extend_from_slice(packet);
+    if output.rewrite(tx.out, packet_index) {
+        protect_and_send(peer, tx);
     }
 }
 
-fn protect_and_send(peer: &mut Peer, out: &mut Vec<u8>, net: &mut Net) {
+/// Protects the RTP packet in the send buffer and queues it to the peer.
+fn protect_and_send(peer: &mut Peer, tx: &mut Tx<'_>) {
     let Some((remote, local)) = peer.path() else {
         return;
     };
-    let len = out.len();
-    out.resize(len + TAG_ROOM, 0);
-    if let Ok(n) = peer.protect_rtp(out, len)
-        && let Some(datagram) = out.get(..n)
+    let len = tx.out.len();
+    tx.out.resize(len + TAG_ROOM, 0);
+    if let Ok(n) = peer.protect_rtp(tx.out, len)
+        && let Some(datagram) = tx.out.get(..n)
     {
-        net.send(datagram, remote, local, true);
+        tx.net.send(datagram, remote, local, true);
     }
 }
 
 /// A viewer just connected: every video output starts at once from the latest keyframe in
 /// the track's history (the GOP cache), so the first frame needs no wait for the next
 /// keyframe. Audio starts with the next packet.
-pub fn start_viewer(session: &mut Session, stream: &Stream, out: &mut Vec<u8>, net: &mut Net) {
+pub fn start_viewer(session: &mut Session, stream: &Stream, tx: &mut Tx<'_>) {
     let Session { peer, outputs, .. } = session;
     for output in outputs.iter_mut() {
         if let Some(track) = stream.tracks.get(output.track) {
-            replay_from_keyframe(peer, output, track, false, out, net);
+            replay_from_keyframe(peer, output, track, false, tx);
         }
     }
 }
 
-/// Sends the track's packets from its latest keyframe to now. With `rebase`, timestamps are
+/// Sends the track's packets from its latest keyframe to now. With `rebase`, numbering is
 /// shifted to follow what the viewer already got, so its time never goes backwards.
 fn replay_from_keyframe(
     peer: &mut Peer,
     output: &mut Output,
     track: &Track,
     rebase: bool,
-    out: &mut Vec<u8>,
-    net: &mut Net,
+    tx: &mut Tx<'_>,
 ) {
     if !track.codec.is_video() {
         return;
@@ -201,19 +192,18 @@ fn replay_from_keyframe(
         output.rebase(&first, track.codec.frame_gap());
     }
     for index in start..track.history.next_index() {
-        send_one(peer, output, track, index, index == start, out, net);
+        send_one(peer, output, track, index, index == start, tx);
     }
 }
 
-/// A viewer's RTCP: NACKs resend from history; PLI/FIR replay from the latest keyframe of a
-/// file, or — returned as `true` — ask for a keyframe from a live stream's publisher.
+/// A viewer's RTCP: receiver reports read, NACKs resent from history, PLI/FIR answered by
+/// replaying a file's latest keyframe — or, returned as `true`, by asking a live stream's
+/// publisher for one.
 pub fn handle_rtcp(
-    now: Instant,
     session: &mut Session,
     streams: &BTreeMap<String, Stream>,
     rtcp: &[u8],
-    out: &mut Vec<u8>,
-    net: &mut Net,
+    tx: &mut Tx<'_>,
 ) -> bool {
     let Some(stream) = streams.get(&session.stream) else {
         return false;
@@ -258,28 +248,28 @@ pub fn handle_rtcp(
                     let Some(packet) = track.history.get(index) else {
                         continue;
                     };
-                    out.clear();
-                    out.extend_from_slice(packet);
-                    if output.rewrite_resend(out, seq, ts) {
-                        protect_and_send(peer, out, net);
+                    tx.out.clear();
+                    tx.out.extend_from_slice(packet);
+                    if output.rewrite_resend(tx.out, seq, ts) {
+                        protect_and_send(peer, tx);
                     }
                 }
             }
             RtcpPacket::Pli(_) | RtcpPacket::Fir(_) => {
                 *keyframe_requests += 1;
-                if last_keyframe_request
-                    .is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_REQUEST_INTERVAL)
-                {
+                if last_keyframe_request.is_some_and(|t| {
+                    tx.now.saturating_duration_since(t) < KEYFRAME_REQUEST_INTERVAL
+                }) {
                     continue;
                 }
-                *last_keyframe_request = Some(now);
+                *last_keyframe_request = Some(tx.now);
                 if live {
                     wants_keyframe = true;
                     continue;
                 }
                 for output in outputs.iter_mut() {
                     if let Some(track) = stream.tracks.get(output.track) {
-                        replay_from_keyframe(peer, output, track, true, out, net);
+                        replay_from_keyframe(peer, output, track, true, tx);
                     }
                 }
             }
@@ -291,21 +281,15 @@ pub fn handle_rtcp(
 
 /// One compound RTCP packet with a Sender Report per output and their CNAMEs
 /// (RFC 3550 §6.4.1): the NTP ↔ RTP mapping browsers use for lip sync.
-pub fn send_reports(
-    now: Instant,
-    session: &mut Session,
-    streams: &BTreeMap<String, Stream>,
-    out: &mut Vec<u8>,
-    net: &mut Net,
-) {
+pub fn send_reports(session: &mut Session, streams: &BTreeMap<String, Stream>, tx: &mut Tx<'_>) {
     let Some(stream) = streams.get(&session.stream) else {
         return;
     };
     let ntp = ntp_now();
-    out.clear();
-    let mut writer = RtcpWriter::new(out);
+    tx.out.clear();
+    let mut writer = RtcpWriter::new(tx.out);
     for output in &session.outputs {
-        let Some(source_ts) = stream.rtp_timestamp_at(output.track, now) else {
+        let Some(source_ts) = stream.rtp_timestamp_at(output.track, tx.now) else {
             continue;
         };
         let info = SenderInfo {
@@ -326,36 +310,36 @@ pub fn send_reports(
             return;
         }
     }
-    send_rtcp(&mut session.peer, out, net);
+    send_rtcp(&mut session.peer, tx);
 }
 
-/// Protects the RTCP compound packet in `out` and sends it to the peer.
-pub fn send_rtcp(peer: &mut Peer, out: &mut Vec<u8>, net: &mut Net) {
+/// Protects the RTCP compound packet in the send buffer and queues it to the peer.
+pub fn send_rtcp(peer: &mut Peer, tx: &mut Tx<'_>) {
     let Some((remote, local)) = peer.path() else {
         return;
     };
-    let len = out.len();
-    out.resize(len + TAG_ROOM, 0);
-    if let Ok(n) = peer.protect_rtcp(out, len)
-        && let Some(datagram) = out.get(..n)
+    let len = tx.out.len();
+    tx.out.resize(len + TAG_ROOM, 0);
+    if let Ok(n) = peer.protect_rtcp(tx.out, len)
+        && let Some(datagram) = tx.out.get(..n)
     {
-        net.send(datagram, remote, local, false);
+        tx.net.send(datagram, remote, local, false);
     }
 }
 
 /// RTCP BYE for every SSRC a viewer receives (RFC 3550 §6.6): the stream has ended.
-pub fn send_bye(session: &mut Session, out: &mut Vec<u8>, net: &mut Net) {
+pub fn send_bye(session: &mut Session, tx: &mut Tx<'_>) {
     let ssrcs: Vec<u32> = session.outputs.iter().map(|o| o.ssrc).collect();
     let Some(&first) = ssrcs.first() else { return };
-    out.clear();
-    let mut writer = RtcpWriter::new(out);
+    tx.out.clear();
+    let mut writer = RtcpWriter::new(tx.out);
     // A compound packet starts with a report (RFC 3550 §6.1); an empty RR does.
     if writer
         .rr(first, &[])
         .and_then(|w| w.bye(&ssrcs, Some(b"stream ended")))
         .is_ok()
     {
-        send_rtcp(&mut session.peer, out, net);
+        send_rtcp(&mut session.peer, tx);
     }
 }
 

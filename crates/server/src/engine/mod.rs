@@ -20,6 +20,7 @@ use rtc::peer::{DisconnectCause, PeerEvent, Received};
 use rtc::rand::Rng;
 use rtc::stun;
 
+use self::media::Tx;
 use self::net::Net;
 use self::session::{OfferContext, OfferedTrack, Session, answer_offer};
 use crate::config::Config;
@@ -38,6 +39,9 @@ const TICK: Duration = Duration::from_millis(10);
 /// Sender Reports go out about once a second per session (RFC 3550 §6.2 allows far less
 /// often, but browsers sync audio and video faster with frequent ones).
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a live stream outlives a publisher that closed without DELETE, waiting for a new
+/// publisher under the same name (its viewers stay connected meanwhile).
+const PUBLISHER_GRACE: Duration = Duration::from_secs(10);
 /// A bound on sessions, so a flood of POSTs cannot exhaust memory.
 const MAX_SESSIONS: usize = 10_000;
 
@@ -248,12 +252,14 @@ impl MediaLoop {
             Received::Rtp(packet) if !viewer => self.on_publisher_rtp(now, key, packet),
             Received::Rtcp(rtcp) if viewer => {
                 let wants_keyframe = media::handle_rtcp(
-                    now,
                     session,
                     &self.streams,
                     rtcp,
-                    &mut self.out,
-                    &mut self.net,
+                    &mut Tx {
+                        now,
+                        out: &mut self.out,
+                        net: &mut self.net,
+                    },
                 );
                 if wants_keyframe {
                     let name = session.stream.clone();
@@ -299,10 +305,26 @@ impl MediaLoop {
                     if session.role == Role::Play
                         && let Some(stream) = self.streams.get(&session.stream)
                     {
-                        media::start_viewer(session, stream, &mut self.out, &mut self.net);
+                        media::start_viewer(
+                            session,
+                            stream,
+                            &mut Tx {
+                                now,
+                                out: &mut self.out,
+                                net: &mut self.net,
+                            },
+                        );
                     }
                 }
                 PeerEvent::ApplicationData(_) => {}
+                // A publisher that closed without DELETE (a page reload, a restart) keeps its
+                // stream and viewers for a grace period to come back under the same name.
+                PeerEvent::Disconnected(DisconnectCause::ClosedByPeer)
+                    if session.role == Role::Publish =>
+                {
+                    tracing::info!(session = %session.id, stream = %session.stream, grace_s = PUBLISHER_GRACE.as_secs(), "publisher closed without DELETE; its stream waits for it");
+                    session.closed_at = Some(now);
+                }
                 PeerEvent::Disconnected(cause) => self.ended.push((key, describe(&cause))),
             }
         }
@@ -506,11 +528,13 @@ impl MediaLoop {
     fn play_files(&mut self, now: Instant) {
         for stream in self.streams.values_mut() {
             media::play_file(
-                now,
                 stream,
                 &mut self.sessions,
-                &mut self.out,
-                &mut self.net,
+                &mut Tx {
+                    now,
+                    out: &mut self.out,
+                    net: &mut self.net,
+                },
             );
         }
     }
@@ -536,10 +560,30 @@ impl MediaLoop {
                 publishers.push(*key);
             } else if session.next_report.is_some_and(|t| t <= now) && session.peer.is_connected() {
                 session.next_report = Some(now + REPORT_INTERVAL);
-                media::send_reports(now, session, &self.streams, &mut self.out, &mut self.net);
+                media::send_reports(
+                    session,
+                    &self.streams,
+                    &mut Tx {
+                        now,
+                        out: &mut self.out,
+                        net: &mut self.net,
+                    },
+                );
             }
         }
         for &key in &publishers {
+            if self
+                .sessions
+                .get(&key)
+                .and_then(|s| s.closed_at)
+                .is_some_and(|t| now.saturating_duration_since(t) >= PUBLISHER_GRACE)
+            {
+                self.ended.push((
+                    key,
+                    "closed by peer, no new publisher within the grace period".into(),
+                ));
+                continue;
+            }
             // Receive streams release what a gap held back once it is given up; NACK retries
             // and congestion feedback are due on their own clocks.
             self.drain_publisher(now, key);

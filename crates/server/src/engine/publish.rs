@@ -9,6 +9,7 @@ use rtc::rtp::RtpPacket;
 
 use super::MediaLoop;
 use super::media;
+use super::media::Tx;
 use super::session::{OfferContext, Session, answer_offer};
 use crate::control::{Created, EngineError, Role};
 use crate::recorder::RecordCodec;
@@ -38,7 +39,7 @@ impl MediaLoop {
         if let Some(old) = previous.and_then(|key| self.sessions.get(&key).map(|s| (key, s))) {
             let (_, session) = old;
             let last = session.last_media.unwrap_or(session.created);
-            if now.saturating_duration_since(last) < TAKEOVER_AFTER {
+            if session.closed_at.is_none() && now.saturating_duration_since(last) < TAKEOVER_AFTER {
                 return Err(EngineError::StreamBusy(name.to_owned()));
             }
         }
@@ -167,14 +168,16 @@ impl MediaLoop {
             && matches!(stream.source, Source::Live { publisher, .. } if publisher == key)
         {
             media::forward_live(
-                now,
                 stream,
                 track,
                 packet,
                 keyframe_start,
                 &mut self.sessions,
-                &mut self.out,
-                &mut self.net,
+                &mut Tx {
+                    now,
+                    out: &mut self.out,
+                    net: &mut self.net,
+                },
             );
         }
         self.drain_publisher(now, key);
@@ -225,7 +228,14 @@ impl MediaLoop {
             }
         }
         if ok && writer.len() > before {
-            media::send_rtcp(&mut session.peer, &mut self.out, &mut self.net);
+            media::send_rtcp(
+                &mut session.peer,
+                &mut Tx {
+                    now,
+                    out: &mut self.out,
+                    net: &mut self.net,
+                },
+            );
         }
         self.nacks = nacks;
         if keyframe {
@@ -251,7 +261,14 @@ impl MediaLoop {
             .rr(session.rtcp_ssrc, &blocks)
             .is_ok()
         {
-            media::send_rtcp(&mut session.peer, &mut self.out, &mut self.net);
+            media::send_rtcp(
+                &mut session.peer,
+                &mut Tx {
+                    now,
+                    out: &mut self.out,
+                    net: &mut self.net,
+                },
+            );
         }
     }
 
@@ -312,7 +329,14 @@ impl MediaLoop {
         }
         if ok {
             session.keyframe_requests += 1;
-            media::send_rtcp(&mut session.peer, &mut self.out, &mut self.net);
+            media::send_rtcp(
+                &mut session.peer,
+                &mut Tx {
+                    now,
+                    out: &mut self.out,
+                    net: &mut self.net,
+                },
+            );
         }
     }
 
@@ -325,7 +349,14 @@ impl MediaLoop {
         for key in stream.viewers {
             self.ended.push((key, "the stream ended".into()));
             if let Some(viewer) = self.sessions.get_mut(&key) {
-                media::send_bye(viewer, &mut self.out, &mut self.net);
+                media::send_bye(
+                    viewer,
+                    &mut Tx {
+                        now,
+                        out: &mut self.out,
+                        net: &mut self.net,
+                    },
+                );
                 viewer.peer.close(now);
             }
             self.after_io(now, key);

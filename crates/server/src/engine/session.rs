@@ -54,6 +54,8 @@ pub struct Session {
     pub keyframe_requests: u64,
     /// Publisher: when media last arrived (a silent publisher may be taken over).
     pub last_media: Option<Instant>,
+    /// Publisher: when it closed without DELETE; its stream waits a grace period for it.
+    pub closed_at: Option<Instant>,
     /// Publisher: transport-wide CC feedback (the negotiated extension id and the arrival
     /// recorder), so the publisher's encoder can raise its bitrate.
     pub twcc: Option<(u8, TwccRecorder)>,
@@ -224,6 +226,7 @@ pub fn answer_offer(
         nacks: 0,
         keyframe_requests: 0,
         last_media: None,
+        closed_at: None,
         twcc: twcc
             .filter(|_| cx.role == Role::Publish && cx.congestion_feedback)
             .map(|id| (id, TwccRecorder::new())),

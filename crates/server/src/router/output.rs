@@ -10,8 +10,12 @@
 //! PictureID/TL0PICIDX continue where they were: Chrome drops frames whose picture ids jump
 //! ("invalid frame references", INTEROP-NOTES.md), and the viewer never renegotiates.
 
+use std::time::{Duration, Instant};
+
 use media::vp8::{self, Descriptor, PictureId};
 use rtc::rtp::{ExtIdMap, RtpPacket, RtpPacketMut, seq};
+
+use crate::sources::Codec;
 
 /// How many of our sequence numbers we can map back to source packets for NACKs.
 const SENT_RING: usize = 2048;
@@ -44,6 +48,8 @@ pub struct Output {
     ext_map: ExtIdMap,
     /// The source SSRC we follow; another one means the source changed.
     source_ssrc: Option<u32>,
+    /// When the last packet was admitted (a switch re-bases timestamps by the silence).
+    last_at: Option<Instant>,
     /// VP8 only: offsets added to the source's 15-bit PictureID and TL0PICIDX, and the last
     /// values sent.
     vp8: Option<Vp8Ids>,
@@ -90,32 +96,45 @@ impl Output {
             octets: 0,
             ext_map: ExtIdMap::drop_all(),
             source_ssrc: None,
+            last_at: None,
             vp8: is_vp8.then(Vp8Ids::default),
         }
     }
 
     /// Decides whether a source packet goes to this viewer. A video output starts, and
     /// switches to a new source SSRC, only at a keyframe; audio switches at once. On a switch
-    /// the numbering is re-based to continue, timestamps one `gap` after the last sent.
+    /// the numbering is re-based to continue; timestamps advance by the wall time the viewer
+    /// went without packets (at least one frame), so its jitter buffer sees real time pass.
     pub fn admit(
         &mut self,
         packet: &RtpPacket<'_>,
         keyframe_start: bool,
-        video: bool,
-        gap: u32,
+        codec: Codec,
+        now: Instant,
     ) -> Admit {
         let ssrc = packet.ssrc();
         if self.source_ssrc == Some(ssrc) && !self.waiting_for_keyframe {
+            self.last_at = Some(now);
             return Admit::Send;
         }
-        if video && !keyframe_start {
+        if codec.is_video() && !keyframe_start {
             return Admit::Skip;
         }
         if self.source_ssrc.is_some_and(|s| s != ssrc) {
-            self.rebase(packet, gap);
+            let silent = self
+                .last_at
+                .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+            let elapsed = silent.as_micros() * u128::from(codec.clock_rate()) / 1_000_000;
+            self.rebase(
+                packet,
+                u32::try_from(elapsed)
+                    .unwrap_or(u32::MAX)
+                    .max(codec.frame_gap()),
+            );
         }
         self.source_ssrc = Some(ssrc);
         self.waiting_for_keyframe = false;
+        self.last_at = Some(now);
         Admit::Send
     }
 
@@ -242,9 +261,12 @@ impl Vp8Ids {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
     use rtc::rtp::{RtpHeader, RtpPacket};
 
     use super::{Admit, Output};
+    use crate::sources::Codec;
 
     fn packet(ssrc: u32, seq: u16, ts: u32, picture_id: u16) -> Vec<u8> {
         let mut out = Vec::new();
@@ -277,12 +299,22 @@ mod tests {
         let mut out = Output::new(0, 120, 0xabcd, 65534, 1000, true, true);
         let (a, b) = (packet(1, 7, 90_000, 5), packet(1, 8, 93_000, 6));
         assert_eq!(
-            out.admit(&RtpPacket::parse(&b).unwrap(), false, true, 3000),
+            out.admit(
+                &RtpPacket::parse(&b).unwrap(),
+                false,
+                Codec::Vp8,
+                Instant::now()
+            ),
             Admit::Skip,
             "waits for a keyframe"
         );
         assert_eq!(
-            out.admit(&RtpPacket::parse(&a).unwrap(), true, true, 3000),
+            out.admit(
+                &RtpPacket::parse(&a).unwrap(),
+                true,
+                Codec::Vp8,
+                Instant::now()
+            ),
             Admit::Send
         );
         // Reordered on the way: 8 before 7 stays 8 before 7, with the offset applied.
@@ -301,19 +333,34 @@ mod tests {
         let mut out = Output::new(0, 120, 0xabcd, 100, 0, true, true);
         let first = packet(1, 500, 10_000, 300);
         assert_eq!(
-            out.admit(&RtpPacket::parse(&first).unwrap(), true, true, 3000),
+            out.admit(
+                &RtpPacket::parse(&first).unwrap(),
+                true,
+                Codec::Vp8,
+                Instant::now()
+            ),
             Admit::Send
         );
         assert_eq!(sent(&mut out, &first, 0), (600, 10_000, 300));
         // The publisher reconnects: new SSRC, numbers and picture ids from elsewhere.
         let delta = packet(2, 9, 777_000, 4000);
         assert_eq!(
-            out.admit(&RtpPacket::parse(&delta).unwrap(), false, true, 3000),
+            out.admit(
+                &RtpPacket::parse(&delta).unwrap(),
+                false,
+                Codec::Vp8,
+                Instant::now()
+            ),
             Admit::Skip
         );
         let key = packet(2, 10, 780_000, 4001);
         assert_eq!(
-            out.admit(&RtpPacket::parse(&key).unwrap(), true, true, 3000),
+            out.admit(
+                &RtpPacket::parse(&key).unwrap(),
+                true,
+                Codec::Vp8,
+                Instant::now()
+            ),
             Admit::Send
         );
         assert_eq!(
@@ -323,7 +370,12 @@ mod tests {
         );
         let next = packet(2, 11, 783_000, 4002);
         assert_eq!(
-            out.admit(&RtpPacket::parse(&next).unwrap(), false, true, 3000),
+            out.admit(
+                &RtpPacket::parse(&next).unwrap(),
+                false,
+                Codec::Vp8,
+                Instant::now()
+            ),
             Admit::Send
         );
         assert_eq!(sent(&mut out, &next, 2), (602, 16_000, 302));
@@ -334,11 +386,39 @@ mod tests {
         let mut out = Output::new(0, 120, 0xabcd, 0, 0, true, true);
         let key = packet(1, 10, 0, 1);
         let delta = packet(1, 11, 3000, 2);
-        out.admit(&RtpPacket::parse(&key).unwrap(), true, true, 3000);
+        out.admit(
+            &RtpPacket::parse(&key).unwrap(),
+            true,
+            Codec::Vp8,
+            Instant::now(),
+        );
         sent(&mut out, &key, 0);
         sent(&mut out, &delta, 1);
         out.rebase(&RtpPacket::parse(&key).unwrap(), 3000);
         assert_eq!(sent(&mut out, &key, 0), (12, 6000, 3));
         assert_eq!(sent(&mut out, &delta, 1), (13, 9000, 4));
+    }
+
+    #[test]
+    fn a_switch_after_silence_advances_time_by_the_silence() {
+        let mut out = Output::new(0, 120, 0xabcd, 0, 0, true, true);
+        let t0 = Instant::now();
+        let first = packet(1, 500, 10_000, 300);
+        assert_eq!(
+            out.admit(&RtpPacket::parse(&first).unwrap(), true, Codec::Vp8, t0),
+            Admit::Send
+        );
+        sent(&mut out, &first, 0);
+        let key = packet(2, 10, 780_000, 4001);
+        let later = t0 + Duration::from_millis(2500);
+        assert_eq!(
+            out.admit(&RtpPacket::parse(&key).unwrap(), true, Codec::Vp8, later),
+            Admit::Send
+        );
+        assert_eq!(
+            sent(&mut out, &key, 1),
+            (501, 10_000 + 225_000, 301),
+            "2.5 s at 90 kHz"
+        );
     }
 }
