@@ -11,7 +11,7 @@ use rtc::peer::{Peer, PeerSetup};
 use rtc::rand::Rng;
 use rtc::receive::{ReceiveStream, TwccRecorder};
 use rtc::sdp::{
-    self, AnswerConfig, Direction, DtlsRole, HeaderExtension, MediaKind, Negotiated,
+    self, AnswerConfig, Direction, DtlsRole, HeaderExtension, MediaKind, Negotiated, RtcpFeedback,
     SessionDescription,
 };
 
@@ -174,6 +174,8 @@ pub fn answer_offer(
             HeaderExtension::AbsSendTime,
         ];
     }
+    // We send transport-cc feedback, never REMB, so goog-remb is not answered.
+    config.feedback.retain(|f| *f != RtcpFeedback::Remb);
     config.stream_id = cx.stream.to_owned();
     // Retransmissions travel as plain copies on the media SSRC both ways; no RTX streams.
     config.rtx = false;
