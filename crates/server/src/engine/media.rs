@@ -14,7 +14,7 @@ use rtc::rtp::RtpPacket;
 use super::net::Net;
 use super::session::Session;
 use crate::router::output::{Admit, Output};
-use crate::router::{Source, Stream, Track};
+use crate::router::{Pending, Source, Stream, Track};
 
 /// Room after a packet for the SRTP tag (16 for GCM, 10 for HMAC-SHA1-80) or SRTCP trailer.
 const TAG_ROOM: usize = 20;
@@ -35,89 +35,91 @@ pub struct Tx<'a> {
     pub net: &'a mut Net,
 }
 
-/// Plays the file packets due now into the stream's tracks and out to its viewers.
-pub fn play_file(stream: &mut Stream, sessions: &mut HashMap<u64, Session>, tx: &mut Tx<'_>) {
+/// Plays the file packets due now into the stream's tracks; [`flush`] sends them.
+pub fn play_file(stream: &mut Stream, now: Instant) {
     let Stream {
         source: Source::File(player),
         tracks,
-        viewers,
+        pending,
         ..
     } = stream
     else {
         return;
     };
-    player.play(tx.now, |index, produced| {
+    player.play(now, |index, produced| {
         let Some(track) = tracks.get_mut(index) else {
             return;
         };
         let packet_index = track.history.push(produced.packet, produced.keyframe_start);
         track.bytes += produced.packet.len() as u64;
-        fan_out(
-            track,
-            index,
-            packet_index,
-            produced.keyframe_start,
-            viewers,
-            sessions,
-            tx,
-        );
+        pending.push(Pending {
+            track: index,
+            packet: packet_index,
+            keyframe_start: produced.keyframe_start,
+        });
     });
 }
 
-/// Stores a live packet in track `index` of `stream` and sends it to every viewer.
+/// Stores a live packet in track `index` of `stream`; [`flush`] sends it.
 pub fn forward_live(
     stream: &mut Stream,
     index: usize,
     packet: &[u8],
     keyframe_start: bool,
-    sessions: &mut HashMap<u64, Session>,
-    tx: &mut Tx<'_>,
+    now: Instant,
 ) {
     let Stream {
-        tracks, viewers, ..
+        tracks, pending, ..
     } = stream;
     let Some(track) = tracks.get_mut(index) else {
         return;
     };
     if let Ok(view) = RtpPacket::parse(packet) {
-        track.last_rtp = Some((view.timestamp(), tx.now));
+        track.last_rtp = Some((view.timestamp(), now));
     }
     let packet_index = track.history.push(packet, keyframe_start);
     track.bytes += packet.len() as u64;
-    fan_out(
-        track,
-        index,
-        packet_index,
+    pending.push(Pending {
+        track: index,
+        packet: packet_index,
         keyframe_start,
-        viewers,
-        sessions,
-        tx,
-    );
+    });
 }
 
-fn fan_out(
-    track: &Track,
-    index: usize,
-    packet_index: u64,
-    keyframe_start: bool,
-    viewers: &[u64],
-    sessions: &mut HashMap<u64, Session>,
-    tx: &mut Tx<'_>,
-) {
-    for key in viewers {
+/// Sends the stream's new packets to every viewer, viewer by viewer: the packets of a frame
+/// to one viewer are then consecutive in the send queue, and the UDP layer sends them as one
+/// GSO message — one trip through the kernel for several packets (issue 6's main lever).
+pub fn flush(stream: &mut Stream, sessions: &mut HashMap<u64, Session>, tx: &mut Tx<'_>) {
+    let Stream {
+        tracks,
+        viewers,
+        pending,
+        ..
+    } = stream;
+    if pending.is_empty() {
+        return;
+    }
+    for key in viewers.iter() {
         let Some(Session { peer, outputs, .. }) = sessions.get_mut(key) else {
             continue;
         };
         if !peer.is_connected() {
             continue;
         }
-        for output in outputs.iter_mut().filter(|o| o.track == index) {
-            send_one(peer, output, track, packet_index, keyframe_start, tx);
+        for p in pending.iter() {
+            let Some(track) = tracks.get(p.track) else {
+                continue;
+            };
+            for output in outputs.iter_mut().filter(|o| o.track == p.track) {
+                send_one(peer, output, track, p.packet, p.keyframe_start, tx);
+            }
         }
     }
+    pending.clear();
 }
 
-/// Sends packet `packet_index` of `track` to one viewer, if it may have it now.
+/// Sends packet `packet_index` of `track` to one viewer, if it may have it now: copied once
+/// into the send queue's memory, rewritten and protected there.
 fn send_one(
     peer: &mut Peer,
     output: &mut Output,
@@ -135,25 +137,32 @@ fn send_one(
     if output.admit(&view, keyframe_start, track.codec, tx.now) == Admit::Skip {
         return;
     }
-    tx.out.clear();
-    tx.out.extend_from_slice(packet);
-    if output.rewrite(tx.out, packet_index) {
-        protect_and_send(peer, tx);
-    }
-}
-
-/// Protects the RTP packet in the send buffer and queues it to the peer.
-fn protect_and_send(peer: &mut Peer, tx: &mut Tx<'_>) {
     let Some((remote, local)) = peer.path() else {
         return;
     };
-    let len = tx.out.len();
-    tx.out.resize(len + TAG_ROOM, 0);
-    if let Ok(n) = peer.protect_rtp(tx.out, len)
-        && let Some(datagram) = tx.out.get(..n)
-    {
-        tx.net.send(datagram, remote, local, true);
-    }
+    tx.net.send_with(remote, local, true, |buf| {
+        let len = packet.len();
+        buf.get_mut(..len)?.copy_from_slice(packet);
+        if !output.rewrite(buf.get_mut(..len)?, packet_index) {
+            return None;
+        }
+        peer.protect_rtp(buf, len).ok()
+    });
+}
+
+/// Sends a retransmission exactly as the original went out (`seq`, `ts`).
+fn resend(peer: &mut Peer, output: &Output, packet: &[u8], seq: u16, ts: u32, tx: &mut Tx<'_>) {
+    let Some((remote, local)) = peer.path() else {
+        return;
+    };
+    tx.net.send_with(remote, local, true, |buf| {
+        let len = packet.len();
+        buf.get_mut(..len)?.copy_from_slice(packet);
+        if !output.rewrite_resend(buf.get_mut(..len)?, seq, ts) {
+            return None;
+        }
+        peer.protect_rtp(buf, len).ok()
+    });
 }
 
 /// A viewer just connected: every video output starts at once from the latest keyframe in
@@ -248,11 +257,7 @@ pub fn handle_rtcp(
                     let Some(packet) = track.history.get(index) else {
                         continue;
                     };
-                    tx.out.clear();
-                    tx.out.extend_from_slice(packet);
-                    if output.rewrite_resend(tx.out, seq, ts) {
-                        protect_and_send(peer, tx);
-                    }
+                    resend(peer, output, packet, seq, ts, tx);
                 }
             }
             RtcpPacket::Pli(_) | RtcpPacket::Fir(_) => {

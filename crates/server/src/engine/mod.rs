@@ -198,6 +198,7 @@ impl MediaLoop {
                 return;
             }
             self.play_files(now);
+            self.fan_out(now);
             if now >= self.next_tick {
                 self.tick(now);
                 self.next_tick = now + TICK;
@@ -223,6 +224,7 @@ impl MediaLoop {
             for datagram in batch.iter_mut() {
                 self.handle_datagram(now, datagram.source, datagram.local, datagram.bytes);
             }
+            self.fan_out(now);
         }
         self.net.recv = Some(batch);
     }
@@ -527,15 +529,19 @@ impl MediaLoop {
 
     fn play_files(&mut self, now: Instant) {
         for stream in self.streams.values_mut() {
-            media::play_file(
-                stream,
-                &mut self.sessions,
-                &mut Tx {
-                    now,
-                    out: &mut self.out,
-                    net: &mut self.net,
-                },
-            );
+            media::play_file(stream, now);
+        }
+    }
+
+    /// Sends every stream's new packets to its viewers (see [`media::flush`]).
+    fn fan_out(&mut self, now: Instant) {
+        let mut tx = Tx {
+            now,
+            out: &mut self.out,
+            net: &mut self.net,
+        };
+        for stream in self.streams.values_mut() {
+            media::flush(stream, &mut self.sessions, &mut tx);
         }
     }
 

@@ -11,6 +11,9 @@ use crate::udp::{RecvBatch, SendBatch, UdpIo};
 
 /// Datagrams per receive call.
 const RECV_BATCH: usize = 32;
+/// Queued datagrams that trigger a send: enough for many GSO messages per sendmmsg call,
+/// few enough to keep latency in microseconds.
+const FLUSH_AT: usize = 256;
 /// Datagrams queued for sending before new ones are refused (and counted).
 const SEND_QUEUE: usize = 4096;
 
@@ -89,7 +92,7 @@ impl Net {
         let source = self.local.ip().is_unspecified().then_some(from.ip());
         // A refused datagram is counted by the batch; the peer's retransmission covers it.
         let _ = self.send.push(to, source, bytes);
-        if self.send.len() >= RECV_BATCH * 2 {
+        if self.send.len() >= FLUSH_AT {
             self.io.flush(&mut self.send);
         }
     }
@@ -97,6 +100,32 @@ impl Net {
     /// The socket's counters.
     pub fn stats(&self) -> crate::udp::UdpStats {
         self.io.stats()
+    }
+
+    /// Queues a datagram that `write` builds straight into the send queue's memory (no copy):
+    /// it gets a buffer of [`crate::udp::SLOT`] bytes and returns the datagram's length, or
+    /// `None` to send nothing. `media` marks SRTP, which the test-only loss may drop.
+    pub fn send_with(
+        &mut self,
+        to: SocketAddr,
+        from: SocketAddr,
+        media: bool,
+        write: impl FnOnce(&mut [u8]) -> Option<usize>,
+    ) {
+        if media && self.loss.as_mut().is_some_and(Loss::drop_next) {
+            return;
+        }
+        let source = self.local.ip().is_unspecified().then_some(from.ip());
+        let Some(buf) = self.send.buf_mut() else {
+            return;
+        };
+        if let Some(len) = write(buf) {
+            // A refused datagram is counted by the batch.
+            let _ = self.send.commit(to, source, len);
+        }
+        if self.send.len() >= FLUSH_AT {
+            self.io.flush(&mut self.send);
+        }
     }
 
     /// Sends what is queued; keeps WRITABLE interest while anything is left.

@@ -167,18 +167,7 @@ impl MediaLoop {
         if let Some(stream) = self.streams.get_mut(&name)
             && matches!(stream.source, Source::Live { publisher, .. } if publisher == key)
         {
-            media::forward_live(
-                stream,
-                track,
-                packet,
-                keyframe_start,
-                &mut self.sessions,
-                &mut Tx {
-                    now,
-                    out: &mut self.out,
-                    net: &mut self.net,
-                },
-            );
+            media::forward_live(stream, track, packet, keyframe_start, now);
         }
         self.drain_publisher(now, key);
     }

@@ -67,6 +67,17 @@ pub enum Source {
     },
 }
 
+/// A packet stored in a track's history and not yet sent to the viewers.
+#[derive(Debug, Clone, Copy)]
+pub struct Pending {
+    /// Its track.
+    pub track: usize,
+    /// Its index in the track's history.
+    pub packet: u64,
+    /// Whether it starts a keyframe.
+    pub keyframe_start: bool,
+}
+
 /// A stream: a source, its tracks and its viewers.
 #[derive(Debug)]
 pub struct Stream {
@@ -76,6 +87,8 @@ pub struct Stream {
     pub tracks: Vec<Track>,
     /// Sessions watching it.
     pub viewers: Vec<u64>,
+    /// Packets received since the last fan-out (sent viewer by viewer in one go).
+    pub pending: Vec<Pending>,
     /// When it started.
     pub since: SystemTime,
     /// Bitrate measurement: when the window started, bytes then, the last rate.
@@ -111,6 +124,7 @@ impl Stream {
             source,
             tracks,
             viewers: Vec::new(),
+            pending: Vec::new(),
             since: SystemTime::now(),
             window: (now, 0, 0),
         }
