@@ -8,10 +8,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bench::{ClientId, Driver, PublisherConfig, ViewerConfig};
+use bench::{Driver, PublisherConfig};
 use common::http;
 use common::server::Server;
-use common::sfu::{connected, published, sample_source, wait_for};
+use common::sfu::{await_publishing, sample_source, view_until_first_frame, wait_for};
 use rtc::peer::DisconnectCause;
 
 const VIEWERS: usize = 3;
@@ -23,28 +23,8 @@ fn a_publishers_delete_sends_bye_and_closes_its_viewers() {
     let publisher = d
         .publish(server.http, "brief", PublisherConfig::new(sample_source()))
         .unwrap();
-    wait_for(
-        &mut d,
-        Duration::from_secs(10),
-        "publisher connected",
-        |d| connected(d, publisher) && published(d, publisher) > 0,
-    );
-    let viewers: Vec<ClientId> = (0..VIEWERS)
-        .map(|_| {
-            d.view(server.http, "brief", ViewerConfig::default())
-                .unwrap()
-        })
-        .collect();
-    wait_for(
-        &mut d,
-        Duration::from_secs(10),
-        "every viewer's first frame",
-        |d| {
-            viewers
-                .iter()
-                .all(|&v| d.viewer(v).is_some_and(|v| !v.frames().is_empty()))
-        },
-    );
+    await_publishing(&mut d, publisher, "publisher");
+    let viewers = view_until_first_frame(&mut d, &server, "brief", VIEWERS);
     d.run_for(Duration::from_secs(1));
 
     let deleted = Instant::now();

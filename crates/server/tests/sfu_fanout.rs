@@ -10,10 +10,11 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bench::{ClientId, Driver, FrameInfo, PublisherConfig, ViewerConfig, frame_hash};
+use bench::{Driver, FrameInfo, PublisherConfig, frame_hash};
 use common::server::Server;
 use common::sfu::{
-    connected, published, sample_frame_index, sample_source, video_unique, wait_for,
+    await_publishing, published, sample_frame_index, sample_source, video_unique,
+    view_until_first_frame,
 };
 use common::viewer::Viewer as Str0mViewer;
 
@@ -56,12 +57,7 @@ fn twenty_viewers_get_the_publishers_packets_and_the_files_frames() {
     let publisher = d
         .publish(server.http, "live", PublisherConfig::new(sample_source()))
         .unwrap();
-    wait_for(
-        &mut d,
-        Duration::from_secs(10),
-        "publisher connected",
-        |d| connected(d, publisher) && published(d, publisher) > 0,
-    );
+    await_publishing(&mut d, publisher, "publisher");
 
     let http = server.http;
     let str0m = std::thread::spawn(move || {
@@ -69,22 +65,7 @@ fn twenty_viewers_get_the_publishers_packets_and_the_files_frames() {
         v.run_for(MEASURE + Duration::from_secs(4));
         v
     });
-    let viewers: Vec<ClientId> = (0..VIEWERS)
-        .map(|_| {
-            d.view(server.http, "live", ViewerConfig::default())
-                .unwrap()
-        })
-        .collect();
-    wait_for(
-        &mut d,
-        Duration::from_secs(10),
-        "every viewer's first frame",
-        |d| {
-            viewers
-                .iter()
-                .all(|&v| d.viewer(v).is_some_and(|v| !v.frames().is_empty()))
-        },
-    );
+    let viewers = view_until_first_frame(&mut d, &server, "live", VIEWERS);
 
     let p0 = published(&d, publisher);
     let v0: Vec<u64> = viewers.iter().map(|&v| video_unique(&d, v)).collect();

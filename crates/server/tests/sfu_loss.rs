@@ -10,10 +10,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bench::{ClientId, Driver, Loss, PublisherConfig, ViewerConfig};
+use bench::{Driver, Loss, PublisherConfig};
 use common::http::metric;
 use common::server::Server;
-use common::sfu::{connected, published, sample_frame_index, sample_source, wait_for};
+use common::sfu::{await_publishing, sample_frame_index, sample_source, view_until_first_frame};
 
 const VIEWERS: usize = 5;
 const MEASURE: Duration = Duration::from_secs(10);
@@ -29,28 +29,8 @@ fn five_percent_loss_on_the_publishers_link_is_repaired() {
         seed: 0x5eed,
     });
     let publisher = d.publish(server.http, "lossy", config).unwrap();
-    wait_for(
-        &mut d,
-        Duration::from_secs(10),
-        "publisher connected",
-        |d| connected(d, publisher) && published(d, publisher) > 0,
-    );
-    let viewers: Vec<ClientId> = (0..VIEWERS)
-        .map(|_| {
-            d.view(server.http, "lossy", ViewerConfig::default())
-                .unwrap()
-        })
-        .collect();
-    wait_for(
-        &mut d,
-        Duration::from_secs(10),
-        "every viewer's first frame",
-        |d| {
-            viewers
-                .iter()
-                .all(|&v| d.viewer(v).is_some_and(|v| !v.frames().is_empty()))
-        },
-    );
+    await_publishing(&mut d, publisher, "publisher");
+    let viewers = view_until_first_frame(&mut d, &server, "lossy", VIEWERS);
 
     let frames_sent = |d: &Driver| d.publisher(publisher).unwrap().stats.frames;
     let s0 = frames_sent(&d);

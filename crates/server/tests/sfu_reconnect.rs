@@ -12,9 +12,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bench::{ClientError, ClientId, Driver, FrameInfo, PublisherConfig, ViewerConfig};
+use bench::{ClientError, ClientId, Driver, FrameInfo, PublisherConfig};
 use common::server::Server;
-use common::sfu::{connected, published, sample_frame_index, sample_source, wait_for};
+use common::sfu::{
+    await_publishing, connected, sample_frame_index, sample_source, view_until_first_frame,
+    wait_for,
+};
 
 const VIEWERS: usize = 3;
 
@@ -52,28 +55,8 @@ fn viewers_keep_playing_through_a_publisher_reconnecting_under_the_same_name() {
     let server = Server::start(&[]);
     let mut d = Driver::new().unwrap();
     let a = publish(&mut d, &server).unwrap();
-    wait_for(
-        &mut d,
-        Duration::from_secs(10),
-        "publisher A connected",
-        |d| connected(d, a) && published(d, a) > 0,
-    );
-    let viewers: Vec<ClientId> = (0..VIEWERS)
-        .map(|_| {
-            d.view(server.http, "show", ViewerConfig::default())
-                .unwrap()
-        })
-        .collect();
-    wait_for(
-        &mut d,
-        Duration::from_secs(10),
-        "every viewer's first frame",
-        |d| {
-            viewers
-                .iter()
-                .all(|&v| d.viewer(v).is_some_and(|v| !v.frames().is_empty()))
-        },
-    );
+    await_publishing(&mut d, a, "publisher A");
+    let viewers = view_until_first_frame(&mut d, &server, "show", VIEWERS);
     d.run_for(Duration::from_secs(2));
 
     // While A is live the name is taken.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bench::{Driver, PublisherConfig};
 use common::server::Server;
-use common::sfu::{connected, published, sample_frame_index, sample_source, wait_for};
+use common::sfu::{await_publishing, sample_frame_index, sample_source};
 use common::viewer::Viewer as Str0mViewer;
 
 #[test]
@@ -22,12 +22,7 @@ fn str0m_offering_audio_and_video_plays_a_video_only_live_stream() {
     let p = d
         .publish(server.http, "cam", PublisherConfig::new(sample_source()))
         .unwrap();
-    wait_for(
-        &mut d,
-        Duration::from_secs(10),
-        "publisher connected",
-        |d| connected(d, p) && published(d, p) > 0,
-    );
+    await_publishing(&mut d, p, "publisher");
     let http = server.http;
     let str0m = std::thread::spawn(move || {
         // Panics (in this thread) if str0m refuses the answer.

@@ -51,6 +51,42 @@ pub fn published(d: &Driver, id: ClientId) -> u64 {
     d.publisher(id).map_or(0, |p| p.stats.packets)
 }
 
+/// Waits (10 s at most) until publisher `p` is connected and has sent media.
+pub fn await_publishing(d: &mut Driver, p: ClientId, who: &str) {
+    wait_for(
+        d,
+        Duration::from_secs(10),
+        &format!("{who} connected"),
+        |d| connected(d, p) && published(d, p) > 0,
+    );
+}
+
+/// Starts `n` viewers of `stream` and waits (10 s at most) until each has its first frame.
+pub fn view_until_first_frame(
+    d: &mut Driver,
+    server: &Server,
+    stream: &str,
+    n: usize,
+) -> Vec<ClientId> {
+    let viewers: Vec<ClientId> = (0..n)
+        .map(|_| {
+            d.view(server.http, stream, ViewerConfig::default())
+                .unwrap()
+        })
+        .collect();
+    wait_for(
+        d,
+        Duration::from_secs(10),
+        "every viewer's first frame",
+        |d| {
+            viewers
+                .iter()
+                .all(|&v| d.viewer(v).is_some_and(|v| !v.frames().is_empty()))
+        },
+    );
+    viewers
+}
+
 /// Drives `d` for `total`, calling `act` every `every` (the first time at once).
 pub fn during(d: &mut Driver, total: Duration, every: Duration, mut act: impl FnMut(&mut Driver)) {
     let end = Instant::now() + total;
@@ -168,28 +204,8 @@ impl Setup {
         let p = d
             .publish(server.http, "target", PublisherConfig::new(source))
             .unwrap();
-        wait_for(
-            &mut d,
-            Duration::from_secs(10),
-            "publisher connected",
-            |d| connected(d, p) && published(d, p) > 0,
-        );
-        let viewers: Vec<ClientId> = (0..viewers)
-            .map(|_| {
-                d.view(server.http, "target", ViewerConfig::default())
-                    .unwrap()
-            })
-            .collect();
-        wait_for(
-            &mut d,
-            Duration::from_secs(10),
-            "every viewer's first frame",
-            |d| {
-                viewers
-                    .iter()
-                    .all(|&v| d.viewer(v).is_some_and(|v| !v.frames().is_empty()))
-            },
-        );
+        await_publishing(&mut d, p, "publisher");
+        let viewers = view_until_first_frame(&mut d, &server, "target", viewers);
         let origin = d.publisher(p).unwrap().ssrc();
         let base = Snapshot::take(&d, p, &viewers);
         d.run_for(Duration::from_secs(2));
