@@ -55,18 +55,7 @@ fn aiortc_publishes_vp8_str0m_plays_and_the_recording_decodes() {
     let mut publisher = start_aiortc(&server, "synthetic", 12);
     wait_publisher_connected(&server, "synthetic", Duration::from_secs(30));
 
-    let mut viewer = Viewer::connect(server.http, "synthetic");
-    viewer.run_until(viewer.posted_at + WITHIN, |v| v.frames.len() >= MIN_FRAMES);
-    let n = viewer.frames.len();
-    assert!(
-        n >= MIN_FRAMES,
-        "str0m got {n} VP8 frames within {WITHIN:?}, want ≥ {MIN_FRAMES}; ICE: {:?}",
-        viewer.ice_states
-    );
-    assert!(
-        is_vp8_keyframe(&viewer.frames[0].data),
-        "first frame not a keyframe"
-    );
+    let mut viewer = Viewer::connect_and_play(server.http, "synthetic", MIN_FRAMES, WITHIN);
     let got = records.path.join("str0m-received.ivf");
     let t0 = viewer.frames[0].rtp_time;
     let frames: Vec<(&[u8], u64)> = viewer
@@ -77,7 +66,8 @@ fn aiortc_publishes_vp8_str0m_plays_and_the_recording_decodes() {
     write_ivf(&got, 640, 360, &frames);
     let decoded = probe(&got);
     assert_eq!(
-        decoded.frames as usize, n,
+        decoded.frames as usize,
+        frames.len(),
         "ffprobe decodes what str0m got: {decoded:?}"
     );
 
@@ -161,9 +151,7 @@ fn aiortc_publisher_dies_a_new_one_takes_over_str0m_sees_real_time_timestamps() 
     let server = Server::start(&[]);
     let first = start_aiortc(&server, "relay", 60);
     wait_publisher_connected(&server, "relay", Duration::from_secs(30));
-    let mut viewer = Viewer::connect(server.http, "relay");
-    viewer.run_until(viewer.posted_at + WITHIN, |v| v.frames.len() >= MIN_FRAMES);
-    assert!(viewer.frames.len() >= MIN_FRAMES, "the viewer never played");
+    let mut viewer = Viewer::connect_and_play(server.http, "relay", MIN_FRAMES, WITHIN);
     viewer.run_for(Duration::from_secs(2));
     drop(first);
     let killed_at = Instant::now();

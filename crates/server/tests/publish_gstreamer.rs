@@ -17,7 +17,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::browser::browser_lock;
-use common::files::is_vp8_keyframe;
 use common::process::Process;
 use common::publish::{Pages, gstreamer_python, num, wait_publisher_connected};
 use common::recording::{TempDir, probe, wait_recorded, with_ext};
@@ -118,18 +117,7 @@ fn gstreamer_publishes_vp8_str0m_plays_and_the_recording_decodes() {
     let publisher = start_gstreamer(&server, "gst", "vp8");
     wait_publisher_connected(&server, "gst", Duration::from_secs(30));
 
-    let mut viewer = Viewer::connect(server.http, "gst");
-    viewer.run_until(viewer.posted_at + WITHIN, |v| v.frames.len() >= MIN_FRAMES);
-    let n = viewer.frames.len();
-    assert!(
-        n >= MIN_FRAMES,
-        "str0m got {n} VP8 frames within {WITHIN:?}, want ≥ {MIN_FRAMES}; ICE: {:?}",
-        viewer.ice_states
-    );
-    assert!(
-        is_vp8_keyframe(&viewer.frames[0].data),
-        "first frame not a keyframe"
-    );
+    let mut viewer = Viewer::connect_and_play(server.http, "gst", MIN_FRAMES, WITHIN);
 
     let r = finish(publisher, || viewer.run_for(Duration::from_millis(100)));
     let paths = wait_recorded(&server, 2, Duration::from_secs(10));

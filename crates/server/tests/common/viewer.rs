@@ -59,6 +59,29 @@ impl Viewer {
         Self::connect_with(http_addr, stream, true)
     }
 
+    /// [`Viewer::connect`], then requires `min` VP8 frames within `within` of the POST, the
+    /// first of them a keyframe (a viewer must start where a decoder can).
+    pub fn connect_and_play(
+        http_addr: SocketAddr,
+        stream: &str,
+        min: usize,
+        within: Duration,
+    ) -> Viewer {
+        let mut viewer = Self::connect(http_addr, stream);
+        viewer.run_until(viewer.posted_at + within, |v| v.frames.len() >= min);
+        let n = viewer.frames.len();
+        assert!(
+            n >= min,
+            "str0m got {n} VP8 frames within {within:?}, want ≥ {min}; ICE: {:?}",
+            viewer.ice_states
+        );
+        assert!(
+            super::files::is_vp8_keyframe(&viewer.frames[0].data),
+            "str0m's first frame is not a keyframe"
+        );
+        viewer
+    }
+
     /// [`Viewer::connect`], offering an audio section only with `audio`.
     pub fn connect_with(http_addr: SocketAddr, stream: &str, audio: bool) -> Viewer {
         let now = Instant::now();
