@@ -281,12 +281,13 @@ function install() {
     return out;
   };
 
+  // Ends session `id`; with `del`, DELETEs it first (closing first would let the server end
+  // the session on the DTLS close_notify before the DELETE arrives, which then gets 404).
   T.close = async ({ id, del }) => {
     const s = sessions[id];
+    const res = del ? await fetch(s.location, { method: 'DELETE', headers: auth(s.token) }) : null;
     s.pc.close();
-    if (!del) return { closed: true };
-    const res = await fetch(s.location, { method: 'DELETE', headers: auth(s.token) });
-    return { deleteStatus: res.status };
+    return res ? { deleteStatus: res.status } : { closed: true };
   };
 }
 
