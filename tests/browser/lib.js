@@ -44,6 +44,9 @@ function startServer() {
 // reports them so a supervisor can kill the groups if this script dies.
 // Chromium only: `opts.fakeVideoFps` is the fake camera's frame rate (its default is 20 fps),
 // `opts.fakeVideoFile` a .y4m/.mjpeg file the fake camera plays instead of its test pattern.
+// Both browsers: `opts.initScript` (source text) runs in every page before the page's own
+// scripts, `opts.onPage(page)` sees every page before it loads, and `open(url)` opens
+// another page at `url`.
 async function launch(name, url, opts = {}) {
   if (name === 'chromium') {
     const { chromium } = require('playwright-core');
@@ -56,10 +59,16 @@ async function launch(name, url, opts = {}) {
     });
     const pids = [server.process().pid];
     const browser = await chromium.connect(server.wsEndpoint());
-    const page = await browser.newPage();
-    await page.goto(url);
-    const newPage = async () => { const p = await browser.newPage(); await p.goto(url); return p; };
-    return { page, pids, newPage, close: async () => { await browser.close(); await server.close(); } };
+    const open = async (to) => {
+      const p = await browser.newPage();
+      if (opts.initScript) await p.addInitScript(opts.initScript);
+      if (opts.onPage) opts.onPage(p);
+      await p.goto(to);
+      return p;
+    };
+    const page = await open(url);
+    const newPage = () => open(url);
+    return { page, pids, newPage, open, close: async () => { await browser.close(); await server.close(); } };
   }
   if (name === 'firefox') {
     const puppeteer = require('puppeteer-core');
@@ -69,14 +78,20 @@ async function launch(name, url, opts = {}) {
       userDataDir: profile, extraPrefsFirefox: FIREFOX_PREFS,
     });
     const pids = [browser.process().pid];
-    const page = await browser.newPage();
-    await page.goto(url);
-    const newPage = async () => { const p = await browser.newPage(); await p.goto(url); return p; };
+    const open = async (to) => {
+      const p = await browser.newPage();
+      if (opts.initScript) await p.evaluateOnNewDocument(opts.initScript);
+      if (opts.onPage) opts.onPage(p);
+      await p.goto(to);
+      return p;
+    };
+    const page = await open(url);
+    const newPage = () => open(url);
     const close = async () => {
       await browser.close();
       fs.rmSync(profile, { recursive: true, force: true });
     };
-    return { page, pids, newPage, close };
+    return { page, pids, newPage, open, close };
   }
   throw new Error(`unknown browser ${name} (chromium or firefox)`);
 }

@@ -176,7 +176,7 @@ pub fn answer_offer(
     }
     // We send transport-cc feedback, never REMB, so goog-remb is not answered.
     config.feedback.retain(|f| *f != RtcpFeedback::Remb);
-    config.stream_id = cx.stream.to_owned();
+    config.stream_id = msid_id(cx.stream);
     // Retransmissions travel as plain copies on the media SSRC both ways; no RTX streams.
     config.rtx = false;
     let (answer, negotiated) =
@@ -347,6 +347,41 @@ impl Session {
     }
 }
 
+/// The stream name as an `a=msid` stream id, which must be 1 to 64 token characters
+/// (RFC 8830 §2, token-char of RFC 4566 §9): a name from a URL may hold spaces or any other
+/// character (browsers reject the whole answer over one), and our track id adds `-{mid}` to
+/// it, so other characters become `-` and the id keeps at most 56 of them.
+fn msid_id(stream: &str) -> String {
+    let token = |c: char| {
+        c.is_ascii_graphic() && !matches!(c, '"' | '(' | ')' | ',' | '/' | ':'..='@' | '['..=']')
+    };
+    let id: String = stream
+        .chars()
+        .map(|c| if token(c) { c } else { '-' })
+        .take(56)
+        .collect();
+    if id.is_empty() {
+        "leanrtc".to_owned()
+    } else {
+        id
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::msid_id;
+
+    #[test]
+    fn msid_ids_are_tokens_of_at_most_56_characters() {
+        assert_eq!(msid_id("camera"), "camera");
+        assert_eq!(msid_id("my cam"), "my-cam");
+        assert_eq!(msid_id("a:b@c[d]é\"x\""), "a-b-c-d---x-");
+        assert_eq!(msid_id("~^_`{|}!#$%&'*+-."), "~^_`{|}!#$%&'*+-.");
+        assert_eq!(msid_id(&"x".repeat(100)).len(), 56);
+        assert_eq!(msid_id(""), "leanrtc");
+    }
 }

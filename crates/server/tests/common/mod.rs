@@ -20,6 +20,7 @@ pub mod recording;
 pub mod server;
 pub mod sfu;
 pub mod viewer;
+pub mod web;
 
 use std::path::{Path, PathBuf};
 

@@ -35,8 +35,14 @@ impl Server {
     /// Starts the server with HTTP and UDP on OS-chosen loopback ports, plus `args`; waits
     /// for its ready line.
     pub fn start(args: &[&str]) -> Server {
+        Self::start_on("127.0.0.1:0", args)
+    }
+
+    /// [`Server::start`] with the UDP media socket on `udp` (an `IP:PORT`) instead of an
+    /// OS-chosen loopback port.
+    pub fn start_on(udp: &str, args: &[&str]) -> Server {
         let mut child = Command::new(binary())
-            .args(["--http", "127.0.0.1:0", "--udp", "127.0.0.1:0"])
+            .args(["--http", "127.0.0.1:0", "--udp", udp])
             .args(args)
             .env("LEANRTC_LOG", "info")
             .stdin(Stdio::null())

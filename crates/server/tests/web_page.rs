@@ -1,0 +1,215 @@
+//! leanrtc's own web page (`/`, `crates/server/web/index.html`) in headless Chromium, driven
+//! like a user: the stream list shows `sample`, a click plays it in the page's `<video>`;
+//! "Publish my camera" (Chromium's fake camera) under a name makes a live stream that a
+//! second page, opened before it, sees appear in its list by itself and plays; stopping the
+//! publisher removes it from the list. Neither page may report an uncaught exception, a
+//! console error or an HTTP status ≥ 400 at any point.
+//!
+//! The pages run under `tests/browser/page-driver.js` (see `common/web.rs`); the browser is
+//! killed when its guard drops. Runs in `./test.sh`'s network namespace (docs/TESTING.md);
+//! one browser test at a time (a lock), as the machine has two cores.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::browser::browser_lock;
+use common::server::Server;
+use common::web::{WebBrowser, frames, states};
+use serde_json::{Value, json};
+
+/// A played stream must decode this many frames…
+const MIN_FRAMES: f64 = 60.0;
+/// …within this long of the click.
+const WITHIN: Duration = Duration::from_secs(10);
+/// The page refreshes its stream list every 2 s: a change shows within this long.
+const LIST_UPDATE: Duration = Duration::from_secs(6);
+
+/// The names in the page's stream list.
+fn listed(view: &Value) -> Vec<String> {
+    view["streams"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until `page`'s stream list satisfies `want`; returns the page's view.
+fn wait_list(
+    b: &mut WebBrowser,
+    page: &str,
+    what: &str,
+    want: impl Fn(&[String]) -> bool,
+) -> Value {
+    let (view, ok) = b.poll(page, "view", json!({}), LIST_UPDATE, |v| want(&listed(v)));
+    assert!(ok, "{page}'s stream list never showed {what}: {view}");
+    view
+}
+
+/// Clicks `stream` in `page`'s list and requires the page's player to decode ≥ 60 frames
+/// at 640x360 within 10 s of the click; returns the player's stats.
+fn click_and_play(b: &mut WebBrowser, page: &str, stream: &str) -> Value {
+    let clicked = Instant::now();
+    b.click(page, &format!("#streams button[data-name=\"{stream}\"]"));
+    let (stats, _) = b.poll(page, "pageStats", json!({"which": "player"}), WITHIN, |s| {
+        s["name"] == stream && frames(s) >= MIN_FRAMES
+    });
+    let took = clicked.elapsed();
+    eprintln!("{page} plays {stream}: {took:?} to {MIN_FRAMES} frames; {stats}");
+    assert_eq!(
+        stats["name"], stream,
+        "the page plays something else: {stats}"
+    );
+    if frames(&stats) < MIN_FRAMES || took > WITHIN + Duration::from_millis(500) {
+        let view = b.view(page);
+        let errors = b.errors(page);
+        panic!(
+            "{page} decoded {} frames of {stream} in {took:?}, want ≥ {MIN_FRAMES} within \
+             {WITHIN:?}: {stats}\nthe page: {view}\nits errors: {errors:?}",
+            frames(&stats)
+        );
+    }
+    assert_eq!(stats["inboundVideo"]["frameWidth"], 640, "{stats}");
+    assert_eq!(stats["inboundVideo"]["frameHeight"], 360, "{stats}");
+    assert_eq!(stats["connectionState"], "connected", "{stats}");
+    assert!(
+        !states(&stats).iter().any(|s| s == "failed"),
+        "the connection failed on the way: {stats}"
+    );
+    // What the user sees: the video element has the stream's size and runs, the status
+    // line says so, the clicked entry is highlighted, and the overlay (refreshed every
+    // second from getStats) shows the resolution.
+    let (view, ok) = b.poll(page, "view", json!({}), Duration::from_secs(3), |v| {
+        v["overlay"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("640x360"))
+    });
+    assert!(ok, "the overlay never showed 640x360: {view}");
+    assert_eq!(view["videoPlaying"]["width"], 640, "{view}");
+    assert_eq!(view["videoPlaying"]["paused"], false, "{view}");
+    assert_eq!(
+        view["status"],
+        format!("playing {stream}: connected"),
+        "{view}"
+    );
+    let on: Vec<&Value> = view["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .filter(|s| s["on"] == true)
+        .collect();
+    assert_eq!(on.len(), 1, "one highlighted entry: {view}");
+    assert_eq!(on[0]["name"], stream, "{view}");
+    stats
+}
+
+/// Requires that `page` reported no uncaught exception, console error or HTTP error.
+fn assert_clean(b: &mut WebBrowser, page: &str, log: impl Fn() -> String) {
+    let errors = b.errors(page);
+    assert!(
+        errors.is_empty(),
+        "{page} reported errors:\n  {}\nserver log:\n{}",
+        errors.join("\n  "),
+        log()
+    );
+}
+
+#[test]
+fn chromium_user_plays_sample_publishes_camera_and_a_second_page_plays_it() {
+    let _one_browser = browser_lock();
+    let server = Server::start(&[]);
+    let home = format!("{}/", server.base_url());
+    let mut b = WebBrowser::launch("chromium");
+
+    // The viewer's page: `sample` is listed (as a file stream) and plays on a click.
+    b.open("viewer", &home);
+    let view = wait_list(&mut b, "viewer", "sample", |l| {
+        l.iter().any(|n| n == "sample")
+    });
+    assert_eq!(listed(&view), ["sample"], "{view}");
+    assert!(
+        view["streams"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("file") && t.contains("VP8")),
+        "{view}"
+    );
+    assert_eq!(view["status"], "idle", "{view}");
+    click_and_play(&mut b, "viewer", "sample");
+
+    // Another page publishes its camera under a name of the user's choosing.
+    b.open("publisher", &home);
+    b.fill("publisher", "#pubname", "my cam");
+    b.click("publisher", "#publish");
+    let (pubview, ok) = b.poll(
+        "publisher",
+        "view",
+        json!({}),
+        Duration::from_secs(10),
+        |v| v["publisher"]["connectionState"] == "connected",
+    );
+    assert!(ok, "the camera never got published: {pubview}");
+    assert_eq!(pubview["publishButton"], "Stop publishing", "{pubview}");
+    assert_eq!(
+        pubview["status"], "publishing my cam: connected",
+        "{pubview}"
+    );
+    let sent = b.page_stats("publisher", "publisher");
+    eprintln!("publisher: {sent}");
+
+    // The viewer's page, untouched since, lists the live stream by itself and plays it.
+    let view = wait_list(&mut b, "viewer", "my cam", |l| {
+        l.iter().any(|n| n == "my cam")
+    });
+    let entry = view["streams"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == "my cam"))
+        .cloned()
+        .expect("listed");
+    assert!(
+        entry["text"].as_str().is_some_and(|t| t.contains("live")),
+        "{view}"
+    );
+    click_and_play(&mut b, "viewer", "my cam");
+    let listed_now = b.view("viewer");
+    eprintln!("viewer's list while playing: {}", listed_now["listText"]);
+
+    // Stopping the publisher takes the stream off the list, again by itself.
+    b.click("publisher", "#publish");
+    let (pubview, ok) = b.poll(
+        "publisher",
+        "view",
+        json!({}),
+        Duration::from_secs(5),
+        |v| v["publishButton"] == "Publish my camera",
+    );
+    assert!(ok, "the publish button never went back: {pubview}");
+    assert!(pubview["publisher"].is_null(), "{pubview}");
+    wait_list(&mut b, "viewer", "my cam gone", |l| {
+        !l.iter().any(|n| n == "my cam")
+    });
+
+    assert_clean(&mut b, "viewer", || server.log());
+    assert_clean(&mut b, "publisher", || server.log());
+    b.quit();
+    // Both sessions the pages ended themselves ended by their DELETE (the page sends it
+    // before closing the connection).
+    let log = server.log();
+    let ended: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("session ended"))
+        .collect();
+    for role in ["stream=sample role=Play", "stream=my cam role=Publish"] {
+        assert!(
+            ended
+                .iter()
+                .any(|l| l.contains(role) && l.contains("reason=DELETE")),
+            "no `{role}` session ended by DELETE:\n{}",
+            ended.join("\n")
+        );
+    }
+}
