@@ -112,14 +112,17 @@ impl Net {
         media: bool,
         write: impl FnOnce(&mut [u8]) -> Option<usize>,
     ) {
-        if media && self.loss.as_mut().is_some_and(Loss::drop_next) {
-            return;
-        }
         let source = self.local.ip().is_unspecified().then_some(from.ip());
         let Some(buf) = self.send.buf_mut() else {
             return;
         };
-        if let Some(len) = write(buf) {
+        let built = write(buf);
+        // Injected loss strikes after the packet was built, as a real network's would: the
+        // sender has recorded it and can answer the NACK.
+        if media && self.loss.as_mut().is_some_and(Loss::drop_next) {
+            return;
+        }
+        if let Some(len) = built {
             // A refused datagram is counted by the batch.
             let _ = self.send.commit(to, source, len);
         }
