@@ -1,11 +1,12 @@
 //! `leanrtc-bench`: loads leanrtc and the str0m baseline (`str0m-sfu`) in turn with the same
 //! WHIP publishers and WHEP viewers over loopback, and prints (and writes to
-//! `bench/results/{date}-{name}.md`) a Markdown table with the ratio leanrtc/baseline.
+//! `bench/results/{UTC date-time}.md`) a Markdown table with the ratio leanrtc/baseline.
 //!
 //! ```text
 //! cargo build --release -p leanrtc -p bench
 //! target/release/leanrtc-bench                      # every scenario, both servers
-//! target/release/leanrtc-bench --scenarios a-500 --servers leanrtc
+//! target/release/leanrtc-bench --scenario a --viewers 100,500 --server leanrtc
+//! target/release/leanrtc-bench --scenario b,c --duration 5
 //! ```
 
 use std::net::SocketAddr;
@@ -23,18 +24,28 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "leanrtc-bench", version, about)]
 struct Args {
-    /// Scenarios, comma-separated: all, a (a-100, a-500, a-1000), a-N, b, c, d, custom-MxN.
-    #[arg(long, default_value = "all")]
-    scenarios: String,
-    /// Servers to load in turn, comma-separated: leanrtc, str0m-sfu.
-    #[arg(long, default_value = "leanrtc,str0m-sfu", value_delimiter = ',')]
-    servers: Vec<String>,
+    /// Scenarios, comma-separated: all, a (one per --viewers), a-N, b, c, d, custom-MxN
+    /// (M publishers with N viewers each).
+    #[arg(long, visible_alias = "scenarios", default_value = "all")]
+    scenario: String,
+    /// Viewer counts of scenario (a), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "100,500,1000")]
+    viewers: Vec<usize>,
+    /// Servers to load in turn: leanrtc, str0m (the str0m-sfu baseline) or both;
+    /// comma-separated.
+    #[arg(
+        long,
+        visible_alias = "servers",
+        default_value = "both",
+        value_delimiter = ','
+    )]
+    server: Vec<String>,
     /// The leanrtc binary (default: next to this one, else target/release/leanrtc).
     #[arg(long)]
     leanrtc: Option<PathBuf>,
     /// The str0m-sfu binary (default: next to this one, else target/release/str0m-sfu).
-    #[arg(long)]
-    str0m_sfu: Option<PathBuf>,
+    #[arg(long, visible_alias = "str0m-sfu")]
+    str0m: Option<PathBuf>,
     /// Load a server that runs already at this HTTP address (only one server kind then).
     #[arg(long)]
     attach: Option<SocketAddr>,
@@ -51,8 +62,8 @@ struct Args {
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
     /// Seconds measured.
-    #[arg(long, default_value_t = 10.0)]
-    measure: f64,
+    #[arg(long, visible_alias = "measure", default_value_t = 10.0)]
+    duration: f64,
     /// Threads driving viewers (publishers always have their own).
     #[arg(long, default_value_t = 2)]
     viewer_threads: usize,
@@ -65,7 +76,7 @@ struct Args {
     /// Where the results file goes.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/results"))]
     out: PathBuf,
-    /// Name in the results file's name (default: the scenarios).
+    /// Added to the results file's name (after the UTC date-time).
     #[arg(long)]
     name: Option<String>,
     /// Print only; write no results file.
@@ -82,16 +93,18 @@ fn main() {
 }
 
 fn kinds(args: &Args) -> Result<Vec<ServerKind>, BenchError> {
-    let kinds = (args.servers.iter())
-        .map(|s| match s.trim() {
-            "leanrtc" => Ok(ServerKind::Leanrtc),
-            "str0m-sfu" | "str0m" => Ok(ServerKind::Str0m),
-            other => Err(BenchError::Usage(format!("unknown server {other:?}"))),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut kinds = Vec::new();
+    for name in &args.server {
+        match name.trim() {
+            "leanrtc" => kinds.push(ServerKind::Leanrtc),
+            "str0m-sfu" | "str0m" => kinds.push(ServerKind::Str0m),
+            "both" => kinds.extend([ServerKind::Leanrtc, ServerKind::Str0m]),
+            other => return Err(BenchError::Usage(format!("unknown server {other:?}"))),
+        }
+    }
     if args.attach.is_some() && kinds.len() != 1 {
         return Err(BenchError::Usage(
-            "--attach loads one server: name it with --servers".into(),
+            "--attach loads one server: name it with --server".into(),
         ));
     }
     Ok(kinds)
@@ -100,19 +113,22 @@ fn kinds(args: &Args) -> Result<Vec<ServerKind>, BenchError> {
 fn binary(args: &Args, kind: ServerKind) -> Result<PathBuf, BenchError> {
     let given = match kind {
         ServerKind::Leanrtc => args.leanrtc.clone(),
-        ServerKind::Str0m => args.str0m_sfu.clone(),
+        ServerKind::Str0m => args.str0m.clone(),
     };
     given.or_else(|| find_binary(kind)).ok_or_else(|| {
         BenchError::Usage(format!(
             "no {} binary: build it (cargo build --release -p leanrtc -p bench) or pass --{}",
             kind.name(),
-            kind.name()
+            match kind {
+                ServerKind::Leanrtc => "leanrtc",
+                ServerKind::Str0m => "str0m",
+            }
         ))
     })
 }
 
 fn bench(args: &Args) -> Result<(), BenchError> {
-    let scenarios = Scenario::parse_list(&args.scenarios)?;
+    let scenarios = Scenario::parse_list(&args.scenario, &args.viewers)?;
     let kinds = kinds(args)?;
     let binaries = (kinds.iter())
         .map(|&k| {
@@ -134,7 +150,7 @@ fn bench(args: &Args) -> Result<(), BenchError> {
         bitrate: args.bitrate,
         fps: args.fps,
         warmup: Duration::from_secs_f64(args.warmup),
-        measure: Duration::from_secs_f64(args.measure),
+        measure: Duration::from_secs_f64(args.duration),
         viewer_threads: args.viewer_threads,
         decrypt_one_in: args.decrypt_one_in,
         connect_timeout: Duration::from_secs_f64(args.connect_timeout),
@@ -173,12 +189,8 @@ fn bench(args: &Args) -> Result<(), BenchError> {
     let notes = report::notes(&results);
     println!("{table}\n{notes}");
     if !args.no_write {
-        let name = args
-            .name
-            .clone()
-            .unwrap_or_else(|| args.scenarios.replace(',', "+"));
         let text = document(args, &opts, load_at_start, &table, &notes);
-        let path = report::write_results(&args.out, &name, &text)?;
+        let path = report::write_results(&args.out, args.name.as_deref(), &text)?;
         eprintln!("leanrtc-bench: wrote {}", path.display());
     }
     Ok(())
@@ -196,9 +208,9 @@ fn document(
         format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2])
     });
     format!(
-        "# leanrtc-bench, {date}\n\n\
-         * Command: `{command}`\n\
+        "# leanrtc-bench, {date} UTC\n\n\
          * Machine: {machine}; load average before the first run: {load}\n\
+         * Command: `{command}`\n\
          * Load: synthetic VP8-shaped RTP at {bitrate} bit/s, {fps} fps (≤ 1200-byte \
          payloads, a send stamp in each); warm-up {warmup:?}, window {measure:?}; viewers on \
          {threads} threads decrypting one packet in {decrypt}, publishers on their own thread\n\
@@ -217,7 +229,7 @@ fn document(
          row is leanrtc / str0m-sfu for each figure (CPU, memory, loss, latency: lower is \
          better; packets per CPU-second, handshakes/s: higher is better).\n\n\
          {notes}",
-        date = report::today(),
+        date = report::now_utc(),
         command = command.join(" "),
         machine = procfs::machine(),
         bitrate = opts.bitrate,
@@ -226,6 +238,6 @@ fn document(
         measure = opts.measure,
         threads = opts.viewer_threads,
         decrypt = opts.decrypt_one_in,
-        servers = args.servers.join(", "),
+        servers = args.server.join(", "),
     )
 }

@@ -229,13 +229,18 @@ pub fn notes(results: &[RunResult]) -> String {
     out
 }
 
-/// Today's date (UTC) as YYYY-MM-DD.
-pub fn today() -> String {
-    let days = SystemTime::now()
+/// Now (UTC) as `YYYY-MM-DD HH:MM:SS`.
+pub fn now_utc() -> String {
+    let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() / 86_400) as i64;
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
+        .map_or(0, |d| d.as_secs());
+    let (date, t) = (civil_date(secs / 86_400), secs % 86_400);
+    format!("{date} {:02}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60)
+}
+
+/// Days since 1970-01-01 as YYYY-MM-DD (H. Hinnant's civil-from-days algorithm).
+fn civil_date(days: u64) -> String {
+    let z = days as i64 + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
@@ -247,10 +252,15 @@ pub fn today() -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
-/// Writes `text` to `dir/{date}-{name}.md` (creating `dir`) and returns the path.
-pub fn write_results(dir: &Path, name: &str, text: &str) -> std::io::Result<PathBuf> {
+/// Writes `text` to `dir/{UTC date}T{time}Z[-{name}].md` (creating `dir`), returns the path.
+pub fn write_results(dir: &Path, name: Option<&str>, text: &str) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
-    let path = dir.join(format!("{}-{name}.md", today()));
+    let stamp = now_utc().replace(' ', "T").replace(':', "") + "Z";
+    let file = match name {
+        Some(n) => format!("{stamp}-{n}.md"),
+        None => format!("{stamp}.md"),
+    };
+    let path = dir.join(file);
     std::fs::write(&path, text)?;
     Ok(path)
 }
@@ -295,6 +305,8 @@ mod tests {
         assert_eq!(number(1234567.0, 0), "1\u{2009}234\u{2009}567");
         assert_eq!(number(1234.5, 1), "1234.5");
         assert_eq!(number(-0.5, 2), "-0.50");
-        assert_eq!(today().len(), 10);
+        assert_eq!(now_utc().len(), 19);
+        assert_eq!(civil_date(0), "1970-01-01");
+        assert_eq!(civil_date(19_782), "2024-02-29");
     }
 }

@@ -72,26 +72,24 @@ impl Scenario {
         }
     }
 
-    /// Every scenario of the issue, in order.
-    pub fn all() -> Vec<Scenario> {
-        vec![
-            Self::fan_out(100),
-            Self::fan_out(500),
-            Self::fan_out(1000),
-            Self::rooms(),
-            Self::join_storm(),
-            Self::sample_file(),
-        ]
+    /// The viewer counts of (a) in the issue.
+    pub const FAN_OUT_SIZES: [usize; 3] = [100, 500, 1000];
+
+    /// Every scenario of the issue, in order, (a) with `fan_out` viewers.
+    pub fn all(fan_out: &[usize]) -> Vec<Scenario> {
+        let mut out: Vec<Scenario> = fan_out.iter().map(|&n| Self::fan_out(n)).collect();
+        out.extend([Self::rooms(), Self::join_storm(), Self::sample_file()]);
+        out
     }
 
-    /// Scenarios by name: `all`, `a` (its three sizes), `a-N` (any N), `b`, `c`, `d`, or
-    /// `custom-MxN` (M publishers with N viewers each); comma-separated.
-    pub fn parse_list(list: &str) -> Result<Vec<Scenario>, BenchError> {
+    /// Scenarios by name: `all`, `a` (one per size in `fan_out`), `a-N` (any N), `b`, `c`,
+    /// `d`, or `custom-MxN` (M publishers with N viewers each); comma-separated.
+    pub fn parse_list(list: &str, fan_out: &[usize]) -> Result<Vec<Scenario>, BenchError> {
         let mut out = Vec::new();
         for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             match name {
-                "all" => out.extend(Self::all()),
-                "a" => out.extend([100, 500, 1000].map(Self::fan_out)),
+                "all" => out.extend(Self::all(fan_out)),
+                "a" => out.extend(fan_out.iter().map(|&n| Self::fan_out(n))),
                 "b" | "b-50x4" => out.push(Self::rooms()),
                 "c" | "c-storm-500" => out.push(Self::join_storm()),
                 "d" | "d-sample-1000" => out.push(Self::sample_file()),
@@ -123,12 +121,14 @@ mod tests {
 
     #[test]
     fn names_parse() {
-        assert_eq!(Scenario::parse_list("all").unwrap().len(), 6);
-        let list = Scenario::parse_list("a-7, c,custom-2x3").unwrap();
+        let sizes = Scenario::FAN_OUT_SIZES;
+        assert_eq!(Scenario::parse_list("all", &sizes).unwrap().len(), 6);
+        assert_eq!(Scenario::parse_list("a", &[3]).unwrap()[0].name, "a-3");
+        let list = Scenario::parse_list("a-7, c,custom-2x3", &sizes).unwrap();
         assert_eq!(list[0].viewers(), 7);
         assert_eq!(list[1].join_within, Some(Duration::from_secs(1)));
         assert_eq!((list[2].rooms, list[2].viewers_per_room), (2, 3));
-        assert!(Scenario::parse_list("e").is_err());
-        assert!(Scenario::parse_list("").is_err());
+        assert!(Scenario::parse_list("e", &sizes).is_err());
+        assert!(Scenario::parse_list("", &sizes).is_err());
     }
 }
