@@ -65,7 +65,7 @@ struct Args {
     #[arg(long, visible_alias = "measure", default_value_t = 10.0)]
     duration: f64,
     /// Threads driving viewers (publishers always have their own).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 1)]
     viewer_threads: usize,
     /// Viewers decrypt one RTP packet in this many (for latency).
     #[arg(long, default_value_t = 7)]

@@ -52,7 +52,7 @@ impl Default for Options {
             fps: 30,
             warmup: Duration::from_secs(2),
             measure: Duration::from_secs(10),
-            viewer_threads: 2,
+            viewer_threads: 1,
             decrypt_one_in: 7,
             connect_timeout: Duration::from_secs(30),
             post_concurrency: 8,
