@@ -223,9 +223,12 @@ fn document(
          sent, per CPU-second. *KiB / viewer*: (RSS at the end − RSS with only the publishers) \
          / viewers. *loss*: per viewer, 1 − distinct sequence numbers received / expected over \
          the window. *latency*: the kernel's receive time at the viewer's socket \
-         (SO_TIMESTAMPNS) − the publisher's send stamp, from the packets decrypted. *connect*: \
+         (SO_TIMESTAMPNS) − the publisher's send stamp, from the packets decrypted; a frame's packets leave the publisher together, so this \
+         includes the server's fan-out of the whole frame to every viewer. *connect*: \
          POST → first media packet. *handshakes/s*: viewers connected (ICE + DTLS) / (last \
-         connection − first POST). *load gen CPU*: this process over the window. The ratio \
+         connection − first POST); in a join storm it cannot exceed the POST rate (500 in 1 s). \
+         *handshakes / CPU-s*: viewers receiving / the server's CPU time from the first viewer \
+         POST until all receive (what the server could do with a whole core). *load gen CPU*: this process over the window. The ratio \
          row is leanrtc / str0m-sfu for each figure (CPU, memory, loss, latency: lower is \
          better; packets per CPU-second, handshakes/s: higher is better).\n\n\
          {notes}",

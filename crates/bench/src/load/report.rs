@@ -44,6 +44,9 @@ pub struct RunResult {
     pub connect_ms: Option<(f64, f64)>,
     /// Viewers connected (ICE + DTLS) per second, from the first POST to the last connection.
     pub handshakes_per_s: Option<f64>,
+    /// Viewers receiving media per second of server CPU time spent while they joined (from
+    /// the first viewer POST until all receive; forwarding to those already up included).
+    pub handshakes_per_cpu_s: Option<f64>,
     /// The load generator's CPU time over the window, in cores.
     pub gen_cpu: f64,
     /// Of which the publishers' thread.
@@ -116,7 +119,7 @@ fn number(v: f64, decimals: usize) -> String {
 type Column = (&'static str, fn(&RunResult) -> Cell);
 
 /// The table's columns after scenario and server: header and the cell of a run.
-const COLUMNS: [Column; 12] = [
+const COLUMNS: [Column; 13] = [
     ("viewers receiving", |r| {
         Cell::One(Some(r.receiving as f64), 0)
     }),
@@ -140,6 +143,9 @@ const COLUMNS: [Column; 12] = [
     ("latency ms p50 / p99", |r| Cell::Two(r.latency_ms, 2)),
     ("connect ms p50 / p99", |r| Cell::Two(r.connect_ms, 0)),
     ("handshakes/s", |r| Cell::One(r.handshakes_per_s, 0)),
+    ("handshakes / CPU-s", |r| {
+        Cell::One(r.handshakes_per_cpu_s, 0)
+    }),
     ("load gen CPU %", |r| Cell::One(Some(r.gen_cpu * 100.0), 0)),
 ];
 

@@ -123,6 +123,7 @@ pub fn run(
         Some(_) => opts.post_concurrency.max(32),
         None => opts.post_concurrency,
     };
+    let join_cpu_start = pid.and_then(|p| procfs::cpu_time(p).ok());
     let posted = post_all(jobs, server.http, &dtls, &handles, concurrency);
     let receiving = || {
         (viewers.iter())
@@ -130,6 +131,10 @@ pub fn run(
             .sum::<usize>()
     };
     wait_until(opts.connect_timeout, || receiving() >= posted.ok);
+    // The server's CPU time for the joins (the forwarding to viewers already up included).
+    let join_cpu = (join_cpu_start.zip(pid.and_then(|p| procfs::cpu_time(p).ok())))
+        .map(|(a, b)| b.saturating_sub(a).as_secs_f64());
+    let joined = receiving();
     server.check_running()?;
 
     // The window.
@@ -155,6 +160,7 @@ pub fn run(
     if let (Some(loaded), Some(base)) = (rss_loaded, rss_base) {
         result.rss_per_viewer = Some((loaded as f64 - base as f64) / n.max(1) as f64);
     }
+    result.handshakes_per_cpu_s = join_cpu.filter(|&c| c > 0.0).map(|c| joined as f64 / c);
     result.post_failures = posted.failed;
     result.errors = posted.errors;
     result.post_cpu = posted.cpu;
