@@ -15,10 +15,15 @@ use std::time::{Duration, Instant};
 use media::vp8::{self, Descriptor, PictureId};
 use rtc::rtp::{ExtIdMap, RtpPacket, RtpPacketMut, seq};
 
+use crate::router::{AUDIO_HISTORY, VIDEO_HISTORY};
 use crate::sources::Codec;
 
-/// How many of our sequence numbers we can map back to source packets for NACKs.
-const SENT_RING: usize = 2048;
+/// How many of our sequence numbers we can map back to source packets for NACKs: as many as
+/// the track's history keeps (an older one maps to a packet the history no longer has).
+/// Powers of two, so the ring stays aligned as sequence numbers wrap.
+fn sent_ring(video: bool) -> usize {
+    if video { VIDEO_HISTORY } else { AUDIO_HISTORY }
+}
 
 /// The per-viewer state of one track.
 #[derive(Debug)]
@@ -90,7 +95,7 @@ impl Output {
             seq_offset,
             ts_offset,
             last: None,
-            sent: vec![(0, u64::MAX, 0); SENT_RING],
+            sent: vec![(0, u64::MAX, 0); sent_ring(video)],
             waiting_for_keyframe: video,
             packets: 0,
             octets: 0,
@@ -174,7 +179,8 @@ impl Output {
         if let (Some(ids), Some(payload)) = (&mut self.vp8, buf.get_mut(header_len..)) {
             ids.rewrite(payload);
         }
-        if let Some(slot) = self.sent.get_mut(usize::from(seq) % SENT_RING) {
+        let ring = self.sent.len().max(1);
+        if let Some(slot) = self.sent.get_mut(usize::from(seq) % ring) {
             *slot = (seq, index, ts);
         }
         if self.last.is_none_or(|(last, _)| seq::seq_newer(seq, last)) {
@@ -213,7 +219,7 @@ impl Output {
     /// remember it.
     pub fn source_of(&self, seq: u16) -> Option<(u64, u32)> {
         self.sent
-            .get(usize::from(seq) % SENT_RING)
+            .get(usize::from(seq) % self.sent.len().max(1))
             .filter(|(s, i, _)| *s == seq && *i != u64::MAX)
             .map(|(_, i, ts)| (*i, *ts))
     }
@@ -265,7 +271,7 @@ mod tests {
 
     use rtc::rtp::{RtpHeader, RtpPacket};
 
-    use super::{Admit, Output};
+    use super::{AUDIO_HISTORY, Admit, Output, VIDEO_HISTORY};
     use crate::sources::Codec;
 
     fn packet(ssrc: u32, seq: u16, ts: u32, picture_id: u16) -> Vec<u8> {
@@ -292,6 +298,25 @@ mod tests {
         assert_eq!((v.ssrc(), v.payload_type()), (0xabcd, 120));
         let pid = u16::from_be_bytes([v.payload()[2], v.payload()[3]]) & 0x7fff;
         (v.sequence_number(), v.timestamp(), pid)
+    }
+
+    #[test]
+    fn remembers_as_many_packets_as_the_history_keeps() {
+        // Audio: a 128-packet ring across the 16-bit wrap; 128 later the slot is reused.
+        let mut out = Output::new(0, 120, 0xabcd, 0, 0, false, false);
+        for i in 0..(AUDIO_HISTORY as u64 + 1) {
+            let seq = 65500u16.wrapping_add(i as u16);
+            let mut buf = packet(1, seq, 0, 0);
+            assert!(out.rewrite(&mut buf, i));
+        }
+        let first = 65500u16;
+        assert_eq!(out.source_of(first), None, "overwritten");
+        assert_eq!(out.source_of(first.wrapping_add(1)).map(|s| s.0), Some(1));
+        let last = first.wrapping_add(AUDIO_HISTORY as u16);
+        assert_eq!(out.source_of(last).map(|s| s.0), Some(AUDIO_HISTORY as u64));
+        assert_eq!(out.sent.len(), AUDIO_HISTORY);
+        let video = Output::new(0, 120, 0xabcd, 0, 0, true, true);
+        assert_eq!(video.sent.len(), VIDEO_HISTORY);
     }
 
     #[test]
