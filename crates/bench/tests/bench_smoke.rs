@@ -35,6 +35,7 @@ fn small() -> Options {
         measure: Duration::from_secs(2),
         viewer_threads: 1,
         connect_timeout: Duration::from_secs(15),
+        publisher_settle: Duration::ZERO,
         ..Options::default()
     }
 }

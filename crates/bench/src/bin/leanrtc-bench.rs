@@ -61,6 +61,10 @@ struct Args {
     /// Seconds from every viewer receiving to the measurement window.
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
+    /// Seconds publishers send before the memory baseline for viewers is taken (the
+    /// server's packet histories fill meanwhile).
+    #[arg(long, default_value_t = 8.0)]
+    settle: f64,
     /// Seconds measured.
     #[arg(long, visible_alias = "measure", default_value_t = 10.0)]
     duration: f64,
@@ -151,6 +155,7 @@ fn bench(args: &Args) -> Result<(), BenchError> {
         fps: args.fps,
         warmup: Duration::from_secs_f64(args.warmup),
         measure: Duration::from_secs_f64(args.duration),
+        publisher_settle: Duration::from_secs_f64(args.settle),
         viewer_threads: args.viewer_threads,
         decrypt_one_in: args.decrypt_one_in,
         connect_timeout: Duration::from_secs_f64(args.connect_timeout),
@@ -220,8 +225,8 @@ fn document(
          utime+stime of the server process over the window (100 % = one core). *fwd pkts / \
          CPU-s (viewers)*: RTP packets all viewers received per second of server CPU time; \
          *sent / CPU-s (server)*: the datagrams the server's own `/metrics` counter says it \
-         sent, per CPU-second. *KiB / viewer*: (RSS at the end − RSS with only the publishers) \
-         / viewers. *loss*: per viewer, 1 − distinct sequence numbers received / expected over \
+         sent, per CPU-second. *KiB / viewer*: (RSS at the end − RSS with only the publishers, \
+         taken after they sent for {settle:?}) / viewers. *loss*: per viewer, 1 − distinct sequence numbers received / expected over \
          the window. *latency*: the kernel's receive time at the viewer's socket \
          (SO_TIMESTAMPNS) − the publisher's send stamp, from the packets decrypted; a frame's packets leave the publisher together, so this \
          includes the server's fan-out of the whole frame to every viewer. *connect*: \
@@ -240,6 +245,7 @@ fn document(
         warmup = opts.warmup,
         measure = opts.measure,
         threads = opts.viewer_threads,
+        settle = opts.publisher_settle,
         decrypt = opts.decrypt_one_in,
         servers = args.server.join(", "),
     )

@@ -41,6 +41,9 @@ pub struct Options {
     pub connect_timeout: Duration,
     /// Threads POSTing offers at once (a join storm uses at least 32).
     pub post_concurrency: usize,
+    /// How long publishers send before the memory baseline for viewers is taken (leanrtc
+    /// keeps the last 1024 packets of each video track: ~7 s at 1.5 Mbit/s).
+    pub publisher_settle: Duration,
     /// The sample IVF file, for the baseline's (d).
     pub sample_ivf: PathBuf,
 }
@@ -56,6 +59,7 @@ impl Default for Options {
             decrypt_one_in: 7,
             connect_timeout: Duration::from_secs(30),
             post_concurrency: 8,
+            publisher_settle: Duration::from_secs(8),
             sample_ivf: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                 .join("../../samples/sample-vp8-640x360-30fps-10s.ivf"),
         }
@@ -97,6 +101,9 @@ pub fn run(
         publishers.progress.media.load(Ordering::Relaxed) >= expected_publishers
     });
     server.check_running()?;
+    // The server's per-track packet histories fill in their first seconds: the memory
+    // baseline for viewers is taken once they are full, so it is not charged to viewers.
+    std::thread::sleep(opts.publisher_settle);
     let rss_base = pid.and_then(|p| procfs::rss(p).ok());
 
     // Viewers, spread over their threads.
