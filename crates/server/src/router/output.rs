@@ -42,7 +42,7 @@ pub struct Output {
     /// Our sequence number → (source packet index, our timestamp), for NACKs (RFC 4585
     /// §6.2.1). A retransmission must be byte-identical to the original: SRTP would reuse
     /// the same IV for different bytes otherwise, which AES-GCM must never do.
-    sent: Vec<(u16, u64, u32)>,
+    sent: Vec<Sent>,
     /// Waiting for a keyframe before sending anything (video at the start).
     waiting_for_keyframe: bool,
     /// Packets sent, for Sender Reports.
@@ -58,6 +58,20 @@ pub struct Output {
     /// VP8 only: offsets added to the source's 15-bit PictureID and TL0PICIDX, and the last
     /// values sent.
     vp8: Option<Vp8Ids>,
+}
+
+/// One entry of the NACK map, 12 bytes: a viewer holds a thousand of them per video track.
+#[derive(Debug, Default, Clone, Copy)]
+struct Sent {
+    /// The low 32 bits of the source packet's index ([`Output::source_of`] restores the rest
+    /// from the history's next index: the ring never spans 2^32 packets).
+    index: u32,
+    /// Our timestamp.
+    ts: u32,
+    /// Our sequence number (the slot is reused every ring-size numbers).
+    seq: u16,
+    /// Set once a packet was recorded here.
+    used: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -95,7 +109,7 @@ impl Output {
             seq_offset,
             ts_offset,
             last: None,
-            sent: vec![(0, u64::MAX, 0); sent_ring(video)],
+            sent: vec![Sent::default(); sent_ring(video)],
             waiting_for_keyframe: video,
             packets: 0,
             octets: 0,
@@ -181,7 +195,12 @@ impl Output {
         }
         let ring = self.sent.len().max(1);
         if let Some(slot) = self.sent.get_mut(usize::from(seq) % ring) {
-            *slot = (seq, index, ts);
+            *slot = Sent {
+                index: index as u32, // the low bits (see `Sent::index`)
+                ts,
+                seq,
+                used: true,
+            };
         }
         if self.last.is_none_or(|(last, _)| seq::seq_newer(seq, last)) {
             self.last = Some((seq, ts));
@@ -216,12 +235,16 @@ impl Output {
     }
 
     /// The source packet index and our timestamp of what we sent as `seq`, if we still
-    /// remember it.
-    pub fn source_of(&self, seq: u16) -> Option<(u64, u32)> {
-        self.sent
+    /// remember it; `next_index` is the track history's next index (every index we sent is
+    /// below it).
+    pub fn source_of(&self, seq: u16, next_index: u64) -> Option<(u64, u32)> {
+        let slot = self
+            .sent
             .get(usize::from(seq) % self.sent.len().max(1))
-            .filter(|(s, i, _)| *s == seq && *i != u64::MAX)
-            .map(|(_, i, ts)| (*i, *ts))
+            .filter(|s| s.used && s.seq == seq)?;
+        let behind = (next_index as u32).wrapping_sub(slot.index);
+        let index = next_index.checked_sub(u64::from(behind))?;
+        Some((index, slot.ts))
     }
 }
 
@@ -310,13 +333,31 @@ mod tests {
             assert!(out.rewrite(&mut buf, i));
         }
         let first = 65500u16;
-        assert_eq!(out.source_of(first), None, "overwritten");
-        assert_eq!(out.source_of(first.wrapping_add(1)).map(|s| s.0), Some(1));
+        let next = AUDIO_HISTORY as u64 + 1;
+        assert_eq!(out.source_of(first, next), None, "overwritten");
+        assert_eq!(
+            out.source_of(first.wrapping_add(1), next).map(|s| s.0),
+            Some(1)
+        );
         let last = first.wrapping_add(AUDIO_HISTORY as u16);
-        assert_eq!(out.source_of(last).map(|s| s.0), Some(AUDIO_HISTORY as u64));
+        assert_eq!(
+            out.source_of(last, next).map(|s| s.0),
+            Some(AUDIO_HISTORY as u64)
+        );
         assert_eq!(out.sent.len(), AUDIO_HISTORY);
         let video = Output::new(0, 120, 0xabcd, 0, 0, true, true);
         assert_eq!(video.sent.len(), VIDEO_HISTORY);
+    }
+
+    #[test]
+    fn the_nack_map_restores_indices_past_32_bits() {
+        assert_eq!(std::mem::size_of::<super::Sent>(), 12);
+        let mut out = Output::new(0, 120, 0xabcd, 0, 0, false, false);
+        let index = (1u64 << 32) + 5;
+        let mut buf = packet(1, 9, 0, 0);
+        assert!(out.rewrite(&mut buf, index));
+        assert_eq!(out.source_of(9, index + 3).map(|s| s.0), Some(index));
+        assert_eq!(out.source_of(9, index + 1).map(|s| s.0), Some(index));
     }
 
     #[test]
@@ -346,7 +387,11 @@ mod tests {
         assert_eq!(sent(&mut out, &b, 43), (6, 94_000, 6));
         assert_eq!(sent(&mut out, &a, 42), (5, 91_000, 5));
         assert_eq!(
-            (out.source_of(5), out.source_of(6), out.source_of(7)),
+            (
+                out.source_of(5, 44),
+                out.source_of(6, 44),
+                out.source_of(7, 44)
+            ),
             (Some((42, 91_000)), Some((43, 94_000)), None)
         );
         assert_eq!((out.packets, out.octets), (2, 10));
