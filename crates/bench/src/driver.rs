@@ -21,6 +21,10 @@ use crate::{ClientError, http};
 
 /// Largest datagram we read.
 const MAX_DATAGRAM: usize = 2048;
+/// The token of the [`Driver::waker`] (never a client's index).
+const WAKE: Token = Token(usize::MAX);
+/// One datagram in this many has its read delay sampled ([`Driver::take_read_delays`]).
+const DELAY_SAMPLE: u64 = 64;
 
 /// Which client, as the [`Driver`] numbers them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -45,17 +49,19 @@ struct Client {
 }
 
 impl Client {
-    fn on_datagram(&mut self, now: Instant, from: SocketAddr, buf: &mut [u8]) {
+    /// A datagram read at `now` that arrived at `arrival` (the kernel's stamp, or `now`):
+    /// viewers count media at its arrival, everything else runs at `now`.
+    fn on_datagram(&mut self, now: Instant, arrival: Instant, from: SocketAddr, buf: &mut [u8]) {
         if let Media::Viewer(v) = &mut self.media
             && demux::classify(buf) == Class::Rtp
             && self.session.is_connected()
             && v.skip_decrypt()
         {
-            v.on_srtp_header(now, buf);
+            v.on_srtp_header(arrival, buf);
             return;
         }
         match (self.session.receive(now, from, buf), &mut self.media) {
-            (Received::Rtp(p), Media::Viewer(v)) => v.on_rtp(now, p),
+            (Received::Rtp(p), Media::Viewer(v)) => v.on_rtp(arrival, p),
             (Received::Rtcp(p), Media::Viewer(v)) => v.on_rtcp(now, p),
             (Received::Rtcp(p), Media::Publisher(pb)) => pb.on_rtcp(p, now, &mut self.session),
             _ => {}
@@ -108,6 +114,9 @@ pub struct Driver {
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     buf: Vec<u8>,
     rng: Rng,
+    kernel_timestamps: bool,
+    stamped: u64,
+    read_delays_us: Vec<u32>,
 }
 
 impl Driver {
@@ -129,6 +138,9 @@ impl Driver {
             timers: BinaryHeap::new(),
             buf: vec![0; MAX_DATAGRAM],
             rng,
+            kernel_timestamps: false,
+            stamped: 0,
+            read_delays_us: Vec::new(),
         })
     }
 
@@ -183,9 +195,52 @@ impl Driver {
         self.add(session, Media::Viewer(viewer))
     }
 
+    /// From now on, clients added later take each datagram's arrival time from the kernel
+    /// (`SO_TIMESTAMPNS`) for what viewers measure (first packet, latency), so the time a
+    /// busy driver thread takes to get to a socket is not counted as the server's.
+    pub fn use_kernel_timestamps(&mut self) {
+        self.kernel_timestamps = true;
+    }
+
+    /// A handle that wakes [`Driver::run_until`] from another thread (its `done` is then
+    /// asked again), e.g. to hand it new sessions.
+    pub fn waker(&self) -> Result<Arc<mio::Waker>, ClientError> {
+        Ok(Arc::new(mio::Waker::new(self.poll.registry(), WAKE)?))
+    }
+
+    /// How long datagrams waited in their socket before this thread read them, in µs, for
+    /// one kernel-stamped datagram in 64 since the last call: what the driver thread's own
+    /// lag adds to latencies measured without kernel timestamps.
+    pub fn take_read_delays(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.read_delays_us)
+    }
+
+    /// Plays a session set up elsewhere (say POSTed on another thread) as a viewer.
+    pub fn add_viewer(
+        &mut self,
+        session: Session,
+        config: ViewerConfig,
+    ) -> Result<ClientId, ClientError> {
+        let viewer = Viewer::new(config, session.negotiated(), self.rng.u64());
+        self.add(session, Media::Viewer(viewer))
+    }
+
+    /// Publishes with a session set up elsewhere.
+    pub fn add_publisher(
+        &mut self,
+        session: Session,
+        config: PublisherConfig,
+    ) -> Result<ClientId, ClientError> {
+        let publisher = Publisher::new(config, session.negotiated(), self.rng.u64())?;
+        self.add(session, Media::Publisher(publisher))
+    }
+
     /// Takes a session set up elsewhere and drives it from now on.
     pub fn add(&mut self, mut session: Session, media: Media) -> Result<ClientId, ClientError> {
         let id = self.clients.len();
+        if self.kernel_timestamps {
+            session.enable_kernel_timestamps()?;
+        }
         self.poll
             .registry()
             .register(session.socket_mut(), Token(id), Interest::READABLE)?;
@@ -295,7 +350,11 @@ impl Driver {
             {
                 return false;
             }
-            let ready: Vec<usize> = self.events.iter().map(|e| e.token().0).collect();
+            let ready: Vec<usize> = (self.events.iter())
+                .map(|e| e.token())
+                .filter(|&t| t != WAKE)
+                .map(|t| t.0)
+                .collect();
             for id in ready {
                 self.read(id);
             }
@@ -326,10 +385,18 @@ impl Driver {
         let Some(client) = self.clients.get_mut(id).and_then(Option::as_mut) else {
             return;
         };
-        while let Ok(Some((n, from))) = client.session.recv(&mut self.buf) {
+        while let Ok(Some((n, from, stamp))) = client.session.recv(&mut self.buf) {
             let now = Instant::now();
+            if let Some(at) = stamp {
+                self.stamped += 1;
+                if self.stamped.is_multiple_of(DELAY_SAMPLE) {
+                    let delay = now.saturating_duration_since(at).as_micros();
+                    self.read_delays_us
+                        .push(u32::try_from(delay).unwrap_or(u32::MAX));
+                }
+            }
             if let Some(datagram) = self.buf.get_mut(..n) {
-                client.on_datagram(now, from, datagram);
+                client.on_datagram(now, stamp.unwrap_or(now).min(now), from, datagram);
             }
         }
         self.schedule(id);

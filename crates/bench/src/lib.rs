@@ -13,17 +13,20 @@
 //!   [`media::vp8::Vp8Depacketizer`], asks for a keyframe when a frame cannot be completed,
 //!   and measures latency from the send time synthetic frames carry.
 //! * [`http`]: the tiny blocking HTTP/1.1 client.
+//! * [`load`]: the load generator of the `leanrtc-bench` binary (its baseline, a str0m SFU,
+//!   is the `str0m-sfu` binary of this crate).
 
 mod driver;
 pub mod http;
 mod jitter;
+pub mod load;
 mod publisher;
 mod session;
 pub mod synthetic;
 mod viewer;
 
 pub use driver::{ClientId, Driver, Media};
-pub use publisher::{Loss, Publisher, PublisherConfig, PublisherStats, Source};
+pub use publisher::{IvfFrame, Loss, Publisher, PublisherConfig, PublisherStats, Source};
 pub use session::{Kind, Offer, Session, SessionStats, Transport};
 pub use viewer::{FrameInfo, SsrcStats, Viewer, ViewerConfig, frame_hash};
 

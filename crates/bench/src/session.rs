@@ -1,9 +1,11 @@
 //! One WHIP or WHEP session of the client role: the offer, the POST, the answer, and the peer
 //! connection (controlling ICE agent, DTLS client, SRTP) on a UDP socket of its own.
 
+use std::io::IoSliceMut;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mio::net::UdpSocket;
 use rtc::dtls::{DtlsConfig, Fingerprint};
@@ -178,6 +180,7 @@ impl Offer {
             connected_at: None,
             closed: None,
             out: Vec::with_capacity(1500),
+            cmsg: None,
             tamper: 0,
             stats: SessionStats::default(),
         })
@@ -219,6 +222,8 @@ pub struct Session {
     /// When and why the connection ended.
     pub closed: Option<(Instant, DisconnectCause)>,
     out: Vec<u8>,
+    /// Room for the kernel's receive timestamp, once asked for.
+    cmsg: Option<Vec<u8>>,
     tamper: u32,
     /// Datagram counters.
     pub stats: SessionStats,
@@ -249,14 +254,31 @@ impl Session {
         &mut self.socket
     }
 
+    /// Asks the kernel to stamp each datagram with its arrival time (`SO_TIMESTAMPNS`), so
+    /// a busy client thread does not add its own delay to the latencies it measures.
+    pub(crate) fn enable_kernel_timestamps(&mut self) -> std::io::Result<()> {
+        use nix::sys::socket::{setsockopt, sockopt::ReceiveTimestampns};
+        setsockopt(&self.socket, ReceiveTimestampns, &true).map_err(std::io::Error::from)?;
+        self.cmsg = Some(nix::cmsg_space!(nix::sys::time::TimeSpec));
+        Ok(())
+    }
+
     /// Receives one datagram from the socket into `buf`: `Ok(None)` when none is waiting.
-    pub(crate) fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<Option<(usize, SocketAddr)>> {
+    /// The third field is when the kernel received it, if kernel timestamps are on.
+    pub(crate) fn recv(
+        &mut self,
+        buf: &mut [u8],
+    ) -> std::io::Result<Option<(usize, SocketAddr, Option<Instant>)>> {
         loop {
-            match self.socket.recv_from(buf) {
-                Ok((n, from)) => {
+            let got = match self.cmsg.as_mut() {
+                Some(cmsg) => recv_stamped(&self.socket, buf, cmsg),
+                None => self.socket.recv_from(buf).map(|(n, from)| (n, from, None)),
+            };
+            match got {
+                Ok((n, from, at)) => {
                     self.stats.datagrams_in += 1;
                     self.stats.bytes_in += n as u64;
-                    return Ok(Some((n, from)));
+                    return Ok(Some((n, from, at)));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
                 // An ICMP error from an earlier send, reported on this socket: not ours to act on.
@@ -393,4 +415,41 @@ impl Transport for Session {
     fn send_rtcp(&mut self, packet: &[u8]) -> bool {
         self.send_protected(packet, false)
     }
+}
+
+/// `recvmsg` with the `SO_TIMESTAMPNS` control message, the stamp turned into an `Instant`.
+fn recv_stamped(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    cmsg: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr, Option<Instant>)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg =
+        recvmsg::<SockaddrStorage>(socket.as_raw_fd(), &mut iov, Some(cmsg), MsgFlags::empty())
+            .map_err(std::io::Error::from)?;
+    let from = msg.address.as_ref().and_then(|a| {
+        (a.as_sockaddr_in().map(|v4| SocketAddr::from(*v4)))
+            .or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6)))
+    });
+    let from = from.ok_or_else(|| std::io::Error::other("a datagram without a source"))?;
+    let stamp = msg.cmsgs().ok().and_then(|mut c| {
+        c.find_map(|m| match m {
+            ControlMessageOwned::ScmTimestampns(ts) => Some(ts),
+            _ => None,
+        })
+    });
+    let at = stamp.and_then(|ts| {
+        let kernel = Duration::new(
+            u64::try_from(ts.tv_sec()).ok()?,
+            u32::try_from(ts.tv_nsec()).ok()?,
+        );
+        let (now, wall) = (
+            Instant::now(),
+            SystemTime::now().duration_since(UNIX_EPOCH).ok()?,
+        );
+        // The stamp is on the realtime clock: as an Instant, it lies as far before now.
+        now.checked_sub(wall.saturating_sub(kernel))
+    });
+    Ok((msg.bytes, from, at))
 }

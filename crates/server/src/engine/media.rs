@@ -251,7 +251,8 @@ pub fn handle_rtcp(
                 };
                 for seq in nack.lost() {
                     *nacks += 1;
-                    let Some((index, ts)) = output.source_of(seq) else {
+                    let Some((index, ts)) = output.source_of(seq, track.history.next_index())
+                    else {
                         continue;
                     };
                     let Some(packet) = track.history.get(index) else {

@@ -10,9 +10,9 @@ use self::history::History;
 use crate::sources::{Codec, FilePlayer};
 
 /// Enough packets for ≥ 1 s of 8 Mbit/s video (NACK history) and a 2 s GOP at 4 Mbit/s.
-const VIDEO_HISTORY: usize = 1024;
+pub const VIDEO_HISTORY: usize = 1024;
 /// Audio needs no GOP cache; 1 s of 20 ms packets is 50.
-const AUDIO_HISTORY: usize = 128;
+pub const AUDIO_HISTORY: usize = 128;
 
 /// One track of a stream.
 #[derive(Debug)]

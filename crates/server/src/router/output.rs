@@ -15,10 +15,15 @@ use std::time::{Duration, Instant};
 use media::vp8::{self, Descriptor, PictureId};
 use rtc::rtp::{ExtIdMap, RtpPacket, RtpPacketMut, seq};
 
+use crate::router::{AUDIO_HISTORY, VIDEO_HISTORY};
 use crate::sources::Codec;
 
-/// How many of our sequence numbers we can map back to source packets for NACKs.
-const SENT_RING: usize = 2048;
+/// How many of our sequence numbers we can map back to source packets for NACKs: as many as
+/// the track's history keeps (an older one maps to a packet the history no longer has).
+/// Powers of two, so the ring stays aligned as sequence numbers wrap.
+fn sent_ring(video: bool) -> usize {
+    if video { VIDEO_HISTORY } else { AUDIO_HISTORY }
+}
 
 /// The per-viewer state of one track.
 #[derive(Debug)]
@@ -37,7 +42,7 @@ pub struct Output {
     /// Our sequence number → (source packet index, our timestamp), for NACKs (RFC 4585
     /// §6.2.1). A retransmission must be byte-identical to the original: SRTP would reuse
     /// the same IV for different bytes otherwise, which AES-GCM must never do.
-    sent: Vec<(u16, u64, u32)>,
+    sent: Vec<Sent>,
     /// Waiting for a keyframe before sending anything (video at the start).
     waiting_for_keyframe: bool,
     /// Packets sent, for Sender Reports.
@@ -53,6 +58,20 @@ pub struct Output {
     /// VP8 only: offsets added to the source's 15-bit PictureID and TL0PICIDX, and the last
     /// values sent.
     vp8: Option<Vp8Ids>,
+}
+
+/// One entry of the NACK map, 12 bytes: a viewer holds a thousand of them per video track.
+#[derive(Debug, Default, Clone, Copy)]
+struct Sent {
+    /// The low 32 bits of the source packet's index ([`Output::source_of`] restores the rest
+    /// from the history's next index: the ring never spans 2^32 packets).
+    index: u32,
+    /// Our timestamp.
+    ts: u32,
+    /// Our sequence number (the slot is reused every ring-size numbers).
+    seq: u16,
+    /// Set once a packet was recorded here.
+    used: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -90,7 +109,7 @@ impl Output {
             seq_offset,
             ts_offset,
             last: None,
-            sent: vec![(0, u64::MAX, 0); SENT_RING],
+            sent: vec![Sent::default(); sent_ring(video)],
             waiting_for_keyframe: video,
             packets: 0,
             octets: 0,
@@ -174,8 +193,14 @@ impl Output {
         if let (Some(ids), Some(payload)) = (&mut self.vp8, buf.get_mut(header_len..)) {
             ids.rewrite(payload);
         }
-        if let Some(slot) = self.sent.get_mut(usize::from(seq) % SENT_RING) {
-            *slot = (seq, index, ts);
+        let ring = self.sent.len().max(1);
+        if let Some(slot) = self.sent.get_mut(usize::from(seq) % ring) {
+            *slot = Sent {
+                index: index as u32, // the low bits (see `Sent::index`)
+                ts,
+                seq,
+                used: true,
+            };
         }
         if self.last.is_none_or(|(last, _)| seq::seq_newer(seq, last)) {
             self.last = Some((seq, ts));
@@ -210,12 +235,16 @@ impl Output {
     }
 
     /// The source packet index and our timestamp of what we sent as `seq`, if we still
-    /// remember it.
-    pub fn source_of(&self, seq: u16) -> Option<(u64, u32)> {
-        self.sent
-            .get(usize::from(seq) % SENT_RING)
-            .filter(|(s, i, _)| *s == seq && *i != u64::MAX)
-            .map(|(_, i, ts)| (*i, *ts))
+    /// remember it; `next_index` is the track history's next index (every index we sent is
+    /// below it).
+    pub fn source_of(&self, seq: u16, next_index: u64) -> Option<(u64, u32)> {
+        let slot = self
+            .sent
+            .get(usize::from(seq) % self.sent.len().max(1))
+            .filter(|s| s.used && s.seq == seq)?;
+        let behind = (next_index as u32).wrapping_sub(slot.index);
+        let index = next_index.checked_sub(u64::from(behind))?;
+        Some((index, slot.ts))
     }
 }
 
@@ -265,7 +294,7 @@ mod tests {
 
     use rtc::rtp::{RtpHeader, RtpPacket};
 
-    use super::{Admit, Output};
+    use super::{AUDIO_HISTORY, Admit, Output, VIDEO_HISTORY};
     use crate::sources::Codec;
 
     fn packet(ssrc: u32, seq: u16, ts: u32, picture_id: u16) -> Vec<u8> {
@@ -295,6 +324,43 @@ mod tests {
     }
 
     #[test]
+    fn remembers_as_many_packets_as_the_history_keeps() {
+        // Audio: a 128-packet ring across the 16-bit wrap; 128 later the slot is reused.
+        let mut out = Output::new(0, 120, 0xabcd, 0, 0, false, false);
+        for i in 0..(AUDIO_HISTORY as u64 + 1) {
+            let seq = 65500u16.wrapping_add(i as u16);
+            let mut buf = packet(1, seq, 0, 0);
+            assert!(out.rewrite(&mut buf, i));
+        }
+        let first = 65500u16;
+        let next = AUDIO_HISTORY as u64 + 1;
+        assert_eq!(out.source_of(first, next), None, "overwritten");
+        assert_eq!(
+            out.source_of(first.wrapping_add(1), next).map(|s| s.0),
+            Some(1)
+        );
+        let last = first.wrapping_add(AUDIO_HISTORY as u16);
+        assert_eq!(
+            out.source_of(last, next).map(|s| s.0),
+            Some(AUDIO_HISTORY as u64)
+        );
+        assert_eq!(out.sent.len(), AUDIO_HISTORY);
+        let video = Output::new(0, 120, 0xabcd, 0, 0, true, true);
+        assert_eq!(video.sent.len(), VIDEO_HISTORY);
+    }
+
+    #[test]
+    fn the_nack_map_restores_indices_past_32_bits() {
+        assert_eq!(std::mem::size_of::<super::Sent>(), 12);
+        let mut out = Output::new(0, 120, 0xabcd, 0, 0, false, false);
+        let index = (1u64 << 32) + 5;
+        let mut buf = packet(1, 9, 0, 0);
+        assert!(out.rewrite(&mut buf, index));
+        assert_eq!(out.source_of(9, index + 3).map(|s| s.0), Some(index));
+        assert_eq!(out.source_of(9, index + 1).map(|s| s.0), Some(index));
+    }
+
+    #[test]
     fn keeps_source_order_and_remembers_for_nacks() {
         let mut out = Output::new(0, 120, 0xabcd, 65534, 1000, true, true);
         let (a, b) = (packet(1, 7, 90_000, 5), packet(1, 8, 93_000, 6));
@@ -321,7 +387,11 @@ mod tests {
         assert_eq!(sent(&mut out, &b, 43), (6, 94_000, 6));
         assert_eq!(sent(&mut out, &a, 42), (5, 91_000, 5));
         assert_eq!(
-            (out.source_of(5), out.source_of(6), out.source_of(7)),
+            (
+                out.source_of(5, 44),
+                out.source_of(6, 44),
+                out.source_of(7, 44)
+            ),
             (Some((42, 91_000)), Some((43, 94_000)), None)
         );
         assert_eq!((out.packets, out.octets), (2, 10));

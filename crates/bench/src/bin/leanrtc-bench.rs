@@ -1,0 +1,252 @@
+//! `leanrtc-bench`: loads leanrtc and the str0m baseline (`str0m-sfu`) in turn with the same
+//! WHIP publishers and WHEP viewers over loopback, and prints (and writes to
+//! `bench/results/{UTC date-time}.md`) a Markdown table with the ratio leanrtc/baseline.
+//!
+//! ```text
+//! cargo build --release -p leanrtc -p bench
+//! target/release/leanrtc-bench                      # every scenario, both servers
+//! target/release/leanrtc-bench --scenario a --viewers 100,500 --server leanrtc
+//! target/release/leanrtc-bench --scenario b,c --duration 5
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bench::load::report::{self, RunResult};
+use bench::load::run::{self, Options};
+use bench::load::scenario::Scenario;
+use bench::load::server::{Server, ServerKind, find_binary};
+use bench::load::{BenchError, procfs};
+use clap::Parser;
+
+/// Load leanrtc and a str0m-based SFU with the same WHIP/WHEP clients; compare.
+#[derive(Debug, Parser)]
+#[command(name = "leanrtc-bench", version, about)]
+struct Args {
+    /// Scenarios, comma-separated: all, a (one per --viewers), a-N, b, c, d, custom-MxN
+    /// (M publishers with N viewers each).
+    #[arg(long, visible_alias = "scenarios", default_value = "all")]
+    scenario: String,
+    /// Viewer counts of scenario (a), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "100,500,1000")]
+    viewers: Vec<usize>,
+    /// Servers to load in turn: leanrtc, str0m (the str0m-sfu baseline) or both;
+    /// comma-separated.
+    #[arg(
+        long,
+        visible_alias = "servers",
+        default_value = "both",
+        value_delimiter = ','
+    )]
+    server: Vec<String>,
+    /// The leanrtc binary (default: next to this one, else target/release/leanrtc).
+    #[arg(long)]
+    leanrtc: Option<PathBuf>,
+    /// The str0m-sfu binary (default: next to this one, else target/release/str0m-sfu).
+    #[arg(long, visible_alias = "str0m-sfu")]
+    str0m: Option<PathBuf>,
+    /// Load a server that runs already at this HTTP address (only one server kind then).
+    #[arg(long)]
+    attach: Option<SocketAddr>,
+    /// The attached server's process id, for its CPU time and memory.
+    #[arg(long, requires = "attach")]
+    attach_pid: Option<u32>,
+    /// Synthetic publishers' bitrate, bits/s.
+    #[arg(long, default_value_t = 1_500_000)]
+    bitrate: u32,
+    /// Synthetic publishers' frame rate.
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+    /// Seconds from every viewer receiving to the measurement window.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Seconds publishers send before the memory baseline for viewers is taken (the
+    /// server's packet histories fill meanwhile).
+    #[arg(long, default_value_t = 8.0)]
+    settle: f64,
+    /// Seconds measured.
+    #[arg(long, visible_alias = "measure", default_value_t = 10.0)]
+    duration: f64,
+    /// Threads driving viewers (publishers always have their own).
+    #[arg(long, default_value_t = 1)]
+    viewer_threads: usize,
+    /// Viewers decrypt one RTP packet in this many (for latency).
+    #[arg(long, default_value_t = 7)]
+    decrypt_one_in: u32,
+    /// Seconds all viewers may take to receive media.
+    #[arg(long, default_value_t = 30.0)]
+    connect_timeout: f64,
+    /// Where the results file goes.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/results"))]
+    out: PathBuf,
+    /// Added to the results file's name (after the UTC date-time).
+    #[arg(long)]
+    name: Option<String>,
+    /// Print only; write no results file.
+    #[arg(long)]
+    no_write: bool,
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = bench(&args) {
+        eprintln!("leanrtc-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn kinds(args: &Args) -> Result<Vec<ServerKind>, BenchError> {
+    let mut kinds = Vec::new();
+    for name in &args.server {
+        match name.trim() {
+            "leanrtc" => kinds.push(ServerKind::Leanrtc),
+            "str0m-sfu" | "str0m" => kinds.push(ServerKind::Str0m),
+            "both" => kinds.extend([ServerKind::Leanrtc, ServerKind::Str0m]),
+            other => return Err(BenchError::Usage(format!("unknown server {other:?}"))),
+        }
+    }
+    if args.attach.is_some() && kinds.len() != 1 {
+        return Err(BenchError::Usage(
+            "--attach loads one server: name it with --server".into(),
+        ));
+    }
+    Ok(kinds)
+}
+
+fn binary(args: &Args, kind: ServerKind) -> Result<PathBuf, BenchError> {
+    let given = match kind {
+        ServerKind::Leanrtc => args.leanrtc.clone(),
+        ServerKind::Str0m => args.str0m.clone(),
+    };
+    given.or_else(|| find_binary(kind)).ok_or_else(|| {
+        BenchError::Usage(format!(
+            "no {} binary: build it (cargo build --release -p leanrtc -p bench) or pass --{}",
+            kind.name(),
+            match kind {
+                ServerKind::Leanrtc => "leanrtc",
+                ServerKind::Str0m => "str0m",
+            }
+        ))
+    })
+}
+
+fn bench(args: &Args) -> Result<(), BenchError> {
+    let scenarios = Scenario::parse_list(&args.scenario, &args.viewers)?;
+    let kinds = kinds(args)?;
+    let binaries = (kinds.iter())
+        .map(|&k| {
+            if args.attach.is_some() {
+                Ok(PathBuf::new())
+            } else {
+                binary(args, k)
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let nofile = procfs::raise_nofile()?;
+    let needed = scenarios.iter().map(Scenario::viewers).max().unwrap_or(0) as u64 + 200;
+    if nofile < needed {
+        return Err(BenchError::Usage(format!(
+            "the open-file limit is {nofile}, {needed} are needed (ulimit -Hn)"
+        )));
+    }
+    let opts = Options {
+        bitrate: args.bitrate,
+        fps: args.fps,
+        warmup: Duration::from_secs_f64(args.warmup),
+        measure: Duration::from_secs_f64(args.duration),
+        publisher_settle: Duration::from_secs_f64(args.settle),
+        viewer_threads: args.viewer_threads,
+        decrypt_one_in: args.decrypt_one_in,
+        connect_timeout: Duration::from_secs_f64(args.connect_timeout),
+        ..Options::default()
+    };
+    let load_at_start = procfs::load_average();
+    let mut results: Vec<RunResult> = Vec::new();
+    for scenario in &scenarios {
+        for (&kind, path) in kinds.iter().zip(&binaries) {
+            eprintln!("leanrtc-bench: {} against {} …", scenario.name, kind.name());
+            let server = match args.attach {
+                Some(http) => Server::attach(kind, http, args.attach_pid),
+                None => Server::start(kind, path)?,
+            };
+            let mut result = run::run(scenario, server, &opts)?;
+            result.server = kind.name().to_owned();
+            eprintln!(
+                "leanrtc-bench: {} receiving {}/{}, server CPU {}",
+                kind.name(),
+                result.receiving,
+                result.viewers,
+                result
+                    .server_cpu
+                    .map_or("?".into(), |c| format!("{:.1} %", c * 100.0))
+            );
+            results.push(result);
+            // Let sockets and the scheduler settle between runs.
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+    let table = report::table(
+        &results,
+        ServerKind::Leanrtc.name(),
+        ServerKind::Str0m.name(),
+    );
+    let notes = report::notes(&results);
+    println!("{table}\n{notes}");
+    if !args.no_write {
+        let text = document(args, &opts, load_at_start, &table, &notes);
+        let path = report::write_results(&args.out, args.name.as_deref(), &text)?;
+        eprintln!("leanrtc-bench: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn document(
+    args: &Args,
+    opts: &Options,
+    load: Option<[f64; 3]>,
+    table: &str,
+    notes: &str,
+) -> String {
+    let command: Vec<String> = std::env::args().collect();
+    let load = load.map_or("?".into(), |l| {
+        format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2])
+    });
+    format!(
+        "# leanrtc-bench, {date} UTC\n\n\
+         * Machine: {machine}; load average before the first run: {load}\n\
+         * Command: `{command}`\n\
+         * Load: synthetic VP8-shaped RTP at {bitrate} bit/s, {fps} fps (≤ 1200-byte \
+         payloads, a send stamp in each); warm-up {warmup:?}, window {measure:?}; viewers on \
+         {threads} threads decrypting one packet in {decrypt}, publishers on their own thread\n\
+         * Servers: {servers}\n\n\
+         {table}\n\
+         Columns: *viewers receiving*: viewers that got packets in the window. *server CPU*: \
+         utime+stime of the server process over the window (100 % = one core). *fwd pkts / \
+         CPU-s (viewers)*: RTP packets all viewers received per second of server CPU time; \
+         *sent / CPU-s (server)*: the datagrams the server's own `/metrics` counter says it \
+         sent, per CPU-second. *KiB / viewer*: (RSS at the end − RSS with only the publishers, \
+         taken after they sent for {settle:?}) / viewers. *loss*: per viewer, 1 − distinct sequence numbers received / expected over \
+         the window. *latency*: the kernel's receive time at the viewer's socket \
+         (SO_TIMESTAMPNS) − the publisher's send stamp, from the packets decrypted; a frame's packets leave the publisher together, so this \
+         includes the server's fan-out of the whole frame to every viewer. *connect*: \
+         POST → first media packet. *handshakes/s*: viewers connected (ICE + DTLS) / (last \
+         connection − first POST); in a join storm it cannot exceed the POST rate (500 in 1 s). \
+         *handshakes / CPU-s*: viewers receiving / the server's CPU time from the first viewer \
+         POST until all receive (what the server could do with a whole core). *load gen CPU*: this process over the window. The ratio \
+         row is leanrtc / str0m-sfu for each figure (CPU, memory, loss, latency: lower is \
+         better; packets per CPU-second, handshakes/s: higher is better).\n\n\
+         {notes}",
+        date = report::now_utc(),
+        command = command.join(" "),
+        machine = procfs::machine(),
+        bitrate = opts.bitrate,
+        fps = opts.fps,
+        warmup = opts.warmup,
+        measure = opts.measure,
+        threads = opts.viewer_threads,
+        settle = opts.publisher_settle,
+        decrypt = opts.decrypt_one_in,
+        servers = args.server.join(", "),
+    )
+}

@@ -1,0 +1,318 @@
+//! A run's figures, the Markdown table of several runs (with a leanrtc/baseline ratio row
+//! where a scenario ran against both), and the results file.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The figures of one scenario against one server. Rates are per second of the window.
+#[derive(Debug, Clone, Default)]
+pub struct RunResult {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The server's name.
+    pub server: String,
+    /// Viewers asked for.
+    pub viewers: usize,
+    /// Viewers that received packets in the window.
+    pub receiving: usize,
+    /// The window's length, seconds.
+    pub window: f64,
+    /// Server CPU time over the window, in cores (1.0 = one core busy).
+    pub server_cpu: Option<f64>,
+    /// RTP packets all viewers received, per second.
+    pub received_pps: f64,
+    /// Packets the viewers received per second of server CPU time.
+    pub per_cpu_viewers: Option<f64>,
+    /// Datagrams the server says it sent (`/metrics`) per second of its CPU time.
+    pub per_cpu_server: Option<f64>,
+    /// Server RSS at the end of the window, bytes.
+    pub rss: Option<u64>,
+    /// Server RSS before any client, bytes.
+    pub rss_idle: Option<u64>,
+    /// (RSS at the end − RSS with only the publishers) / viewers, bytes.
+    pub rss_per_viewer: Option<f64>,
+    /// Mean over viewers of the fraction of packets lost in the window.
+    pub loss_mean: f64,
+    /// The worst viewer's fraction lost.
+    pub loss_max: f64,
+    /// Forwarding latency p50 and p99, ms (kernel receive stamp − publisher's send stamp).
+    pub latency_ms: Option<(f64, f64)>,
+    /// Latency samples (decrypted stamped packets).
+    pub latency_samples: usize,
+    /// POST → first media packet, p50 and p99, ms.
+    pub connect_ms: Option<(f64, f64)>,
+    /// Viewers connected (ICE + DTLS) per second, from the first POST to the last connection.
+    pub handshakes_per_s: Option<f64>,
+    /// Viewers receiving media per second of server CPU time spent while they joined (from
+    /// the first viewer POST until all receive; forwarding to those already up included).
+    pub handshakes_per_cpu_s: Option<f64>,
+    /// The load generator's CPU time over the window, in cores.
+    pub gen_cpu: f64,
+    /// Of which the publishers' thread.
+    pub gen_publisher_cpu: f64,
+    /// Of which the viewers' threads.
+    pub gen_viewer_cpu: f64,
+    /// How long viewers' datagrams waited for their thread, p50 and p99, ms.
+    pub read_delay_ms: Option<(f64, f64)>,
+    /// The threads POSTing offers: their CPU time (before the window).
+    pub post_cpu: Duration,
+    /// Viewer POSTs that failed.
+    pub post_failures: usize,
+    /// The first errors.
+    pub errors: Vec<String>,
+    /// Load average (1, 5, 15 min) before and after.
+    pub load_average: [Option<[f64; 3]>; 2],
+}
+
+/// One table cell.
+#[derive(Debug, Clone, Copy)]
+enum Cell {
+    One(Option<f64>, usize),
+    Two(Option<(f64, f64)>, usize),
+}
+
+impl Cell {
+    fn show(self) -> String {
+        match self {
+            Cell::One(Some(v), d) => number(v, d),
+            Cell::Two(Some((a, b)), d) => format!("{} / {}", number(a, d), number(b, d)),
+            _ => "–".into(),
+        }
+    }
+
+    /// This cell divided by `other`'s (each half of a pair by its own).
+    fn ratio(self, other: Cell) -> String {
+        let r = |a: f64, b: f64| (b.abs() > 1e-12).then(|| format!("{:.2}", a / b));
+        let or_dash = |s: Option<String>| s.unwrap_or_else(|| "–".into());
+        match (self, other) {
+            (Cell::One(Some(a), _), Cell::One(Some(b), _)) => or_dash(r(a, b)),
+            (Cell::Two(Some((a1, a2)), _), Cell::Two(Some((b1, b2)), _)) => {
+                format!("{} / {}", or_dash(r(a1, b1)), or_dash(r(a2, b2)))
+            }
+            _ => "–".into(),
+        }
+    }
+}
+
+/// `v` with `decimals`, thousands separated by thin spaces when large.
+fn number(v: f64, decimals: usize) -> String {
+    let s = format!("{v:.decimals$}");
+    let (int, frac) = s
+        .split_once('.')
+        .map_or((s.as_str(), None), |(i, f)| (i, Some(f)));
+    let (sign, digits) = int.strip_prefix('-').map_or(("", int), |d| ("-", d));
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 && digits.len() > 4 {
+            grouped.push('\u{2009}');
+        }
+        grouped.push(c);
+    }
+    match frac {
+        Some(f) => format!("{sign}{grouped}.{f}"),
+        None => format!("{sign}{grouped}"),
+    }
+}
+
+/// A column: its header and how a run fills its cell.
+type Column = (&'static str, fn(&RunResult) -> Cell);
+
+/// The table's columns after scenario and server: header and the cell of a run.
+const COLUMNS: [Column; 13] = [
+    ("viewers receiving", |r| {
+        Cell::One(Some(r.receiving as f64), 0)
+    }),
+    ("server CPU %", |r| {
+        Cell::One(r.server_cpu.map(|c| c * 100.0), 1)
+    }),
+    ("fwd pkts / CPU-s (viewers)", |r| {
+        Cell::One(r.per_cpu_viewers, 0)
+    }),
+    ("sent / CPU-s (server)", |r| Cell::One(r.per_cpu_server, 0)),
+    ("pkts/s received", |r| Cell::One(Some(r.received_pps), 0)),
+    ("RSS MiB", |r| {
+        Cell::One(r.rss.map(|b| b as f64 / 1048576.0), 1)
+    }),
+    ("KiB / viewer", |r| {
+        Cell::One(r.rss_per_viewer.map(|b| b / 1024.0), 1)
+    }),
+    ("loss % mean / max", |r| {
+        Cell::Two(Some((r.loss_mean * 100.0, r.loss_max * 100.0)), 2)
+    }),
+    ("latency ms p50 / p99", |r| Cell::Two(r.latency_ms, 2)),
+    ("connect ms p50 / p99", |r| Cell::Two(r.connect_ms, 0)),
+    ("handshakes/s", |r| Cell::One(r.handshakes_per_s, 0)),
+    ("handshakes / CPU-s", |r| {
+        Cell::One(r.handshakes_per_cpu_s, 0)
+    }),
+    ("load gen CPU %", |r| Cell::One(Some(r.gen_cpu * 100.0), 0)),
+];
+
+/// The header cells of [`table`], in order.
+pub fn column_names() -> Vec<&'static str> {
+    let mut names = vec!["scenario", "server"];
+    names.extend(COLUMNS.iter().map(|(h, _)| *h));
+    names
+}
+
+/// The Markdown table of `results`: one row per run, and after the runs of a scenario that
+/// ran against `reference` and `baseline` both, a row of their ratios.
+pub fn table(results: &[RunResult], reference: &str, baseline: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "| {} |", column_names().join(" | "));
+    let _ = writeln!(out, "|{}", "---|".repeat(COLUMNS.len() + 2));
+    let mut scenarios: Vec<&str> = Vec::new();
+    for r in results {
+        if !scenarios.contains(&r.scenario.as_str()) {
+            scenarios.push(&r.scenario);
+        }
+    }
+    for scenario in scenarios {
+        let runs: Vec<&RunResult> = results.iter().filter(|r| r.scenario == scenario).collect();
+        for r in &runs {
+            let cells: Vec<String> = COLUMNS.iter().map(|(_, f)| f(r).show()).collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                r.scenario,
+                r.server,
+                cells.join(" | ")
+            );
+        }
+        let find = |name: &str| runs.iter().find(|r| r.server == name);
+        if let (Some(a), Some(b)) = (find(reference), find(baseline)) {
+            let cells: Vec<String> = (COLUMNS.iter())
+                .skip(1)
+                .map(|(_, f)| f(a).ratio(f(b)))
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {scenario} | *{reference}/{baseline}* | | {} |",
+                cells.join(" | ")
+            );
+        }
+    }
+    out
+}
+
+/// Per-run details the table leaves out: where the load generator's CPU went, how late its
+/// threads read, errors.
+pub fn notes(results: &[RunResult]) -> String {
+    let mut out = String::new();
+    for r in results {
+        let delay = (r.read_delay_ms).map_or("–".into(), |(a, b)| format!("{a:.2} / {b:.2} ms"));
+        let load = |l: Option<[f64; 3]>| l.map_or("?".into(), |l| format!("{:.2}", l[0]));
+        let _ = write!(
+            out,
+            "* {} vs {}: window {:.1} s; load generator {:.0} % of a core (publishers' thread \
+             {:.0} %, viewers' threads {:.0} %; POSTing took {:.2} CPU-s before the window); \
+             viewers' datagrams waited for their thread p50 / p99 {delay}; {} latency \
+             samples; server RSS {} MiB idle; load average {} → {}",
+            r.scenario,
+            r.server,
+            r.window,
+            r.gen_cpu * 100.0,
+            r.gen_publisher_cpu * 100.0,
+            r.gen_viewer_cpu * 100.0,
+            r.post_cpu.as_secs_f64(),
+            r.latency_samples,
+            r.rss_idle
+                .map_or("?".into(), |b| format!("{:.1}", b as f64 / 1048576.0)),
+            load(r.load_average[0]),
+            load(r.load_average[1]),
+        );
+        if r.post_failures > 0 {
+            let _ = write!(
+                out,
+                "; **{} viewer POSTs failed**: {}",
+                r.post_failures,
+                r.errors.join("; ")
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Now (UTC) as `YYYY-MM-DD HH:MM:SS`.
+pub fn now_utc() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (date, t) = (civil_date(secs / 86_400), secs % 86_400);
+    format!("{date} {:02}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60)
+}
+
+/// Days since 1970-01-01 as YYYY-MM-DD (H. Hinnant's civil-from-days algorithm).
+fn civil_date(days: u64) -> String {
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// Writes `text` to `dir/{UTC date}T{time}Z[-{name}].md` (creating `dir`), returns the path.
+pub fn write_results(dir: &Path, name: Option<&str>, text: &str) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let stamp = now_utc().replace(' ', "T").replace(':', "") + "Z";
+    let file = match name {
+        Some(n) => format!("{stamp}-{n}.md"),
+        None => format!("{stamp}.md"),
+    };
+    let path = dir.join(file);
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(server: &str, cpu: f64) -> RunResult {
+        RunResult {
+            scenario: "a-1".into(),
+            server: server.into(),
+            viewers: 1,
+            receiving: 1,
+            server_cpu: Some(cpu),
+            per_cpu_viewers: Some(1000.0 / cpu),
+            latency_ms: Some((0.1, 0.4)),
+            ..RunResult::default()
+        }
+    }
+
+    #[test]
+    fn the_table_has_a_ratio_row() {
+        let t = table(&[run("x", 0.25), run("y", 0.5)], "x", "y");
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 5);
+        assert_eq!(lines[0].matches('|').count(), COLUMNS.len() + 3);
+        assert!(lines[2].contains("| 25.0 |"), "{t}");
+        assert!(
+            lines[2].contains("| 4\u{2009}000 |") || lines[2].contains("| 4000 |"),
+            "{t}"
+        );
+        assert!(
+            lines[4].contains("*x/y*") && lines[4].contains("| 0.50 |"),
+            "{t}"
+        );
+        assert!(lines[4].contains("| 1.00 / 1.00 |"), "{t}");
+    }
+
+    #[test]
+    fn numbers_and_dates() {
+        assert_eq!(number(1234567.0, 0), "1\u{2009}234\u{2009}567");
+        assert_eq!(number(1234.5, 1), "1234.5");
+        assert_eq!(number(-0.5, 2), "-0.50");
+        assert_eq!(now_utc().len(), 19);
+        assert_eq!(civil_date(0), "1970-01-01");
+        assert_eq!(civil_date(19_782), "2024-02-29");
+    }
+}

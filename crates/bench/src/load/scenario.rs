@@ -1,0 +1,134 @@
+//! The scenarios of issue 6: who publishes what, how many watch, how fast they join.
+
+use std::time::Duration;
+
+use crate::load::BenchError;
+
+/// What the publishers send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamMedia {
+    /// Synthetic VP8-shaped frames with a send stamp in every packet, from our publisher.
+    Synthetic,
+    /// The sample file: leanrtc's own file stream `sample` (VP8 + Opus); for a server
+    /// without file streams, our publisher sends the same IVF file (video only) as `sample`.
+    SampleFile,
+}
+
+/// One scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scenario {
+    /// Its name in tables and file names (`a-500`, `b-50x4`, …).
+    pub name: String,
+    /// Streams, each with one publisher (or the file).
+    pub rooms: usize,
+    /// Viewers of each stream.
+    pub viewers_per_room: usize,
+    /// What is sent.
+    pub media: StreamMedia,
+    /// A join storm: every viewer's POST is spread evenly over this time.
+    pub join_within: Option<Duration>,
+}
+
+impl Scenario {
+    /// `rooms` publishers of synthetic media with `viewers_per_room` viewers each.
+    pub fn synthetic(name: &str, rooms: usize, viewers_per_room: usize) -> Self {
+        Scenario {
+            name: name.to_owned(),
+            rooms,
+            viewers_per_room,
+            media: StreamMedia::Synthetic,
+            join_within: None,
+        }
+    }
+
+    /// All viewers.
+    pub fn viewers(&self) -> usize {
+        self.rooms * self.viewers_per_room
+    }
+
+    /// (a) one publisher to `n` viewers.
+    pub fn fan_out(n: usize) -> Self {
+        Self::synthetic(&format!("a-{n}"), 1, n)
+    }
+
+    /// (b) 50 rooms of one publisher and 4 viewers.
+    pub fn rooms() -> Self {
+        Self::synthetic("b-50x4", 50, 4)
+    }
+
+    /// (c) 500 viewers of one publisher, POSTed within one second.
+    pub fn join_storm() -> Self {
+        Scenario {
+            join_within: Some(Duration::from_secs(1)),
+            ..Self::synthetic("c-storm-500", 1, 500)
+        }
+    }
+
+    /// (d) the sample file to 1000 viewers.
+    pub fn sample_file() -> Self {
+        Scenario {
+            media: StreamMedia::SampleFile,
+            ..Self::synthetic("d-sample-1000", 1, 1000)
+        }
+    }
+
+    /// The viewer counts of (a) in the issue.
+    pub const FAN_OUT_SIZES: [usize; 3] = [100, 500, 1000];
+
+    /// Every scenario of the issue, in order, (a) with `fan_out` viewers.
+    pub fn all(fan_out: &[usize]) -> Vec<Scenario> {
+        let mut out: Vec<Scenario> = fan_out.iter().map(|&n| Self::fan_out(n)).collect();
+        out.extend([Self::rooms(), Self::join_storm(), Self::sample_file()]);
+        out
+    }
+
+    /// Scenarios by name: `all`, `a` (one per size in `fan_out`), `a-N` (any N), `b`, `c`,
+    /// `d`, or `custom-MxN` (M publishers with N viewers each); comma-separated.
+    pub fn parse_list(list: &str, fan_out: &[usize]) -> Result<Vec<Scenario>, BenchError> {
+        let mut out = Vec::new();
+        for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match name {
+                "all" => out.extend(Self::all(fan_out)),
+                "a" => out.extend(fan_out.iter().map(|&n| Self::fan_out(n))),
+                "b" | "b-50x4" => out.push(Self::rooms()),
+                "c" | "c-storm-500" => out.push(Self::join_storm()),
+                "d" | "d-sample-1000" => out.push(Self::sample_file()),
+                _ => out.push(Self::parse_sized(name)?),
+            }
+        }
+        if out.is_empty() {
+            return Err(BenchError::Usage("no scenario given".into()));
+        }
+        Ok(out)
+    }
+
+    fn parse_sized(name: &str) -> Result<Scenario, BenchError> {
+        let bad = || BenchError::Usage(format!("unknown scenario {name:?}"));
+        if let Some(n) = name.strip_prefix("a-") {
+            return Ok(Self::fan_out(n.parse().map_err(|_| bad())?));
+        }
+        let (m, n) = (name.strip_prefix("custom-"))
+            .and_then(|s| s.split_once('x'))
+            .ok_or_else(bad)?;
+        let (m, n) = (m.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+        Ok(Self::synthetic(name, m, n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse() {
+        let sizes = Scenario::FAN_OUT_SIZES;
+        assert_eq!(Scenario::parse_list("all", &sizes).unwrap().len(), 6);
+        assert_eq!(Scenario::parse_list("a", &[3]).unwrap()[0].name, "a-3");
+        let list = Scenario::parse_list("a-7, c,custom-2x3", &sizes).unwrap();
+        assert_eq!(list[0].viewers(), 7);
+        assert_eq!(list[1].join_within, Some(Duration::from_secs(1)));
+        assert_eq!((list[2].rooms, list[2].viewers_per_room), (2, 3));
+        assert!(Scenario::parse_list("e", &sizes).is_err());
+        assert!(Scenario::parse_list("", &sizes).is_err());
+    }
+}
