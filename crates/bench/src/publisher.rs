@@ -36,6 +36,9 @@ pub enum Source {
         /// A keyframe every this many frames (0: only at the start and on request).
         keyframe_interval: u32,
     },
+    /// Nothing: the publisher connects and declares its track, then sends neither media nor
+    /// Sender Reports (a stream that exists, for join storms that measure handshakes alone).
+    Silent,
 }
 
 /// One frame of an IVF source.
@@ -246,6 +249,9 @@ impl Publisher {
 
     /// Starts sending (the connection is up).
     pub fn start(&mut self, now: Instant) {
+        if matches!(self.source, Source::Silent) {
+            return;
+        }
         self.next_due = Some(now);
         self.next_report = Some(now + REPORT_INTERVAL);
     }
@@ -315,6 +321,8 @@ impl Publisher {
                 let duration = Duration::from_secs(1) / *fps;
                 (&self.frame, keyframe, duration, 90_000 / *fps)
             }
+            // Never scheduled (see `start`); a keyframe request does not wake it either.
+            Source::Silent => return Duration::from_secs(1),
         };
         self.stats.frames += 1;
         self.stats.keyframes += u64::from(keyframe);

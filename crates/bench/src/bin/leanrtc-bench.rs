@@ -24,8 +24,9 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "leanrtc-bench", version, about)]
 struct Args {
-    /// Scenarios, comma-separated: all, a (one per --viewers), a-N, b, c, d, custom-MxN
-    /// (M publishers with N viewers each).
+    /// Scenarios, comma-separated: all, a (one per --viewers), a-N, b, c, c-idle (500
+    /// viewers joining a silent stream as fast as they can), c-idle-N, d, custom-MxN (M
+    /// publishers with N viewers each).
     #[arg(long, visible_alias = "scenarios", default_value = "all")]
     scenario: String,
     /// Viewer counts of scenario (a), comma-separated.
@@ -233,7 +234,14 @@ fn document(
          POST → first media packet. *handshakes/s*: viewers connected (ICE + DTLS) / (last \
          connection − first POST); in a join storm it cannot exceed the POST rate (500 in 1 s). \
          *handshakes / CPU-s*: viewers receiving / the server's CPU time from the first viewer \
-         POST until all receive (what the server could do with a whole core). *load gen CPU*: this process over the window. The ratio \
+         POST until all receive (what the server could do with a whole core). *load gen CPU*: this process over the window. \
+         *c-idle-N*: N viewers POSTed as fast as 32 threads can to a stream whose publisher is \
+         connected but sends nothing, each done when its ICE + DTLS are up: *viewers \
+         receiving* counts those connected, *connect* is POST → connected, *server CPU* and \
+         *load gen CPU* are over the storm, and *handshakes / CPU-s* divides the viewers \
+         connected by the server's CPU time from the first POST to the last connection, read to \
+         the nanosecond from the process's CPU clock (all threads, ended ones included), so it \
+         is the cost of a connection alone; *KiB / viewer* is then per idle viewer. The ratio \
          row is leanrtc / str0m-sfu for each figure (CPU, memory, loss, latency: lower is \
          better; packets per CPU-second, handshakes/s: higher is better).\n\n\
          {notes}",

@@ -6,7 +6,8 @@
 //! * [`scenario`]: what each scenario publishes and how many watch.
 //! * [`server`]: the server as a child process (or one running already).
 //! * [`clients`] / [`post`]: the client threads and the POSTing threads.
-//! * [`run`]: one scenario against one server; [`report`]: the table.
+//! * [`run`]: one scenario against one server ([`storm`]: the join storm without media);
+//!   [`report`]: the table.
 
 pub mod clients;
 pub mod post;
@@ -16,6 +17,7 @@ pub mod run;
 pub mod scenario;
 pub mod server;
 pub mod stats;
+pub mod storm;
 
 /// Why a run could not be made.
 #[derive(Debug, thiserror::Error)]

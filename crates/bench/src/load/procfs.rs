@@ -38,6 +38,39 @@ pub fn thread_cpu_time(tid: i32) -> std::io::Result<Duration> {
     stat_cpu(Path::new(&format!("/proc/self/task/{tid}/stat")))
 }
 
+/// A process's CPU time to the nanosecond: its CPU-time clock (`clock_getcpuclockid`), which
+/// is the scheduler's runtime summed over all its threads, those that ended included (the
+/// baseline's HTTP side runs a thread per request). Where that clock cannot be read, the
+/// `/proc/PID/task/*/schedstat` sum of the threads alive now.
+pub fn precise_cpu_time(pid: u32) -> std::io::Result<Duration> {
+    use nix::time::{clock_getcpuclockid, clock_gettime};
+    let pid_t = i32::try_from(pid).map_err(std::io::Error::other)?;
+    match clock_getcpuclockid(nix::unistd::Pid::from_raw(pid_t)).and_then(clock_gettime) {
+        Ok(t) => Ok(Duration::from(t)),
+        Err(_) => schedstat_cpu_time(pid),
+    }
+}
+
+/// The first field of `/proc/PID/task/*/schedstat` (ns on a CPU), summed over the threads
+/// alive now.
+pub fn schedstat_cpu_time(pid: u32) -> std::io::Result<Duration> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = task?.path().join("schedstat");
+        // A thread may end between the listing and the read.
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let run = text
+            .split_whitespace()
+            .next()
+            .and_then(|f| f.parse::<u64>().ok());
+        ns +=
+            run.ok_or_else(|| std::io::Error::other(format!("{}: no runtime", path.display())))?;
+    }
+    Ok(Duration::from_nanos(ns))
+}
+
 /// The calling thread's id (for [`thread_cpu_time`]).
 pub fn current_tid() -> i32 {
     nix::unistd::gettid().as_raw()
@@ -109,6 +142,14 @@ mod tests {
         }
         assert!(cpu_time(pid).unwrap() > Duration::ZERO);
         assert!(thread_cpu_time(current_tid()).is_ok());
+        let (a, b) = (
+            precise_cpu_time(pid).unwrap(),
+            schedstat_cpu_time(pid).unwrap(),
+        );
+        assert!(a > Duration::ZERO && b > Duration::ZERO, "{a:?} {b:?}");
+        // The clock counts threads that ended too, so it is never below the live sum by
+        // more than the time between the two reads.
+        assert!(a + Duration::from_millis(50) >= b, "{a:?} {b:?}");
         assert!(load_average().is_some());
         assert!(machine().contains("cores"));
     }

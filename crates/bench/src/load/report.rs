@@ -63,6 +63,11 @@ pub struct RunResult {
     pub errors: Vec<String>,
     /// Load average (1, 5, 15 min) before and after.
     pub load_average: [Option<[f64; 3]>; 2],
+    /// A run without media (the idle join storm): *receiving* counts viewers connected,
+    /// *connect* is POST → connected, and the packet columns are empty.
+    pub no_media: bool,
+    /// A line of the run's own for the notes.
+    pub note: Option<String>,
 }
 
 /// One table cell.
@@ -130,7 +135,9 @@ const COLUMNS: [Column; 13] = [
         Cell::One(r.per_cpu_viewers, 0)
     }),
     ("sent / CPU-s (server)", |r| Cell::One(r.per_cpu_server, 0)),
-    ("pkts/s received", |r| Cell::One(Some(r.received_pps), 0)),
+    ("pkts/s received", |r| {
+        Cell::One((!r.no_media).then_some(r.received_pps), 0)
+    }),
     ("RSS MiB", |r| {
         Cell::One(r.rss.map(|b| b as f64 / 1048576.0), 1)
     }),
@@ -138,7 +145,8 @@ const COLUMNS: [Column; 13] = [
         Cell::One(r.rss_per_viewer.map(|b| b / 1024.0), 1)
     }),
     ("loss % mean / max", |r| {
-        Cell::Two(Some((r.loss_mean * 100.0, r.loss_max * 100.0)), 2)
+        let loss = (r.loss_mean * 100.0, r.loss_max * 100.0);
+        Cell::Two((!r.no_media).then_some(loss), 2)
     }),
     ("latency ms p50 / p99", |r| Cell::Two(r.latency_ms, 2)),
     ("connect ms p50 / p99", |r| Cell::Two(r.connect_ms, 0)),
@@ -203,25 +211,37 @@ pub fn notes(results: &[RunResult]) -> String {
     for r in results {
         let delay = (r.read_delay_ms).map_or("–".into(), |(a, b)| format!("{a:.2} / {b:.2} ms"));
         let load = |l: Option<[f64; 3]>| l.map_or("?".into(), |l| format!("{:.2}", l[0]));
-        let _ = write!(
-            out,
-            "* {} vs {}: window {:.1} s; load generator {:.0} % of a core (publishers' thread \
-             {:.0} %, viewers' threads {:.0} %; POSTing took {:.2} CPU-s before the window); \
-             viewers' datagrams waited for their thread p50 / p99 {delay}; {} latency \
-             samples; server RSS {} MiB idle; load average {} → {}",
-            r.scenario,
-            r.server,
-            r.window,
-            r.gen_cpu * 100.0,
-            r.gen_publisher_cpu * 100.0,
-            r.gen_viewer_cpu * 100.0,
-            r.post_cpu.as_secs_f64(),
-            r.latency_samples,
-            r.rss_idle
-                .map_or("?".into(), |b| format!("{:.1}", b as f64 / 1048576.0)),
-            load(r.load_average[0]),
-            load(r.load_average[1]),
-        );
+        let rss_idle = (r.rss_idle).map_or("?".into(), |b| format!("{:.1}", b as f64 / 1048576.0));
+        let (l0, l1) = (load(r.load_average[0]), load(r.load_average[1]));
+        if r.no_media {
+            let _ = write!(
+                out,
+                "* {} vs {}: the POSTing threads took {:.2} CPU-s; server RSS {rss_idle} MiB \
+                 idle; load average {l0} → {l1}",
+                r.scenario,
+                r.server,
+                r.post_cpu.as_secs_f64(),
+            );
+        } else {
+            let _ = write!(
+                out,
+                "* {} vs {}: window {:.1} s; load generator {:.0} % of a core (publishers' \
+                 thread {:.0} %, viewers' threads {:.0} %; POSTing took {:.2} CPU-s before the \
+                 window); viewers' datagrams waited for their thread p50 / p99 {delay}; {} \
+                 latency samples; server RSS {rss_idle} MiB idle; load average {l0} → {l1}",
+                r.scenario,
+                r.server,
+                r.window,
+                r.gen_cpu * 100.0,
+                r.gen_publisher_cpu * 100.0,
+                r.gen_viewer_cpu * 100.0,
+                r.post_cpu.as_secs_f64(),
+                r.latency_samples,
+            );
+        }
+        if let Some(note) = &r.note {
+            let _ = write!(out, "; {note}");
+        }
         if r.post_failures > 0 {
             let _ = write!(
                 out,

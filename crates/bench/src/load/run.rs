@@ -82,6 +82,9 @@ pub fn run(
     mut server: Server,
     opts: &Options,
 ) -> Result<RunResult, BenchError> {
+    if scenario.media == StreamMedia::Silent {
+        return crate::load::storm::run_idle(scenario, server, opts);
+    }
     let load_before = procfs::load_average();
     let pid = server.pid;
     let mut rng = Rng::system();
@@ -175,7 +178,7 @@ pub fn run(
 }
 
 /// The streams viewers join, and the publisher sessions to make for them.
-fn publisher_jobs(
+pub(crate) fn publisher_jobs(
     scenario: &Scenario,
     server: &Server,
     opts: &Options,
@@ -187,12 +190,13 @@ fn publisher_jobs(
                 .map_err(|e| BenchError::Usage(format!("{}: {e}", opts.sample_ivf.display())))?;
             Source::ivf(&file)?
         }
+        StreamMedia::Silent => Source::Silent,
     };
     let file_stream = scenario.media == StreamMedia::SampleFile && server.kind.has_sample_stream();
     let streams: Vec<String> = (0..scenario.rooms.max(1))
         .map(|r| match scenario.media {
             StreamMedia::SampleFile => "sample".to_owned(),
-            StreamMedia::Synthetic => format!("bench-{r}"),
+            StreamMedia::Synthetic | StreamMedia::Silent => format!("bench-{r}"),
         })
         .collect();
     let jobs = if file_stream {
@@ -211,7 +215,11 @@ fn publisher_jobs(
     Ok((streams, jobs))
 }
 
-fn check_posts(what: &str, report: &PostReport, expected: usize) -> Result<(), BenchError> {
+pub(crate) fn check_posts(
+    what: &str,
+    report: &PostReport,
+    expected: usize,
+) -> Result<(), BenchError> {
     if report.ok == expected {
         return Ok(());
     }
@@ -223,7 +231,7 @@ fn check_posts(what: &str, report: &PostReport, expected: usize) -> Result<(), B
 }
 
 /// Waits until `done` or `timeout`, looking every 20 ms.
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while !done() {
         if Instant::now() >= deadline {

@@ -12,6 +12,8 @@ pub enum StreamMedia {
     /// The sample file: leanrtc's own file stream `sample` (VP8 + Opus); for a server
     /// without file streams, our publisher sends the same IVF file (video only) as `sample`.
     SampleFile,
+    /// Nothing: a publisher that connects and sends no media (see [`Scenario::idle_storm`]).
+    Silent,
 }
 
 /// One scenario.
@@ -64,6 +66,20 @@ impl Scenario {
         }
     }
 
+    /// (c) without media: `n` viewers POSTed as fast as the client can to a stream whose
+    /// publisher is connected but silent, each done when its ICE and DTLS are up. What the
+    /// server spends here is the cost of a connection alone: no forwarding to the viewers
+    /// already up, no keyframe burst to each newcomer.
+    pub fn idle_storm(n: usize) -> Self {
+        Scenario {
+            media: StreamMedia::Silent,
+            ..Self::synthetic(&format!("c-idle-{n}"), 1, n)
+        }
+    }
+
+    /// Viewers of (c) and of its idle variant.
+    pub const STORM_VIEWERS: usize = 500;
+
     /// (d) the sample file to 1000 viewers.
     pub fn sample_file() -> Self {
         Scenario {
@@ -78,12 +94,18 @@ impl Scenario {
     /// Every scenario of the issue, in order, (a) with `fan_out` viewers.
     pub fn all(fan_out: &[usize]) -> Vec<Scenario> {
         let mut out: Vec<Scenario> = fan_out.iter().map(|&n| Self::fan_out(n)).collect();
-        out.extend([Self::rooms(), Self::join_storm(), Self::sample_file()]);
+        out.extend([
+            Self::rooms(),
+            Self::join_storm(),
+            Self::idle_storm(Self::STORM_VIEWERS),
+            Self::sample_file(),
+        ]);
         out
     }
 
     /// Scenarios by name: `all`, `a` (one per size in `fan_out`), `a-N` (any N), `b`, `c`,
-    /// `d`, or `custom-MxN` (M publishers with N viewers each); comma-separated.
+    /// `c-idle` (500 viewers), `c-idle-N`, `d`, or `custom-MxN` (M publishers with N viewers
+    /// each); comma-separated.
     pub fn parse_list(list: &str, fan_out: &[usize]) -> Result<Vec<Scenario>, BenchError> {
         let mut out = Vec::new();
         for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -92,6 +114,7 @@ impl Scenario {
                 "a" => out.extend(fan_out.iter().map(|&n| Self::fan_out(n))),
                 "b" | "b-50x4" => out.push(Self::rooms()),
                 "c" | "c-storm-500" => out.push(Self::join_storm()),
+                "c-idle" => out.push(Self::idle_storm(Self::STORM_VIEWERS)),
                 "d" | "d-sample-1000" => out.push(Self::sample_file()),
                 _ => out.push(Self::parse_sized(name)?),
             }
@@ -106,6 +129,9 @@ impl Scenario {
         let bad = || BenchError::Usage(format!("unknown scenario {name:?}"));
         if let Some(n) = name.strip_prefix("a-") {
             return Ok(Self::fan_out(n.parse().map_err(|_| bad())?));
+        }
+        if let Some(n) = name.strip_prefix("c-idle-") {
+            return Ok(Self::idle_storm(n.parse().map_err(|_| bad())?));
         }
         let (m, n) = (name.strip_prefix("custom-"))
             .and_then(|s| s.split_once('x'))
@@ -122,12 +148,21 @@ mod tests {
     #[test]
     fn names_parse() {
         let sizes = Scenario::FAN_OUT_SIZES;
-        assert_eq!(Scenario::parse_list("all", &sizes).unwrap().len(), 6);
+        assert_eq!(Scenario::parse_list("all", &sizes).unwrap().len(), 7);
         assert_eq!(Scenario::parse_list("a", &[3]).unwrap()[0].name, "a-3");
         let list = Scenario::parse_list("a-7, c,custom-2x3", &sizes).unwrap();
         assert_eq!(list[0].viewers(), 7);
         assert_eq!(list[1].join_within, Some(Duration::from_secs(1)));
         assert_eq!((list[2].rooms, list[2].viewers_per_room), (2, 3));
+        let idle = Scenario::parse_list("c-idle,c-idle-20", &sizes).unwrap();
+        assert_eq!(
+            (idle[0].name.as_str(), idle[0].viewers()),
+            ("c-idle-500", 500)
+        );
+        assert_eq!(
+            (idle[1].media, idle[1].viewers()),
+            (StreamMedia::Silent, 20)
+        );
         assert!(Scenario::parse_list("e", &sizes).is_err());
         assert!(Scenario::parse_list("", &sizes).is_err());
     }
