@@ -33,9 +33,17 @@ pub fn cpu_time(pid: u32) -> std::io::Result<Duration> {
     stat_cpu(Path::new(&format!("/proc/{pid}/stat")))
 }
 
-/// The CPU time of one thread of this process.
+/// The CPU time of one thread of this process, to the nanosecond (`schedstat`).
 pub fn thread_cpu_time(tid: i32) -> std::io::Result<Duration> {
-    stat_cpu(Path::new(&format!("/proc/self/task/{tid}/stat")))
+    schedstat_runtime(Path::new(&format!("/proc/self/task/{tid}/schedstat")))
+}
+
+/// The first field of a `schedstat` file: nanoseconds on a CPU.
+fn schedstat_runtime(path: &Path) -> std::io::Result<Duration> {
+    let text = std::fs::read_to_string(path)?;
+    let run = text.split_whitespace().next().and_then(|f| f.parse().ok());
+    run.map(Duration::from_nanos)
+        .ok_or_else(|| std::io::Error::other(format!("{}: no runtime", path.display())))
 }
 
 /// A process's CPU time to the nanosecond: its CPU-time clock (`clock_getcpuclockid`), which
@@ -56,17 +64,10 @@ pub fn precise_cpu_time(pid: u32) -> std::io::Result<Duration> {
 pub fn schedstat_cpu_time(pid: u32) -> std::io::Result<Duration> {
     let mut ns = 0u64;
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
-        let path = task?.path().join("schedstat");
         // A thread may end between the listing and the read.
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        let run = text
-            .split_whitespace()
-            .next()
-            .and_then(|f| f.parse::<u64>().ok());
-        ns +=
-            run.ok_or_else(|| std::io::Error::other(format!("{}: no runtime", path.display())))?;
+        if let Ok(run) = schedstat_runtime(&task?.path().join("schedstat")) {
+            ns += run.as_nanos() as u64;
+        }
     }
     Ok(Duration::from_nanos(ns))
 }
