@@ -159,6 +159,27 @@ function pageCloseAll() {
   window.pcs = [];
 }
 
+// One way out for a driver script: closes the browser (once `setBrowser` gave it) and the page
+// server, then exits with `code`; also on SIGTERM (3) and after `hardTimeoutMs` (2), so a test
+// that dies or hangs leaves no browser behind. Later calls return the first one's promise.
+function exitPlan(label, server, hardTimeoutMs) {
+  let browser = null;
+  let closing = null;
+  const shutdown = (code) => {
+    if (!closing) {
+      closing = (async () => {
+        try { if (browser) await browser.close(); } catch (e) { console.error(e); }
+        server.close();
+        process.exit(code);
+      })();
+    }
+    return closing;
+  };
+  setTimeout(() => { console.error(`${label}: hard timeout`); shutdown(2); }, hardTimeoutMs).unref();
+  process.on('SIGTERM', () => shutdown(3));
+  return { shutdown, setBrowser: (b) => { browser = b; } };
+}
+
 module.exports = {
-  startServer, launch, OFFER_KINDS, pageMakeOffer, pageApplyAnswer, pageCloseAll,
+  startServer, launch, exitPlan, OFFER_KINDS, pageMakeOffer, pageApplyAnswer, pageCloseAll,
 };

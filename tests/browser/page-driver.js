@@ -18,7 +18,7 @@
 'use strict';
 
 const readline = require('readline');
-const { startServer, launch } = require('./lib');
+const { startServer, launch, exitPlan } = require('./lib');
 const { INIT_SCRIPT } = require('./page-fns');
 
 const HARD_TIMEOUT_MS = 300000;
@@ -31,20 +31,7 @@ async function main() {
   const [name = 'chromium'] = process.argv.slice(2);
   const blankServer = await startServer();
   const blank = `http://127.0.0.1:${blankServer.address().port}/`;
-  let browser = null;
-  let closing = null;
-  const shutdown = (code) => {
-    if (!closing) {
-      closing = (async () => {
-        try { if (browser) await browser.close(); } catch (e) { console.error(e); }
-        blankServer.close();
-        process.exit(code);
-      })();
-    }
-    return closing;
-  };
-  setTimeout(() => { console.error('page-driver: hard timeout'); shutdown(2); }, HARD_TIMEOUT_MS).unref();
-  process.on('SIGTERM', () => shutdown(3));
+  const { shutdown, setBrowser } = exitPlan('page-driver', blankServer, HARD_TIMEOUT_MS);
 
   // What each page reports by itself: uncaught exceptions and console errors.
   const problems = new Map();
@@ -62,7 +49,8 @@ async function main() {
     p.on('close', () => console.error('page-driver: a page closed'));
   };
   // A 30 fps fake camera (Chromium's default is 20 fps).
-  browser = await launch(name, blank, { fakeVideoFps: 30, initScript: INIT_SCRIPT, onPage });
+  const browser = await launch(name, blank, { fakeVideoFps: 30, initScript: INIT_SCRIPT, onPage });
+  setBrowser(browser);
   process.stderr.write(`${JSON.stringify({ pids: browser.pids })}\n`);
   const pages = {};
   let spare = browser.page; // the page launch() opened, reused for the first `open`
@@ -116,7 +104,7 @@ async function main() {
     }
   }
   // stdin closed (after every command it carried was answered): close the browser.
-  await shutdown(closing ? 0 : 4);
+  await shutdown(4);
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });

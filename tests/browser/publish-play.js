@@ -17,7 +17,7 @@
 'use strict';
 
 const readline = require('readline');
-const { startServer, launch } = require('./lib');
+const { startServer, launch, exitPlan } = require('./lib');
 
 const HARD_TIMEOUT_MS = 300000;
 
@@ -214,23 +214,11 @@ async function main() {
   const [name = 'chromium', base = 'http://127.0.0.1:8080'] = process.argv.slice(2);
   const pageServer = await startServer();
   const pageUrl = `http://127.0.0.1:${pageServer.address().port}/`;
-  let browser = null;
-  let closing = null;
-  const shutdown = (code) => {
-    if (!closing) {
-      closing = (async () => {
-        try { if (browser) await browser.close(); } catch (e) { console.error(e); }
-        pageServer.close();
-        process.exit(code);
-      })();
-    }
-    return closing;
-  };
-  setTimeout(() => { console.error('publish-play: hard timeout'); shutdown(2); }, HARD_TIMEOUT_MS).unref();
-  process.on('SIGTERM', () => shutdown(3));
+  const { shutdown, setBrowser } = exitPlan('publish-play', pageServer, HARD_TIMEOUT_MS);
 
   // A 30 fps camera, as the tests expect (Chromium's fake one runs at 20 fps by default).
-  browser = await launch(name, pageUrl, { fakeVideoFps: 30 });
+  const browser = await launch(name, pageUrl, { fakeVideoFps: 30 });
+  setBrowser(browser);
   process.stderr.write(`${JSON.stringify({ pids: browser.pids })}\n`);
   const pages = { first: browser.page };
   let firstUsed = false;
@@ -244,7 +232,7 @@ async function main() {
   send({ type: 'ready' });
 
   const lines = readline.createInterface({ input: process.stdin });
-  lines.on('close', () => shutdown(closing ? 0 : 4));
+  lines.on('close', () => shutdown(4));
   for await (const line of lines) {
     const msg = JSON.parse(line);
     try {

@@ -10,7 +10,7 @@
 'use strict';
 
 const readline = require('readline');
-const { startServer, launch, pageMakeOffer, pageApplyAnswer } = require('./lib');
+const { startServer, launch, exitPlan, pageMakeOffer, pageApplyAnswer } = require('./lib');
 
 const HARD_TIMEOUT_MS = 120000;
 
@@ -35,26 +35,14 @@ function send(obj) {
 async function main() {
   const name = process.argv[2];
   const server = await startServer();
-  let browser = null;
-  let closing = null;
-  const shutdown = (code) => {
-    if (!closing) {
-      closing = (async () => {
-        try { if (browser) await browser.close(); } catch (e) { console.error(e); }
-        server.close();
-        process.exit(code);
-      })();
-    }
-    return closing;
-  };
-  setTimeout(() => { console.error('sdp-check: hard timeout'); shutdown(2); }, HARD_TIMEOUT_MS);
-  process.on('SIGTERM', () => shutdown(3));
+  const { shutdown, setBrowser } = exitPlan('sdp-check', server, HARD_TIMEOUT_MS);
 
-  browser = await launch(name, `http://127.0.0.1:${server.address().port}/`);
+  const browser = await launch(name, `http://127.0.0.1:${server.address().port}/`);
+  setBrowser(browser);
   send({ type: 'ready', pids: browser.pids });
 
   const lines = readline.createInterface({ input: process.stdin });
-  lines.on('close', () => shutdown(closing ? 0 : 4));
+  lines.on('close', () => shutdown(4));
   for await (const line of lines) {
     const msg = JSON.parse(line);
     if (msg.cmd === 'offer') {
