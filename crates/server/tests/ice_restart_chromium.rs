@@ -42,6 +42,22 @@ fn session_id(r: &Value) -> u64 {
     r["id"].as_u64().expect("session id")
 }
 
+/// A browser with one blank page "p" that has POSTed a session to `path` of `server`
+/// (`kind`: "whep" or "whip"): the browser, the session id and its ETag.
+fn post_from_page(server: &Server, kind: &str, path: &str) -> (WebBrowser, u64, String) {
+    let mut b = WebBrowser::launch("chromium");
+    let blank = b.blank.clone();
+    b.open("p", &blank);
+    let posted = b.call(
+        "p",
+        kind,
+        json!({"url": format!("{}{path}", server.base_url())}),
+    );
+    let id = session_id(&posted);
+    let etag = posted["etag"].as_str().expect("etag").to_owned();
+    (b, id, etag)
+}
+
 /// 428 without If-Match, 412 with another ETag: the server refuses the restart and the
 /// session goes on as before.
 fn assert_preconditions(b: &mut WebBrowser, id: u64) {
@@ -122,16 +138,7 @@ fn assert_on_new_session(s: &Value, local: &str, what: &str) {
 fn chromium_whep_viewer_restarts_ice_and_keeps_decoding() {
     let _one_browser = browser_lock();
     let server = Server::start(&[]);
-    let mut b = WebBrowser::launch("chromium");
-    let blank = b.blank.clone();
-    b.open("p", &blank);
-    let posted = b.call(
-        "p",
-        "whep",
-        json!({"url": format!("{}/whep/sample", server.base_url())}),
-    );
-    let id = session_id(&posted);
-    let mut etag = posted["etag"].as_str().expect("etag").to_owned();
+    let (mut b, id, mut etag) = post_from_page(&server, "whep", "/whep/sample");
     let (s, ok) = wait_stats(&mut b, id, || sleep_ms(100), |s| frames(s) >= 30.0);
     assert!(ok, "never played: {s}");
 
@@ -191,16 +198,7 @@ fn chromium_whep_viewer_restarts_ice_and_keeps_decoding() {
 fn chromium_whip_publisher_restarts_ice_and_str0m_keeps_receiving() {
     let _one_browser = browser_lock();
     let server = Server::start(&[]);
-    let mut b = WebBrowser::launch("chromium");
-    let blank = b.blank.clone();
-    b.open("p", &blank);
-    let posted = b.call(
-        "p",
-        "whip",
-        json!({"url": format!("{}/whip/cam", server.base_url())}),
-    );
-    let id = session_id(&posted);
-    let etag = posted["etag"].as_str().expect("etag").to_owned();
+    let (mut b, id, etag) = post_from_page(&server, "whip", "/whip/cam");
 
     // An independent viewer of the published stream, driven while the page is polled.
     let mut viewer = Viewer::connect(server.http, "cam");
