@@ -73,6 +73,8 @@ async function launch(name, url, opts = {}) {
   if (name === 'firefox') {
     const puppeteer = require('puppeteer-core');
     const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'leanrtc-firefox-'));
+    // Whatever way node ends (a hard timeout, SIGTERM, an error), the profile goes with it.
+    process.on('exit', () => fs.rmSync(profile, { recursive: true, force: true }));
     const browser = await puppeteer.launch({
       browser: 'firefox', executablePath: FIREFOX, headless: true,
       userDataDir: profile, extraPrefsFirefox: FIREFOX_PREFS,

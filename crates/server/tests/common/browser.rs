@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -62,6 +62,20 @@ pub struct NodeScript {
 }
 
 impl NodeScript {
+    /// Whether node has exited within `limit`.
+    fn wait_exit(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Starts `node tests/browser/SCRIPT ARGS…` for `browser`.
     pub fn start(browser: &str, script: &str, args: &[&str]) -> NodeScript {
         Self::spawn(browser, script, args, false)
@@ -165,7 +179,20 @@ impl NodeScript {
 
 impl Drop for NodeScript {
     fn drop(&mut self) {
+        // First let node close its browser itself (it does when its stdin closes, and on
+        // SIGTERM): only then does Firefox's temporary profile get removed. A node that does
+        // not end in time is killed with everything it started.
         self.stdin = None;
+        let ended = self.wait_exit(Duration::from_secs(10)) || {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .stderr(Stdio::null())
+                .status();
+            self.wait_exit(Duration::from_secs(5))
+        };
+        if !ended {
+            eprintln!("node did not end by itself: killing it and its browsers");
+        }
         // Whether or not node closed its browser itself: kill every group we know of (a
         // group that is gone already makes `kill` fail harmlessly), then reap node.
         let groups = self
