@@ -101,6 +101,10 @@ impl Secrets {
             return conn.fail(DtlsError::NoCertificate);
         };
         conn.phase = Phase::Connected;
+        // Both Finished messages are checked or built: nothing reads the transcript again, and
+        // it is most of what a connection holds afterwards (a ClientHello with post-quantum key
+        // shares alone is ~1.8 KB, the buffer's capacity up to twice the messages).
+        conn.transcript = Vec::new();
         conn.exporter = Some(Box::new((
             self.master,
             self.client_random,
