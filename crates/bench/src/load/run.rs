@@ -6,13 +6,13 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rtc::dtls::{DtlsCertificate, DtlsConfig};
 use rtc::rand::Rng;
 
-use crate::load::clients::{ClientSnap, ClientThread, Snapshot};
+use crate::load::clients::{ClientSnap, ClientThread, Progress, Snapshot};
 use crate::load::post::{Job, PostReport, post_all};
 use crate::load::procfs;
 use crate::load::report::RunResult;
@@ -87,23 +87,12 @@ pub fn run(
     }
     let load_before = procfs::load_average();
     let pid = server.pid;
-    let mut rng = Rng::system();
-    let dtls = Arc::new(DtlsConfig::new(
-        DtlsCertificate::generate(&mut rng)?,
-        &mut rng,
-    ));
     let rss_idle = pid.and_then(|p| procfs::rss(p).ok());
-
-    // Publishers, on a thread of their own.
-    let publishers = ClientThread::spawn("publishers", ViewerConfig::counting())?;
-    let (streams, jobs) = publisher_jobs(scenario, &server, opts)?;
-    let expected_publishers = jobs.len();
-    let report = post_all(jobs, server.http, &dtls, &[publishers.handle()], 4);
-    check_posts("publisher", &report, expected_publishers)?;
-    wait_until(Duration::from_secs(15), || {
-        publishers.progress.media.load(Ordering::Relaxed) >= expected_publishers
-    });
-    server.check_running()?;
+    let Publishers {
+        dtls,
+        thread: publishers,
+        streams,
+    } = start_publishers(scenario, &mut server, opts, |p| &p.media)?;
     // The server's per-track packet histories fill in their first seconds: the memory
     // baseline for viewers is taken once they are full, so it is not charged to viewers.
     std::thread::sleep(opts.publisher_settle);
@@ -177,8 +166,47 @@ pub fn run(
     Ok(result)
 }
 
+/// What a run's viewers need from the publishers it starts first.
+pub(crate) struct Publishers {
+    /// The DTLS identity every client of the run uses.
+    pub dtls: Arc<DtlsConfig>,
+    /// The publishers, on a thread of their own.
+    pub thread: ClientThread,
+    /// The streams viewers join.
+    pub streams: Vec<String>,
+}
+
+/// POSTs `scenario`'s publishers to `server` and waits (15 s at most) until the counter
+/// `ready` picks from their thread's progress counts every one of them.
+pub(crate) fn start_publishers(
+    scenario: &Scenario,
+    server: &mut Server,
+    opts: &Options,
+    ready: fn(&Progress) -> &AtomicUsize,
+) -> Result<Publishers, BenchError> {
+    let mut rng = Rng::system();
+    let dtls = Arc::new(DtlsConfig::new(
+        DtlsCertificate::generate(&mut rng)?,
+        &mut rng,
+    ));
+    let thread = ClientThread::spawn("publishers", ViewerConfig::counting())?;
+    let (streams, jobs) = publisher_jobs(scenario, server, opts)?;
+    let expected = jobs.len();
+    let report = post_all(jobs, server.http, &dtls, &[thread.handle()], 4);
+    check_posts("publisher", &report, expected)?;
+    wait_until(Duration::from_secs(15), || {
+        ready(&thread.progress).load(Ordering::Relaxed) >= expected
+    });
+    server.check_running()?;
+    Ok(Publishers {
+        dtls,
+        thread,
+        streams,
+    })
+}
+
 /// The streams viewers join, and the publisher sessions to make for them.
-pub(crate) fn publisher_jobs(
+fn publisher_jobs(
     scenario: &Scenario,
     server: &Server,
     opts: &Options,

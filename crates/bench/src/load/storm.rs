@@ -7,17 +7,13 @@
 //! few milliseconds during the storm; the storm ends at the last viewer's connection, and
 //! the sample just after it closes the account.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-use rtc::dtls::{DtlsCertificate, DtlsConfig};
-use rtc::rand::Rng;
 
 use crate::load::clients::{ClientSnap, ClientThread};
 use crate::load::post::{Job, PostReport, post_all};
 use crate::load::report::RunResult;
-use crate::load::run::{Options, check_posts, publisher_jobs, wait_until};
+use crate::load::run::{Options, Publishers, start_publishers};
 use crate::load::scenario::Scenario;
 use crate::load::server::Server;
 use crate::load::{BenchError, procfs, stats};
@@ -57,22 +53,13 @@ pub fn run_idle(
             scenario.name
         ))
     })?;
-    let mut rng = Rng::system();
-    let dtls = Arc::new(DtlsConfig::new(
-        DtlsCertificate::generate(&mut rng)?,
-        &mut rng,
-    ));
     let rss_idle = procfs::rss(pid).ok();
-
-    let publishers = ClientThread::spawn("publishers", ViewerConfig::counting())?;
-    let (streams, jobs) = publisher_jobs(scenario, &server, opts)?;
-    let expected_publishers = jobs.len();
-    let report = post_all(jobs, server.http, &dtls, &[publishers.handle()], 4);
-    check_posts("publisher", &report, expected_publishers)?;
-    wait_until(Duration::from_secs(15), || {
-        publishers.progress.connected.load(Ordering::Relaxed) >= expected_publishers
-    });
-    server.check_running()?;
+    // The publisher sends nothing: connected is all it will be.
+    let Publishers {
+        dtls,
+        thread: publishers,
+        streams,
+    } = start_publishers(scenario, &mut server, opts, |p| &p.connected)?;
     let rss_base = procfs::rss(pid).ok();
 
     let viewers: Vec<ClientThread> = (0..opts.viewer_threads.max(1))
