@@ -30,15 +30,4 @@ if [ -f tests/aiortc/requirements.txt ]; then
 fi
 
 step "tests, in a private network namespace (loopback + an unrouted veth)"
-ns=(unshare -n)
-[ "$(id -u)" -eq 0 ] || ns=(unshare -rn)
-"${ns[@]}" bash -c '
-  set -e
-  ip link set lo up
-  # Firefox gathers no candidates without a non-loopback interface and a default route.
-  ip link add t0 type veth peer name t1
-  ip addr add 10.99.0.1/24 dev t0
-  ip link set t0 up && ip link set t1 up
-  ip route add default dev t0
-  exec cargo test --workspace --offline --locked "$@"
-' bash "$@"
+tests/netns.sh cargo test --workspace --offline --locked "$@"

@@ -13,13 +13,7 @@ if [ -z "${LEANRTC_IN_NS:-}" ]; then
   cargo build --release --bin leanrtc --locked
   cargo test -p leanrtc --test str0m_play --locked --no-run
   [ -d tests/browser/node_modules/playwright-core ] || (cd tests/browser && npm ci --no-audit --no-fund)
-  ns=(unshare -n)
-  [ "$(id -u)" -eq 0 ] || ns=(unshare -rn)
-  exec "${ns[@]}" env LEANRTC_IN_NS=1 bash -c '
-    ip link set lo up
-    ip link add t0 type veth peer name t1 && ip addr add 10.99.0.1/24 dev t0
-    ip link set t0 up && ip link set t1 up && ip route add default dev t0
-    exec "$0" "$@"' "$0" "$@"
+  exec tests/netns.sh env LEANRTC_IN_NS=1 "$0" "$@"
 fi
 
 log=$(mktemp) errlog=$(mktemp)
