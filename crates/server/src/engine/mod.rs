@@ -476,11 +476,10 @@ impl MediaLoop {
                 "an ICE restart needs both a=ice-ufrag and a=ice-pwd".into(),
             ));
         };
+        let remote = Credentials::from_peer(&ufrag, &pwd)
+            .map_err(|e| EngineError::BadFragment(e.to_string()))?;
         let local = Credentials::random(&mut self.rng);
-        if !session
-            .peer
-            .restart_ice(now, local.clone(), &Credentials { ufrag, pwd })
-        {
+        if !session.peer.restart_ice(now, local.clone(), &remote) {
             return Err(EngineError::Unanswerable(
                 "this session cannot restart ICE".into(),
             ));
