@@ -222,7 +222,10 @@ impl MediaLoop {
         };
         while self.net.recv(&mut batch) > 0 {
             for datagram in batch.iter_mut() {
-                self.handle_datagram(now, datagram.source, datagram.local, datagram.bytes);
+                // The kernel's receive time, not this wake-up's: TWCC and jitter must not
+                // measure our own queueing (issue 10).
+                let (at, from, local) = (datagram.arrival, datagram.source, datagram.local);
+                self.handle_datagram(at, from, local, datagram.bytes);
             }
             self.fan_out(now);
         }
