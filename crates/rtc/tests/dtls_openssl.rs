@@ -12,7 +12,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dtls_common::config;
+use dtls_common::{config, first_handshake_type};
 use rtc::dtls::{Dtls, DtlsError, DtlsEvent, Fingerprint};
 use rtc::rand::Rng;
 use rtc::srtp::SrtpProfile;
@@ -154,16 +154,20 @@ fn drive(
     sock: &UdpSocket,
     peer: &mut Option<SocketAddr>,
     dtls: &mut Dtls,
+    validated: bool,
     events: &mut Vec<DtlsEvent>,
     proc_: &mut Proc,
     mut done: impl FnMut(&mut Dtls, &[DtlsEvent], &str, &mut Proc) -> bool,
-) {
+) -> Vec<u8> {
+    // The handshake type of each plaintext handshake datagram we send, first record.
+    let mut sent = Vec::new();
     sock.set_read_timeout(Some(Duration::from_millis(20)))
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut buf = vec![0u8; 65536];
     loop {
         while let Some(d) = dtls.poll_datagram() {
+            sent.extend(first_handshake_type(&d));
             if let Some(p) = peer {
                 sock.send_to(&d, *p).unwrap();
             }
@@ -172,7 +176,7 @@ fn drive(
             events.push(e);
         }
         if done(dtls, events, &proc_.output(), proc_) {
-            return;
+            return sent;
         }
         assert!(
             Instant::now() < deadline,
@@ -181,7 +185,11 @@ fn drive(
         );
         if let Ok((n, from)) = sock.recv_from(&mut buf) {
             *peer = Some(from);
-            dtls.handle_datagram(Instant::now(), &buf[..n]);
+            if validated {
+                dtls.handle_validated_datagram(Instant::now(), &buf[..n]);
+            } else {
+                dtls.handle_datagram(Instant::now(), &buf[..n]);
+            }
         }
         dtls.handle_timeout(Instant::now());
     }
@@ -215,6 +223,16 @@ fn connected(events: &[DtlsEvent]) -> Option<(SrtpProfile, Vec<u8>, Fingerprint)
 
 /// Our server against `openssl s_client`; returns the profile we chose.
 fn server_vs_s_client(kind: &str, profiles: &str, extra: &[&str]) -> SrtpProfile {
+    server_vs_s_client_from(kind, profiles, extra, false)
+}
+
+/// `validated`: our server skips the cookie exchange, as it does behind ICE.
+fn server_vs_s_client_from(
+    kind: &str,
+    profiles: &str,
+    extra: &[&str],
+    validated: bool,
+) -> SrtpProfile {
     let peer = Peer::new(kind);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = sock.local_addr().unwrap().to_string();
@@ -242,13 +260,21 @@ fn server_vs_s_client(kind: &str, profiles: &str, extra: &[&str]) -> SrtpProfile
     let mut dtls = Dtls::new_server(cfg, peer.fingerprint, addr.as_bytes(), Rng::system());
     let (mut events, mut from) = (Vec::new(), None);
     // Handshake, then the keying material OpenSSL prints.
-    drive(
+    let sent = drive(
         &sock,
         &mut from,
         &mut dtls,
+        validated,
         &mut events,
         &mut proc_,
         |_, ev, out, _| connected(ev).is_some() && keying_material(out).is_some(),
+    );
+    // Without the cookie exchange our first answer is the ServerHello flight (RFC 6347
+    // §4.2.1), which OpenSSL's client takes as readily as the HelloVerifyRequest.
+    assert_eq!(
+        sent.first(),
+        Some(&if validated { 2 } else { 3 }),
+        "{sent:?}"
     );
     let (profile, ours, fp) = connected(&events).unwrap();
     assert_eq!(fp, peer.fingerprint);
@@ -272,6 +298,7 @@ fn server_vs_s_client(kind: &str, profiles: &str, extra: &[&str]) -> SrtpProfile
         &sock,
         &mut from,
         &mut dtls,
+        validated,
         &mut events,
         &mut proc_,
         |_, ev, out, _| {
@@ -286,6 +313,7 @@ fn server_vs_s_client(kind: &str, profiles: &str, extra: &[&str]) -> SrtpProfile
         &sock,
         &mut from,
         &mut dtls,
+        validated,
         &mut events,
         &mut proc_,
         |_, ev, _, _| ev.contains(&DtlsEvent::Closed),
@@ -297,6 +325,16 @@ fn server_vs_s_client(kind: &str, profiles: &str, extra: &[&str]) -> SrtpProfile
 fn server_against_s_client_ecdsa() {
     assert_eq!(
         server_vs_s_client("ec", BOTH, &[]),
+        SrtpProfile::AeadAes128Gcm
+    );
+}
+
+/// Behind ICE (address validated) our server skips HelloVerifyRequest; OpenSSL's client
+/// handshakes all the same.
+#[test]
+fn server_without_cookie_against_s_client() {
+    assert_eq!(
+        server_vs_s_client_from("ec", BOTH, &[], true),
         SrtpProfile::AeadAes128Gcm
     );
 }
@@ -360,6 +398,7 @@ fn client_vs_s_server(kind: &str, extra: &[&str]) {
         &sock,
         &mut to,
         &mut dtls,
+        false,
         &mut events,
         &mut proc_,
         |_, ev, out, _| connected(ev).is_some() && keying_material(out).is_some(),
@@ -376,6 +415,7 @@ fn client_vs_s_server(kind: &str, extra: &[&str]) {
         &sock,
         &mut to,
         &mut dtls,
+        false,
         &mut events,
         &mut proc_,
         |_, ev, out, _| {
@@ -390,6 +430,7 @@ fn client_vs_s_server(kind: &str, extra: &[&str]) {
         &sock,
         &mut to,
         &mut dtls,
+        false,
         &mut events,
         &mut proc_,
         |_, _, out, _| out.contains("DONE"),
@@ -453,6 +494,7 @@ fn wrong_fingerprint_names_both() {
         &sock,
         &mut from,
         &mut dtls,
+        false,
         &mut events,
         &mut proc_,
         |_, ev, out, _| !ev.is_empty() && out.contains("alert"),

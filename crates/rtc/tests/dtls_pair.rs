@@ -185,6 +185,46 @@ fn server_flight_fragments_are_stable_across_retransmissions() {
     assert!(c.keys().is_some());
 }
 
+/// Flights (runs of datagrams in one direction) until both sides are connected, and the
+/// handshake type the server's first datagram starts with.
+fn flights(validated: bool) -> (usize, Option<u8>) {
+    let now = Instant::now();
+    let (mut c, s) = pair(40, now);
+    let mut s = Validated(s);
+    let mut server_first = None;
+    for flight in 1..20 {
+        let to_server = flight % 2 == 1;
+        let out = if to_server { c.output() } else { s.output() };
+        assert!(!out.is_empty(), "flight {flight} is empty");
+        for d in out {
+            if to_server {
+                if validated {
+                    s.input(now, &d);
+                } else {
+                    s.0.input(now, &d);
+                }
+            } else {
+                server_first = server_first.or(first_handshake_type(&d));
+                c.input(now, &d);
+            }
+        }
+        if c.keys().is_some() && s.keys().is_some() {
+            assert_eq!(c.keys(), s.keys());
+            return (flight, server_first);
+        }
+    }
+    panic!("no handshake: {:?} / {:?}", c.events, s.0.events);
+}
+
+/// Issue 10: from an address ICE validated, the server answers the first ClientHello with
+/// ServerHello (4 flights); from any other, it still asks for the cookie first (6 flights,
+/// RFC 6347 §4.2.1).
+#[test]
+fn cookie_exchange_only_for_unvalidated_addresses() {
+    assert_eq!(flights(false), (6, Some(3))); // HelloVerifyRequest
+    assert_eq!(flights(true), (4, Some(2))); // ServerHello
+}
+
 #[test]
 fn lost_final_flight_is_resent_when_the_client_retransmits() {
     let now = Instant::now();

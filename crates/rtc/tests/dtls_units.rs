@@ -5,7 +5,7 @@ use std::process::Command;
 
 use rtc::dtls::msgs::HandshakeHeader;
 use rtc::dtls::prf;
-use rtc::dtls::reassembly::{Inserted, MAX_MESSAGE_LEN, Reassembler};
+use rtc::dtls::reassembly::{Inserted, MAX_FRAGMENTS, MAX_MESSAGE_LEN, MIN_FRAGMENT, Reassembler};
 use rtc::dtls::record::ReplayWindow;
 use rtc::dtls::{DtlsError, Fingerprint};
 
@@ -122,18 +122,19 @@ fn header(seq: u16, len: u32, off: u32, flen: u32) -> HandshakeHeader {
 
 #[test]
 fn reassembly_out_of_order_overlapping_duplicated() {
-    let body: Vec<u8> = (0..100).collect();
+    let body: Vec<u8> = (0..300).map(|i| i as u8).collect();
     let mut re = Reassembler::new(false);
     let put = |re: &mut Reassembler, off: u32, end: u32| {
-        let h = header(0, 100, off, end - off);
+        let h = header(0, 300, off, end - off);
         re.insert(0, &h, &body[off as usize..end as usize])
     };
-    assert_eq!(put(&mut re, 60, 100), Inserted::Buffered);
+    assert_eq!(put(&mut re, 180, 300), Inserted::Buffered);
     assert!(re.pop().is_none());
-    assert_eq!(put(&mut re, 10, 70), Inserted::Buffered); // overlaps
-    assert_eq!(put(&mut re, 10, 70), Inserted::Buffered); // duplicate
+    assert_eq!(put(&mut re, 30, 210), Inserted::Buffered); // overlaps
+    assert_eq!(put(&mut re, 30, 210), Inserted::Buffered); // duplicate
+    assert_eq!(re.ranges_kept(), 1);
     assert!(re.pop().is_none());
-    assert_eq!(put(&mut re, 0, 11), Inserted::Buffered);
+    assert_eq!(put(&mut re, 0, 31), Inserted::Buffered);
     let m = re.pop().unwrap();
     assert_eq!((m.seq, m.msg_type, m.body), (0, 11, body.clone()));
     assert!(re.pop().is_none());
@@ -168,7 +169,7 @@ fn reassembly_delivers_in_sequence_and_bounds_memory() {
         Inserted::Buffered
     );
     assert_eq!(
-        re.insert(0, &header(5, 11, 2, 2), &[0, 0]),
+        re.insert(0, &header(5, 11, 0, 2), &[0, 0]),
         Inserted::Dropped
     );
     // Large claimed lengths stop being buffered after the memory bound.
@@ -176,6 +177,62 @@ fn reassembly_delivers_in_sequence_and_bounds_memory() {
         .filter(|s| re.insert(0, &header(*s, MAX_MESSAGE_LEN, 0, 1), &[0]) == Inserted::Buffered)
         .count();
     assert!(accepted < 6, "{accepted}");
+}
+
+/// Issue 10: one peer sent ~700 datagrams of 1-byte fragments of a ClientHello, then the same
+/// again, before the cookie exchange. Each fragment used to re-sort and re-merge every range
+/// kept so far (quadratic, and the media thread of every session waited). Now tiny fragments
+/// in the middle of a message are refused, a range costs O(log n), and the connection's
+/// fragment budget ends the game. The work is counted as the ranges each insert had to
+/// look at (what the old sort-and-merge walked), not timed.
+#[test]
+fn reassembly_survives_one_byte_fragments_and_duplicates() {
+    let len = 1400u32;
+    let mut re = Reassembler::new(true); // a server before the cookie exchange
+    let mut work = 0usize;
+    let mut buffered = 0usize;
+    for round in 0..2 {
+        for i in 0..700u32 {
+            let off = 1 + 2 * i; // every other byte: nothing merges
+            if off >= len {
+                break;
+            }
+            let r = re.insert(0, &header(0, len, off, 1), &[round as u8]);
+            buffered += usize::from(r == Inserted::Buffered);
+            work += re.ranges_kept();
+        }
+    }
+    assert!(re.ranges_kept() <= 2, "ranges kept {}", re.ranges_kept());
+    assert!(work <= 2 * 1400, "range visits {work}");
+    assert_eq!(buffered, 0);
+    assert!(re.fragments_taken() <= MAX_FRAGMENTS);
+    // Past the budget nothing is even looked at, a fine first fragment included.
+    let h = header(1, 100, 0, 100);
+    for _ in 0..2 * MAX_FRAGMENTS {
+        let _ = re.insert(0, &h, &[0; 100]);
+    }
+    assert_eq!(re.fragments_taken(), MAX_FRAGMENTS);
+    assert_eq!(re.insert(0, &h, &[0; 100]), Inserted::Dropped);
+}
+
+/// What real senders do still works: a small first fragment squeezed into the end of a
+/// datagram (OpenSSL packs so), full middle fragments, a small last one.
+#[test]
+fn reassembly_takes_small_first_and_last_fragments() {
+    let body: Vec<u8> = (0..1000).map(|i| (i * 7) as u8).collect();
+    let mut re = Reassembler::new(false);
+    for (off, end) in [(0, 5), (5, 505), (505, 995), (995, 1000)] {
+        let h = header(0, 1000, off, end - off);
+        let frag = &body[off as usize..end as usize];
+        assert_eq!(re.insert(0, &h, frag), Inserted::Buffered, "{off}..{end}");
+    }
+    assert_eq!(re.pop().unwrap().body, body);
+    // A small fragment in the middle of a message is refused.
+    let h = header(1, 1000, 500, MIN_FRAGMENT as u32 - 1);
+    assert_eq!(
+        re.insert(0, &h, &body[..MIN_FRAGMENT - 1]),
+        Inserted::Dropped
+    );
 }
 
 #[test]

@@ -204,6 +204,42 @@ fn offers_that_cannot_be_answered_get_typed_errors() {
     );
 }
 
+/// Issue 10: credentials RFC 8839 §5.4 does not allow are refused when the offer is parsed,
+/// with the line; 4 and 22 ice-chars (the minimum) are fine.
+#[test]
+fn offers_with_bad_ice_credentials_do_not_parse() {
+    let good = offer_text();
+    for (from, to, line) in [
+        ("a=ice-ufrag:abcd\n", "a=ice-ufrag:\n".to_owned(), 8),
+        ("a=ice-ufrag:abcd\n", "a=ice-ufrag:abc\n".to_owned(), 8),
+        (
+            "a=ice-ufrag:abcd\n",
+            format!("a=ice-ufrag:{}\n", "u".repeat(100_000)),
+            8,
+        ),
+        ("a=ice-ufrag:abcd\n", "a=ice-ufrag:ab-d\n".to_owned(), 8),
+        (
+            "a=ice-pwd:abcdefghijklmnopqrstuv\n",
+            "a=ice-pwd:abcdefghijklmnopqrstu\n".to_owned(),
+            9,
+        ),
+        (
+            "a=ice-pwd:abcdefghijklmnopqrstuv\n",
+            format!("a=ice-pwd:{}\n", "p".repeat(257)),
+            9,
+        ),
+    ] {
+        let e = SessionDescription::parse(&good.replacen(from, &to, 1)).unwrap_err();
+        let text = e.to_string();
+        let name = if line == 8 { "ice-ufrag" } else { "ice-pwd" };
+        assert!(
+            text.contains(&format!("line {line}")) && text.contains(name),
+            "{to:.40}: {text}"
+        );
+    }
+    assert!(SessionDescription::parse(&good).is_ok());
+}
+
 #[test]
 fn rejects_sections_in_place_with_port_0() {
     let mut c = config(Direction::RecvOnly);

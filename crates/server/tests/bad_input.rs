@@ -227,6 +227,61 @@ fn whep_requests_get_the_right_status_and_a_reason() {
     assert!(!server.log().contains("panicked"), "{}", server.log());
 }
 
+/// Issue 10: an ICE-restart PATCH with an empty, a 100 KB or a non-ice-char ufrag or pwd is
+/// refused with 400 and the RFC 8839 §5.4 reason; the session keeps its ETag, so a good
+/// restart afterwards still works.
+#[test]
+fn ice_restart_with_bad_credentials_is_400() {
+    let server = Server::start(&[]);
+    let res = post(
+        &server,
+        "/whep/sample",
+        &[SDP],
+        fixture("chromium-whep.sdp").as_bytes(),
+    );
+    assert_eq!(res.status, 201, "{}", res.text());
+    let location = res.header("location").expect("Location").to_owned();
+    let etag = res.header("etag").expect("ETag").to_owned();
+    let frag = ("Content-Type", "application/trickle-ice-sdpfrag");
+    let patch = |ufrag: &str, pwd: &str| {
+        let body = format!("a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n");
+        request(
+            server.http,
+            "PATCH",
+            &location,
+            &[frag, ("If-Match", &etag)],
+            body.as_bytes(),
+        )
+        .expect("PATCH")
+    };
+    let pwd = "abcdefghijklmnopqrstuvwxyz";
+    let long = "u".repeat(100 * 1024);
+    for (ufrag, pwd, reason) in [
+        ("", pwd, "ice-ufrag must be 4 to 256 ice-chars long, not 0"),
+        ("abc", pwd, "ice-ufrag must be 4 to 256"),
+        (
+            &long,
+            pwd,
+            "ice-ufrag must be 4 to 256 ice-chars long, not 102400",
+        ),
+        ("ab;d", pwd, "ice-ufrag may only hold ice-chars"),
+        (
+            "abcd",
+            "",
+            "ice-pwd must be 22 to 256 ice-chars long, not 0",
+        ),
+        ("abcd", "tooShort", "ice-pwd must be 22 to 256"),
+        ("abcd", &long, "ice-pwd must be 22 to 256"),
+    ] {
+        assert_refused(&patch(ufrag, pwd), 400, reason);
+    }
+    let ok = patch("abcd", pwd);
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert!(ok.text().contains("a=ice-ufrag:"), "{}", ok.text());
+    let mut server = server;
+    server.assert_running();
+}
+
 /// The issue asks for 404 for an unknown stream; a WHEP player probing with HEAD should
 /// learn it too.
 #[test]

@@ -66,6 +66,9 @@ pub struct Conn {
     pub peer_epoch0_seq: u64,
     /// Master secret and randoms, once connected (RFC 5705 exporter).
     pub exporter: Option<Box<Exporter>>,
+    /// The datagram being handled came from an address the caller validated (ICE): a server
+    /// needs no cookie from it.
+    pub source_validated: bool,
     flight: Flight,
     pub timer: Timer,
     out: VecDeque<Vec<u8>>,
@@ -99,6 +102,7 @@ impl Conn {
             peer_flight_end: None,
             peer_epoch0_seq: 0,
             exporter: None,
+            source_validated: false,
             flight: Flight::default(),
             timer,
             out: VecDeque::new(),

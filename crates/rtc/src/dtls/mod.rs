@@ -174,6 +174,23 @@ impl Dtls {
     /// Records that do not parse, authenticate or fit the replay window are dropped silently
     /// (§4.1.2.7); protocol violations end the connection with a [`DtlsEvent::Failed`].
     pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        self.conn.source_validated = false;
+        self.handle_records(now, datagram);
+    }
+
+    /// [`Dtls::handle_datagram`] for a datagram from an address the caller has already
+    /// proven to be the peer's: ICE received a STUN check from it carrying MESSAGE-INTEGRITY
+    /// under the credentials of this session's SDP. The cookie exchange only proves that the
+    /// ClientHello's source address is real (RFC 6347 §4.2.1), so a server answers such a
+    /// ClientHello at once and saves the HelloVerifyRequest round trip; §4.2.1 lets a
+    /// server omit it. Everything else, the reassembly budgets included, is the same.
+    pub fn handle_validated_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        self.conn.source_validated = true;
+        self.handle_records(now, datagram);
+        self.conn.source_validated = false;
+    }
+
+    fn handle_records(&mut self, now: Instant, datagram: &[u8]) {
         let mut r = Reader::new(datagram, "record");
         while !r.is_empty() && self.active() {
             let before = r.clone();

@@ -1,6 +1,8 @@
 //! Handshake message reassembly (RFC 6347 §4.2.3): fragments from any number of records and
 //! datagrams, in any order, overlapping or duplicated, with bounded memory.
 
+use std::collections::BTreeMap;
+
 use super::msgs::HandshakeHeader;
 
 /// Largest handshake message we accept (certificates of WebRTC peers are ~0.5–2 KiB).
@@ -9,6 +11,17 @@ pub const MAX_MESSAGE_LEN: u32 = 64 * 1024;
 const MAX_AHEAD: u32 = 8;
 /// Total bytes held for incomplete or future messages.
 const MAX_BUFFERED: usize = 128 * 1024;
+/// A fragment that neither starts nor ends its message must carry at least this much: every
+/// implementation fills whole datagrams in the middle of a message (ours at MTU ≥ 200), and
+/// only a message's first fragment may be squeezed into the end of a datagram. Smaller ones
+/// are an attack on the range bookkeeping (one byte each: thousands of ranges).
+pub const MIN_FRAGMENT: usize = 64;
+/// Handshake fragments one connection may send us in all, retransmissions and duplicates
+/// included. A real handshake needs ~10–60 (our largest flight, up to 6 retransmissions).
+pub const MAX_FRAGMENTS: u32 = 512;
+/// Handshake bytes one connection may send us in all (a 10 KB certificate chain sent 7 times
+/// fits several times over).
+pub const MAX_FRAGMENT_BYTES: usize = 256 * 1024;
 
 /// A complete handshake message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,28 +39,37 @@ pub struct Message {
 #[derive(Debug)]
 struct Partial {
     msg: Message,
-    /// Received byte ranges, sorted and merged.
-    ranges: Vec<(u32, u32)>,
+    /// Received byte ranges, start → end, disjoint and not touching: an interval set, so a
+    /// fragment costs O(log n) however the peer overlaps or repeats them (RFC 6347 §4.2.3).
+    ranges: BTreeMap<u32, u32>,
 }
 
 impl Partial {
     fn complete(&self) -> bool {
-        self.ranges
-            .first()
-            .is_some_and(|r| r.0 == 0 && r.1 as usize == self.msg.body.len())
+        self.ranges.len() == 1
+            && self
+                .ranges
+                .first_key_value()
+                .is_some_and(|(&s, &e)| s == 0 && e as usize == self.msg.body.len())
     }
 
-    fn add(&mut self, start: u32, end: u32) {
-        self.ranges.push((start, end));
-        self.ranges.sort_unstable();
-        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(self.ranges.len());
-        for &(s, e) in &self.ranges {
-            match merged.last_mut() {
-                Some(last) if s <= last.1 => last.1 = last.1.max(e),
-                _ => merged.push((s, e)),
+    /// Adds `start..end`, merging it with the ranges it overlaps or touches. Each range is
+    /// removed at most once after it was added, so this is O(log n) amortized.
+    fn add(&mut self, mut start: u32, mut end: u32) {
+        if let Some((&s, &e)) = self.ranges.range(..=start).next_back()
+            && e >= start
+        {
+            if e >= end {
+                return; // nothing new
             }
+            self.ranges.remove(&s);
+            start = s;
         }
-        self.ranges = merged;
+        while let Some((&s, &e)) = self.ranges.range(start..=end).next() {
+            self.ranges.remove(&s);
+            end = end.max(e);
+        }
+        self.ranges.insert(start, end);
     }
 }
 
@@ -63,7 +85,8 @@ pub enum Inserted {
         /// Its fragment_offset.
         offset: u32,
     },
-    /// Too far ahead, too large, inconsistent or over the memory bound.
+    /// Too far ahead, too large, inconsistent, too small, or over the memory bound or the
+    /// connection's budget.
     Dropped,
 }
 
@@ -74,6 +97,9 @@ pub struct Reassembler {
     /// Before a server has verified a cookie it takes a ClientHello of any message_seq.
     any_seq: bool,
     pending: Vec<Partial>,
+    /// Fragments and bytes taken so far, against [`MAX_FRAGMENTS`] and [`MAX_FRAGMENT_BYTES`].
+    fragments: u32,
+    bytes: usize,
 }
 
 impl Reassembler {
@@ -84,6 +110,8 @@ impl Reassembler {
             next_seq: 0,
             any_seq,
             pending: Vec::new(),
+            fragments: 0,
+            bytes: 0,
         }
     }
 
@@ -104,8 +132,28 @@ impl Reassembler {
         self.pending.iter().map(|p| p.msg.body.len()).sum()
     }
 
+    /// Received byte ranges held across all incomplete messages (the bookkeeping a peer's
+    /// fragments cost us).
+    pub fn ranges_kept(&self) -> usize {
+        self.pending.iter().map(|p| p.ranges.len()).sum()
+    }
+
+    /// Handshake fragments taken so far (each counts against [`MAX_FRAGMENTS`]).
+    pub fn fragments_taken(&self) -> u32 {
+        self.fragments
+    }
+
     /// Takes one fragment.
     pub fn insert(&mut self, epoch: u16, h: &HandshakeHeader, fragment: &[u8]) -> Inserted {
+        // The budget counts everything, duplicates and retransmissions of old messages too:
+        // each costs work, and an old one may make us repeat a whole flight.
+        if self.fragments >= MAX_FRAGMENTS
+            || self.bytes.saturating_add(fragment.len()) > MAX_FRAGMENT_BYTES
+        {
+            return Inserted::Dropped;
+        }
+        self.fragments += 1;
+        self.bytes += fragment.len();
         let seq = u32::from(h.message_seq);
         if !self.any_seq && seq < self.next_seq {
             return Inserted::Old {
@@ -121,6 +169,10 @@ impl Reassembler {
         if seq >= limit || h.length > MAX_MESSAGE_LEN {
             return Inserted::Dropped;
         }
+        let end = h.fragment_offset as usize + fragment.len();
+        if h.fragment_offset != 0 && end < h.length as usize && fragment.len() < MIN_FRAGMENT {
+            return Inserted::Dropped;
+        }
         let idx = match self.pending.iter().position(|p| p.msg.seq == h.message_seq) {
             Some(i) => i,
             None => {
@@ -134,7 +186,7 @@ impl Reassembler {
                         epoch,
                         body: vec![0; h.length as usize],
                     },
-                    ranges: Vec::new(),
+                    ranges: BTreeMap::new(),
                 });
                 self.pending.len() - 1
             }
@@ -146,7 +198,7 @@ impl Reassembler {
             return Inserted::Dropped;
         }
         let start = h.fragment_offset as usize;
-        let Some(dst) = p.msg.body.get_mut(start..start + fragment.len()) else {
+        let Some(dst) = p.msg.body.get_mut(start..end) else {
             return Inserted::Dropped;
         };
         dst.copy_from_slice(fragment);

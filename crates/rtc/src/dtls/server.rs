@@ -1,7 +1,8 @@
 //! The server role (RFC 6347 §4.2.1 flights 2, 4 and 6; RFC 5246 §7.3).
 //!
 //! Before a ClientHello returns our cookie the server keeps no handshake state: it answers
-//! with a HelloVerifyRequest computed from the hello itself (RFC 6347 §4.2.1).
+//! with a HelloVerifyRequest computed from the hello itself (RFC 6347 §4.2.1) — unless the
+//! caller vouches for the source address ([`super::Dtls::handle_validated_datagram`]).
 
 use std::time::Instant;
 
@@ -53,7 +54,9 @@ pub fn handle(
     let msg = Handshake::parse(m.msg_type, &m.body)?;
     *state = match (std::mem::replace(state, State::Done), msg) {
         (State::AwaitClientHello { peer_id }, Handshake::ClientHello(ch)) => {
-            if !cookie_ok(&conn.config.cookie_key, &peer_id, &ch) {
+            // From an ICE-validated address the cookie proves nothing more (RFC 6347 §4.2.1
+            // lets the server skip HelloVerifyRequest); it is still accepted if sent.
+            if !conn.source_validated && !cookie_ok(&conn.config.cookie_key, &peer_id, &ch) {
                 let cookie = cookie(&conn.config.cookie_key, &peer_id, &ch);
                 hello_verify_request(conn, m.seq, cookie);
                 State::AwaitClientHello { peer_id }

@@ -46,6 +46,81 @@ impl Credentials {
     }
 }
 
+/// `ice-ufrag = 4*256ice-char` (RFC 8839 §5.4).
+pub const UFRAG_LEN: std::ops::RangeInclusive<usize> = 4..=256;
+/// `ice-pwd = 22*256ice-char` (RFC 8839 §5.4).
+pub const PWD_LEN: std::ops::RangeInclusive<usize> = 22..=256;
+
+/// Why a peer's `a=ice-ufrag` or `a=ice-pwd` is refused (RFC 8839 §5.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialError {
+    /// Too short or too long.
+    #[error("{name} must be {min} to {max} ice-chars long, not {len} (RFC 8839 §5.4)")]
+    Length {
+        /// `ice-ufrag` or `ice-pwd`.
+        name: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The shortest allowed.
+        min: usize,
+        /// The longest allowed.
+        max: usize,
+    },
+    /// Holds something other than ALPHA / DIGIT / "+" / "/".
+    #[error("{name} may only hold ice-chars (ALPHA / DIGIT / \"+\" / \"/\", RFC 8839 §5.4)")]
+    Char {
+        /// `ice-ufrag` or `ice-pwd`.
+        name: &'static str,
+    },
+}
+
+fn check(
+    name: &'static str,
+    value: &str,
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<(), CredentialError> {
+    // Characters first: a multi-byte character would make the byte length misleading.
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    {
+        return Err(CredentialError::Char { name });
+    }
+    if !range.contains(&value.len()) {
+        return Err(CredentialError::Length {
+            name,
+            len: value.len(),
+            min: *range.start(),
+            max: *range.end(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks a peer's `a=ice-ufrag` value: 4 to 256 ice-chars (RFC 8839 §5.4).
+pub fn check_ufrag(ufrag: &str) -> Result<(), CredentialError> {
+    check("ice-ufrag", ufrag, UFRAG_LEN)
+}
+
+/// Checks a peer's `a=ice-pwd` value: 22 to 256 ice-chars (RFC 8839 §5.4).
+pub fn check_pwd(pwd: &str) -> Result<(), CredentialError> {
+    check("ice-pwd", pwd, PWD_LEN)
+}
+
+impl Credentials {
+    /// A peer's credentials, if both are well-formed (RFC 8839 §5.4): what an offer or an
+    /// ICE-restart sdpfrag may carry. An empty or a 100 KB value would otherwise become the
+    /// USERNAME we match and the key of every MESSAGE-INTEGRITY check.
+    pub fn from_peer(ufrag: &str, pwd: &str) -> Result<Self, CredentialError> {
+        check_ufrag(ufrag)?;
+        check_pwd(pwd)?;
+        Ok(Self {
+            ufrag: ufrag.to_owned(),
+            pwd: pwd.to_owned(),
+        })
+    }
+}
+
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials")
@@ -164,6 +239,41 @@ pub const PEER_REFLEXIVE_PREFERENCE: u8 = 110;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peer_credentials_follow_rfc8839() {
+        let pwd22 = "a".repeat(22);
+        assert!(Credentials::from_peer("abcd", &pwd22).is_ok());
+        assert!(Credentials::from_peer(&"U+/9".repeat(64), &"p".repeat(256)).is_ok());
+        let cases = [
+            (
+                "",
+                pwd22.clone(),
+                "ice-ufrag must be 4 to 256 ice-chars long, not 0",
+            ),
+            ("abc", pwd22.clone(), "not 3"),
+            (&*"u".repeat(100_000), pwd22.clone(), "not 100000"),
+            (
+                "abcd",
+                String::new(),
+                "ice-pwd must be 22 to 256 ice-chars long, not 0",
+            ),
+            ("abcd", "a".repeat(21), "not 21"),
+            ("abcd", "a".repeat(257), "not 257"),
+            ("ab d", pwd22.clone(), "ice-ufrag may only hold ice-chars"),
+            (
+                "abcd",
+                format!("{pwd22}="),
+                "ice-pwd may only hold ice-chars",
+            ),
+            ("abcdé", pwd22.clone(), "ice-ufrag may only hold ice-chars"),
+            ("ab:cd", pwd22.clone(), "ice-ufrag may only hold ice-chars"),
+        ];
+        for (ufrag, pwd, reason) in cases {
+            let err = Credentials::from_peer(ufrag, &pwd).unwrap_err().to_string();
+            assert!(err.contains(reason), "{ufrag:.10} {pwd:.10}: {err}");
+        }
+    }
 
     #[test]
     fn credentials_are_ice_chars_of_the_right_length() {

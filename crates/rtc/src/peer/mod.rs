@@ -306,7 +306,8 @@ impl Peer {
                 if !self.selected {
                     self.path = Some((source, local));
                 }
-                self.dtls.handle_datagram(now, buf);
+                // ICE validated the source (checked above), so no cookie round trip.
+                self.dtls.handle_validated_datagram(now, buf);
                 self.drain(now);
                 Received::Nothing
             }

@@ -26,6 +26,8 @@ struct Pair {
     /// Drop every n-th datagram (0: none), counted over both directions.
     drop_every: usize,
     sent: usize,
+    /// Every DTLS datagram delivered, with its direction (true: to the server).
+    dtls: Vec<(bool, Vec<u8>)>,
 }
 
 fn pair(seed: u64) -> Pair {
@@ -70,6 +72,7 @@ fn pair(seed: u64) -> Pair {
         client_events: Vec::new(),
         drop_every: 0,
         sent: 0,
+        dtls: Vec::new(),
     }
 }
 
@@ -107,6 +110,9 @@ impl Pair {
         self.sent += 1;
         if self.drop_every != 0 && self.sent.is_multiple_of(self.drop_every) {
             return;
+        }
+        if demux::classify(&bytes) == Class::Dtls {
+            self.dtls.push((to_server, bytes.clone()));
         }
         let got = if to_server {
             self.server
@@ -204,6 +210,36 @@ fn connects_and_carries_srtp_both_ways() {
         Received::Nothing
     );
     assert_eq!(p.client.stats().srtp_failed, before + 1);
+}
+
+/// The DTLS handshake type of a datagram's first record, if it is a plaintext handshake.
+fn first_handshake_type(d: &[u8]) -> Option<u8> {
+    (d.first() == Some(&22) && d.get(3..5) == Some(&[0, 0])).then(|| d.get(13).copied())?
+}
+
+/// Issue 10: ICE has validated the client's address with a MESSAGE-INTEGRITY check before
+/// any DTLS from it is accepted, so the server answers the first ClientHello with its
+/// ServerHello flight: 4 flights (2 round trips), not 6 with a HelloVerifyRequest.
+#[test]
+fn no_hello_verify_request_after_ice_validated_the_address() {
+    let mut p = pair(3);
+    p.connect();
+    let flights = p.dtls.iter().map(|(to_server, _)| *to_server).fold(
+        Vec::new(),
+        |mut runs: Vec<bool>, dir| {
+            if runs.last() != Some(&dir) {
+                runs.push(dir);
+            }
+            runs
+        },
+    );
+    assert_eq!(flights, [true, false, true, false], "flights by direction");
+    let first_reply = p.dtls.iter().find(|(to_server, _)| !to_server).unwrap();
+    assert_eq!(
+        first_handshake_type(&first_reply.1),
+        Some(2),
+        "the server's first DTLS datagram starts with ServerHello, not HelloVerifyRequest (3)"
+    );
 }
 
 #[test]

@@ -24,7 +24,13 @@ pub(crate) fn validate(attr: &Attribute) -> Result<(), &'static str> {
         "ssrc-group" => SsrcGroup::parse(v()?).map(drop),
         "group" => Group::parse(v()?).map(drop),
         "msid" => Msid::parse(v()?).map(drop),
-        "mid" | "ice-ufrag" | "ice-pwd" if v()?.is_empty() => Err("empty value"),
+        "mid" if v()?.is_empty() => Err("empty value"),
+        // RFC 8839 §5.4: a peer's credentials become the STUN USERNAME we match and the
+        // MESSAGE-INTEGRITY key; refuse what no ICE agent may send.
+        "ice-ufrag" => crate::ice::check_ufrag(v()?)
+            .map_err(|_| "ice-ufrag must be 4 to 256 ice-chars (ALPHA / DIGIT / + / /)"),
+        "ice-pwd" => crate::ice::check_pwd(v()?)
+            .map_err(|_| "ice-pwd must be 22 to 256 ice-chars (ALPHA / DIGIT / + / /)"),
         _ => Ok(()),
     }
 }

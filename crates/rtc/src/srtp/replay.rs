@@ -24,29 +24,38 @@ pub(crate) fn estimate_index(highest: u64, seq: u16) -> u64 {
 }
 
 /// Packets within this many indices of the highest one are checked for replay; older ones are
-/// refused. RFC 3711 §3.3.2 asks for at least 64.
-pub(crate) const WINDOW: u64 = 128;
+/// refused. RFC 3711 §3.3.2 asks for at least 64; a retransmission (RFC 4588) of an early
+/// packet of a large keyframe comes back several hundred packets behind at a few Mbit/s, so
+/// we keep what libsrtp and libwebrtc allow: 1024.
+pub(crate) const WINDOW: u64 = 1024;
+const WORDS: usize = (WINDOW / 64) as usize;
 
 /// A sliding bitmap of the last [`WINDOW`] indices received, anchored at the highest.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ReplayWindow {
     highest: u64,
-    /// Bit `d` set: index `highest - d` was received.
-    seen: u128,
+    /// Bit `d % 64` of word `d / 64` set: index `highest - d` was received.
+    seen: [u64; WORDS],
 }
 
 impl ReplayWindow {
     /// A window whose first (authenticated) packet had `index`.
     pub(crate) fn new(index: u64) -> Self {
+        let mut seen = [0; WORDS];
+        seen[0] = 1;
         Self {
             highest: index,
-            seen: 1,
+            seen,
         }
     }
 
     /// The highest index accepted so far.
     pub(crate) fn highest(&self) -> u64 {
         self.highest
+    }
+
+    fn bit(behind: u64) -> (usize, u64) {
+        ((behind / 64) as usize, 1u64 << (behind % 64))
     }
 
     /// May a packet with `index` be accepted? Checked before authentication, recorded with
@@ -56,8 +65,10 @@ impl ReplayWindow {
             return Ok(());
         };
         if behind >= WINDOW {
-            Err(SrtpError::TooOld)
-        } else if self.seen & (1u128 << behind) != 0 {
+            return Err(SrtpError::TooOld);
+        }
+        let (word, mask) = Self::bit(behind);
+        if self.seen[word] & mask != 0 {
             Err(SrtpError::Replayed)
         } else {
             Ok(())
@@ -67,18 +78,35 @@ impl ReplayWindow {
     /// Records an authenticated packet's index.
     pub(crate) fn accept(&mut self, index: u64) {
         match self.highest.checked_sub(index) {
-            Some(behind) if behind < WINDOW => self.seen |= 1u128 << behind,
+            Some(behind) if behind < WINDOW => {
+                let (word, mask) = Self::bit(behind);
+                self.seen[word] |= mask;
+            }
             Some(_) => {}
             None => {
-                let ahead = index - self.highest;
-                self.seen = if ahead >= WINDOW {
-                    0
-                } else {
-                    self.seen << ahead
-                };
-                self.seen |= 1;
+                self.shift(index - self.highest);
+                self.seen[0] |= 1;
                 self.highest = index;
             }
+        }
+    }
+
+    /// Moves every mark `ahead` places further behind; those past the window fall off.
+    fn shift(&mut self, ahead: u64) {
+        if ahead >= WINDOW {
+            self.seen = [0; WORDS];
+            return;
+        }
+        let words = (ahead / 64) as usize;
+        let bits = (ahead % 64) as u32;
+        for i in (0..WORDS).rev() {
+            let hi = i.checked_sub(words).map_or(0, |j| self.seen[j]);
+            let lo = i.checked_sub(words + 1).map_or(0, |j| self.seen[j]);
+            self.seen[i] = if bits == 0 {
+                hi
+            } else {
+                (hi << bits) | (lo >> (64 - bits))
+            };
         }
     }
 }
@@ -110,19 +138,66 @@ mod tests {
         assert_eq!(w.check(999), Ok(()));
         w.accept(999);
         assert_eq!(w.check(999), Err(SrtpError::Replayed));
-        w.accept(1200);
+        w.accept(1000 + WINDOW);
         assert_eq!(w.check(1000), Err(SrtpError::TooOld));
-        assert_eq!(w.check(1200 - 127), Ok(()));
-        assert_eq!(w.check(1200 - 128), Err(SrtpError::TooOld));
-        w.accept(1201);
-        w.accept(1190);
-        assert_eq!(w.check(1190), Err(SrtpError::Replayed));
-        assert_eq!(w.check(1200), Err(SrtpError::Replayed));
-        assert_eq!(w.check(1199), Ok(()));
-        assert_eq!(w.highest(), 1201);
+        assert_eq!(w.check(1001), Ok(()));
+        w.accept(3000);
+        assert_eq!(w.check(3000 - (WINDOW - 1)), Ok(()));
+        assert_eq!(w.check(3000 - WINDOW), Err(SrtpError::TooOld));
+        w.accept(3001);
+        w.accept(2990);
+        assert_eq!(w.check(2990), Err(SrtpError::Replayed));
+        assert_eq!(w.check(3000), Err(SrtpError::Replayed));
+        assert_eq!(w.check(2999), Ok(()));
+        assert_eq!(w.highest(), 3001);
         // A jump beyond the window forgets everything but the new index.
-        w.accept(5000);
-        assert_eq!(w.check(4999), Ok(()));
-        assert_eq!(w.check(5000), Err(SrtpError::Replayed));
+        w.accept(9000);
+        assert_eq!(w.check(8999), Ok(()));
+        assert_eq!(w.check(9000), Err(SrtpError::Replayed));
+    }
+
+    /// The retransmission of a keyframe's first packet, ~700 packets later (a 700 KB keyframe
+    /// at 6 Mbit/s), is still inside the window: libsrtp and libwebrtc accept it too.
+    #[test]
+    fn window_takes_a_retransmission_700_packets_late() {
+        let mut w = ReplayWindow::new(10_000);
+        for i in 10_002..10_700 {
+            w.accept(i);
+        }
+        assert_eq!(w.check(10_001), Ok(()));
+        w.accept(10_001);
+        assert_eq!(w.check(10_001), Err(SrtpError::Replayed));
+        assert_eq!(w.check(10_000), Err(SrtpError::Replayed));
+    }
+
+    /// The word-wise shift against a set of every index seen, over jumps of every size.
+    #[test]
+    fn window_matches_a_model() {
+        let mut w = ReplayWindow::new(0);
+        let mut seen = std::collections::BTreeSet::from([0u64]);
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let highest = w.highest();
+            let index = match x % 4 {
+                0 => highest + 1 + (x >> 8) % 130,
+                1 => highest + (x >> 8) % 1100,
+                _ => highest.saturating_sub((x >> 8) % 1100),
+            };
+            let expected = if index + WINDOW <= highest {
+                Err(SrtpError::TooOld)
+            } else if seen.contains(&index) {
+                Err(SrtpError::Replayed)
+            } else {
+                Ok(())
+            };
+            assert_eq!(w.check(index), expected, "index {index} highest {highest}");
+            if expected.is_ok() {
+                w.accept(index);
+                seen.insert(index);
+            }
+        }
     }
 }

@@ -267,10 +267,10 @@ fn roc_follows_wrap_and_reordering() {
         let again = protect(&mut tx, &rtp(65535, 7, &[255]));
         assert_eq!(again, wires[3]);
         assert_eq!(unprotect(&mut rx, &again), Err(SrtpError::Replayed));
-        // Far behind the window.
+        // Far behind the window (1024 packets, RFC 3711 §3.3.2).
         let mut tx2 = session(profile);
         let old = protect(&mut tx2, &rtp(100, 8, b"a"));
-        let new = protect(&mut tx2, &rtp(400, 8, b"b"));
+        let new = protect(&mut tx2, &rtp(100 + 1024, 8, b"b"));
         unprotect(&mut rx, &new).unwrap();
         assert_eq!(unprotect(&mut rx, &old), Err(SrtpError::TooOld));
     }

@@ -222,7 +222,10 @@ impl MediaLoop {
         };
         while self.net.recv(&mut batch) > 0 {
             for datagram in batch.iter_mut() {
-                self.handle_datagram(now, datagram.source, datagram.local, datagram.bytes);
+                // The kernel's receive time, not this wake-up's: TWCC and jitter must not
+                // measure our own queueing (issue 10).
+                let (at, from, local) = (datagram.arrival, datagram.source, datagram.local);
+                self.handle_datagram(at, from, local, datagram.bytes);
             }
             self.fan_out(now);
         }
@@ -476,11 +479,10 @@ impl MediaLoop {
                 "an ICE restart needs both a=ice-ufrag and a=ice-pwd".into(),
             ));
         };
+        let remote = Credentials::from_peer(&ufrag, &pwd)
+            .map_err(|e| EngineError::BadFragment(e.to_string()))?;
         let local = Credentials::random(&mut self.rng);
-        if !session
-            .peer
-            .restart_ice(now, local.clone(), &Credentials { ufrag, pwd })
-        {
+        if !session.peer.restart_ice(now, local.clone(), &remote) {
             return Err(EngineError::Unanswerable(
                 "this session cannot restart ICE".into(),
             ));

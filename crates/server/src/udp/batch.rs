@@ -2,6 +2,7 @@
 //! [`SendBatch`] (a queue of datagrams written in place, sent by `UdpIo::flush`).
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
 
 use super::sys::{self, RecvMeta};
 
@@ -19,6 +20,9 @@ pub struct Datagram<'a> {
     pub local: SocketAddr,
     /// The payload, mutable so SRTP can be unprotected in place.
     pub bytes: &'a mut [u8],
+    /// When the kernel received it (SO_TIMESTAMPNS), or when the batch was read if the
+    /// kernel gave no stamp: what RTP arrival times (TWCC, jitter) must be measured from.
+    pub arrival: Instant,
 }
 
 /// Reused receive buffers: up to `capacity` datagrams of [`SLOT`] bytes each.
@@ -28,6 +32,8 @@ pub struct RecvBatch {
     pub(super) meta: Vec<RecvMeta>,
     /// Local addresses, parallel to `meta` (filled by `UdpIo`).
     pub(super) local: Vec<SocketAddr>,
+    /// Arrival times, parallel to `meta` (filled by `UdpIo`).
+    pub(super) arrival: Vec<Instant>,
     pub(super) len: usize,
 }
 
@@ -39,6 +45,7 @@ impl RecvBatch {
             storage: vec![0; n * SLOT],
             meta: vec![RecvMeta::EMPTY; n],
             local: vec![RecvMeta::EMPTY.source; n],
+            arrival: vec![Instant::now(); n],
             len: 0,
         }
     }
@@ -58,16 +65,17 @@ impl RecvBatch {
 
     /// The datagrams of the last receive, in arrival order.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = Datagram<'_>> {
-        let items = self.meta.iter().zip(&self.local).take(self.len);
+        let items = self.meta.iter().zip(&self.local).zip(&self.arrival);
         self.storage
             .chunks_exact_mut(SLOT)
-            .zip(items)
-            .filter(|(_, (m, _))| !m.truncated)
-            .filter_map(|(buf, (m, &local))| {
+            .zip(items.take(self.len))
+            .filter(|(_, ((m, _), _))| !m.truncated)
+            .filter_map(|(buf, ((m, &local), &arrival))| {
                 Some(Datagram {
                     source: m.source,
                     local,
                     bytes: buf.get_mut(..m.len)?,
+                    arrival,
                 })
             })
     }

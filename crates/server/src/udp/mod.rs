@@ -19,6 +19,7 @@ mod tests;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
@@ -111,6 +112,9 @@ impl UdpIo {
                 true => sys::set_opt(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)?,
             }
         }
+        // Each datagram's kernel receive time, so a busy media thread does not pass its own
+        // queueing off as network delay (TWCC arrival deltas, RR jitter); best effort.
+        let _ = sys::set_opt(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1);
         // Bigger buffers absorb bursts (a keyframe to many viewers); best effort.
         let _ = sys::set_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, SOCKET_BUFFER);
         let _ = sys::set_opt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, SOCKET_BUFFER);
@@ -190,7 +194,11 @@ impl UdpIo {
                 Err(e) => return Err(e),
             }
         };
-        for (m, local) in batch.meta.iter_mut().zip(&mut batch.local).take(n) {
+        // One reading of both clocks per batch maps the kernel's realtime stamps to Instants.
+        let clocks = (SystemTime::now(), Instant::now());
+        let items = batch.meta.iter_mut().zip(&mut batch.local);
+        for ((m, local), arrival) in items.zip(&mut batch.arrival).take(n) {
+            *arrival = arrival_instant(m.stamp, clocks);
             m.source = canonical(m.source);
             let ip = m.dst.filter(|_| self.wildcard).unwrap_or(self.local.ip());
             *local = canonical(SocketAddr::new(ip, self.local.port()));
@@ -374,6 +382,23 @@ struct Planned {
 }
 
 /// EIO (no checksum offload) or EINVAL (segment too big for the device) on a GSO send.
+/// A stamp this much older than the batch is taken for a step of the realtime clock (NTP)
+/// rather than for time spent in the socket buffer, and replaced by the batch's time.
+const MAX_STAMP_AGE: Duration = Duration::from_secs(2);
+
+/// The `Instant` a datagram arrived, from its kernel stamp (CLOCK_REALTIME since the epoch)
+/// and one `(SystemTime, Instant)` pair read right after the batch was received. Linux stamps
+/// received datagrams on the realtime clock only (SO_TIMESTAMPING included, short of a NIC's
+/// own clock), so the stamp's age on that clock is subtracted from the monotonic now. Without
+/// a stamp, or with one in the future or implausibly old (the clock was stepped), the
+/// datagram arrived "now".
+fn arrival_instant(stamp: Option<Duration>, (wall, now): (SystemTime, Instant)) -> Instant {
+    let age = stamp.and_then(|s| wall.duration_since(UNIX_EPOCH).ok()?.checked_sub(s));
+    age.filter(|a| *a <= MAX_STAMP_AGE)
+        .and_then(|a| now.checked_sub(a))
+        .unwrap_or(now)
+}
+
 fn gso_refused(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::EINVAL))
 }

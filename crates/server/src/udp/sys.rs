@@ -1,6 +1,7 @@
 //! The server's only platform code: Linux `recvmmsg`/`sendmmsg` with the control messages
-//! IP_PKTINFO / IPV6_PKTINFO (which local address a datagram came to, or leaves from) and
-//! UDP_SEGMENT (GSO: one `sendmsg` header carries several equal-sized datagrams).
+//! IP_PKTINFO / IPV6_PKTINFO (which local address a datagram came to, or leaves from),
+//! SCM_TIMESTAMPNS (when the kernel received it) and UDP_SEGMENT (GSO: one `sendmsg` header
+//! carries several equal-sized datagrams).
 //!
 //! Everything here is plain data in, plain data out; the policy (batching, GSO grouping,
 //! fallbacks, counters) lives in the safe code of `udp/mod.rs`.
@@ -17,13 +18,15 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 use std::ops::Range;
 use std::os::fd::RawFd;
 use std::ptr;
+use std::time::Duration;
 
 /// Most messages (`mmsghdr`s) one `recvmmsg`/`sendmmsg` call takes.
 pub(super) const MAX_MSGS: usize = 64;
 /// Most datagrams (`iovec`s) one `sendmmsg` call carries over all its messages.
 pub(super) const MAX_IOVS: usize = 512;
-/// Room for the control messages of one datagram: IPV6_PKTINFO (40) + UDP_SEGMENT (24).
-const CMSG_BUF: usize = 64;
+/// Room for the control messages of one datagram: IPV6_PKTINFO (40) + SCM_TIMESTAMPNS (32)
+/// received, IPV6_PKTINFO + UDP_SEGMENT (24) sent.
+const CMSG_BUF: usize = 80;
 
 /// Control-message space, aligned for `cmsghdr` as the CMSG_* macros require.
 #[repr(C, align(8))]
@@ -49,6 +52,9 @@ pub(super) struct RecvMeta {
     pub len: usize,
     /// The datagram was longer than the buffer (MSG_TRUNC): the bytes are incomplete.
     pub truncated: bool,
+    /// When the kernel received it (SO_TIMESTAMPNS, if enabled): CLOCK_REALTIME, as time
+    /// since the Unix epoch.
+    pub stamp: Option<Duration>,
 }
 
 impl RecvMeta {
@@ -57,6 +63,7 @@ impl RecvMeta {
         dst: None,
         len: 0,
         truncated: true,
+        stamp: None,
     };
 }
 
@@ -130,11 +137,13 @@ pub(super) fn recv_mmsg(
     }
     let got = (got as usize).min(n);
     for ((m, h), name) in meta.iter_mut().zip(&hdrs).zip(&names).take(got) {
+        let (dst, stamp) = recv_cmsgs(&h.msg_hdr);
         *m = RecvMeta {
             source: from_storage(name).unwrap_or(RecvMeta::EMPTY.source),
-            dst: pktinfo(&h.msg_hdr),
+            dst,
             len: h.msg_len as usize,
             truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+            stamp,
         };
     }
     Ok(got)
@@ -247,8 +256,10 @@ fn put_cmsg<T: Copy>(buf: &mut Cmsgs, off: &mut usize, level: i32, kind: i32, va
     *off += space;
 }
 
-/// The destination address of a received datagram, from its IP_PKTINFO / IPV6_PKTINFO.
-fn pktinfo(hdr: &libc::msghdr) -> Option<IpAddr> {
+/// The destination address of a received datagram, from its IP_PKTINFO / IPV6_PKTINFO, and
+/// its kernel receive time, from SCM_TIMESTAMPNS.
+fn recv_cmsgs(hdr: &libc::msghdr) -> (Option<IpAddr>, Option<Duration>) {
+    let (mut dst, mut stamp) = (None, None);
     // SAFETY: `hdr` came back from `recvmmsg`: `msg_control` points at a live `Cmsgs` and
     // `msg_controllen` is what the kernel wrote there, which bounds every CMSG_* step; each
     // payload is read unaligned only after checking its length.
@@ -262,20 +273,29 @@ fn pktinfo(hdr: &libc::msghdr) -> Option<IpAddr> {
                     if len >= libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as usize =>
                 {
                     let info = data.cast::<libc::in_pktinfo>().read_unaligned();
-                    return Some(Ipv4Addr::from(info.ipi_addr.s_addr.to_ne_bytes()).into());
+                    dst = Some(Ipv4Addr::from(info.ipi_addr.s_addr.to_ne_bytes()).into());
                 }
                 (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO)
                     if len >= libc::CMSG_LEN(size_of::<libc::in6_pktinfo>() as u32) as usize =>
                 {
                     let info = data.cast::<libc::in6_pktinfo>().read_unaligned();
-                    return Some(Ipv6Addr::from(info.ipi6_addr.s6_addr).into());
+                    dst = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr).into());
+                }
+                (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS)
+                    if len >= libc::CMSG_LEN(size_of::<libc::timespec>() as u32) as usize =>
+                {
+                    let ts = data.cast::<libc::timespec>().read_unaligned();
+                    stamp = match (u64::try_from(ts.tv_sec), u32::try_from(ts.tv_nsec)) {
+                        (Ok(s), Ok(ns)) if ns < 1_000_000_000 => Some(Duration::new(s, ns)),
+                        _ => None,
+                    };
                 }
                 _ => {}
             }
             c = libc::CMSG_NXTHDR(hdr, c);
         }
     }
-    None
+    (dst, stamp)
 }
 
 /// A kernel socket address; IPv4 is written v4-mapped for an AF_INET6 socket.

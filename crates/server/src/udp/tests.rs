@@ -473,3 +473,62 @@ fn the_media_thread_can_own_it() {
     moves_to_a_thread::<RecvBatch>();
     moves_to_a_thread::<SendBatch>();
 }
+
+/// Issue 10: each datagram carries its kernel receive time, not the time we got round to
+/// reading it. Three datagrams 30 ms apart, read 150 ms after the last: their stamps lie
+/// before the read (by well over half the wait), in order, about 30 ms apart.
+#[test]
+fn arrival_is_the_kernel_receive_time_not_the_read() {
+    for addr in ["127.0.0.1:0", "[::]:0"] {
+        let mut io = UdpIo::bind(addr.parse().unwrap()).unwrap();
+        let s = peer("127.0.0.1:0");
+        let dst = to(&io, "127.0.0.1");
+        let mut sent = Vec::new();
+        for i in 0..3u16 {
+            if i > 0 {
+                std::thread::sleep(Duration::from_millis(30));
+            }
+            sent.push(Instant::now());
+            s.send_to(&payload(1, i, 100), dst).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(150));
+        let read_at = Instant::now();
+        let mut batch = RecvBatch::new(8);
+        assert_eq!(io.recv_batch(&mut batch).unwrap(), 3, "{addr}");
+        let arrivals: Vec<Instant> = batch.iter_mut().map(|d| d.arrival).collect();
+        for (i, (&at, &sent_at)) in arrivals.iter().zip(&sent).enumerate() {
+            assert!(
+                at < read_at - Duration::from_millis(75),
+                "{addr}: datagram {i} stamped {:?} before the read",
+                read_at - at
+            );
+            // Loopback delivery is immediate; allow for clock granularity on both ends.
+            assert!(
+                at + Duration::from_millis(5) >= sent_at,
+                "{addr}: {i} before sent"
+            );
+        }
+        for w in arrivals.windows(2) {
+            let gap = w[1].saturating_duration_since(w[0]);
+            assert!(gap >= Duration::from_millis(20), "{addr}: gap {gap:?}");
+        }
+    }
+}
+
+/// The realtime-to-monotonic mapping: age on the wall clock, subtracted from now; no stamp,
+/// a stamp from the future or one older than [`MAX_STAMP_AGE`] (a clock step) mean now.
+#[test]
+fn kernel_stamps_map_to_instants() {
+    let now = Instant::now();
+    let wall = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let since = wall.duration_since(UNIX_EPOCH).unwrap();
+    let ms = Duration::from_millis;
+    assert_eq!(
+        arrival_instant(Some(since - ms(40)), (wall, now)),
+        now - ms(40)
+    );
+    assert_eq!(arrival_instant(Some(since), (wall, now)), now);
+    assert_eq!(arrival_instant(None, (wall, now)), now);
+    assert_eq!(arrival_instant(Some(since + ms(5)), (wall, now)), now);
+    assert_eq!(arrival_instant(Some(since - ms(60_000)), (wall, now)), now);
+}
