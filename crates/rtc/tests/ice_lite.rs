@@ -560,7 +560,10 @@ fn nat_rebinding_moves_the_selection_at_once() {
     assert_eq!(a.selected_pair(), Some((rebound, local())));
     // Media goes to the new address while the consent timer follows its checks.
     check_from(&mut a, t0 + ms(7600), rebound, 100, true);
-    assert_eq!(a.poll_timeout(), Some(t0 + ms(7600) + Duration::from_secs(30)));
+    assert_eq!(
+        a.poll_timeout(),
+        Some(t0 + ms(7600) + Duration::from_secs(30))
+    );
 }
 
 /// Aggressive nomination of two pairs of equal PRIORITY: the later one wins once, and the
@@ -613,15 +616,15 @@ fn forgotten_pairs_are_reported_and_bounded() {
         check_from(&mut a, t0 + ms(u64::from(n)), from, 0, false);
         assert!(count(&mut a).0 <= rtc::ice::MAX_PAIRS);
     }
-    assert_eq!(count(&mut a), (rtc::ice::MAX_PAIRS, 201 - rtc::ice::MAX_PAIRS));
+    assert_eq!(
+        count(&mut a),
+        (rtc::ice::MAX_PAIRS, 201 - rtc::ice::MAX_PAIRS)
+    );
     // 20 s later every pair but the selected one is stale: one new pair sweeps them all.
     check_from(&mut a, t0 + ms(10), peer(0), 1, false);
     check_from(&mut a, t0 + Duration::from_secs(20), peer(7), 0, false);
     let removed_before = 201 - rtc::ice::MAX_PAIRS;
-    assert_eq!(
-        count(&mut a),
-        (2, removed_before + rtc::ice::MAX_PAIRS - 1)
-    );
+    assert_eq!(count(&mut a), (2, removed_before + rtc::ice::MAX_PAIRS - 1));
     assert_eq!(a.selected_pair(), Some((peer(0), local())));
 }
 

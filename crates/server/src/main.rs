@@ -67,9 +67,9 @@ async fn serve(config: Config, engine: EngineHandle, udp_addr: SocketAddr) -> an
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server failed")
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("HTTP server failed")
 }
 
 /// Ctrl-C (SIGINT) or SIGTERM.

@@ -110,7 +110,13 @@ mod tests {
         // 1024 × 4 with work left each time, then 904 and done.
         assert_eq!(
             rounds,
-            [(1024, true), (1024, true), (1024, true), (1024, true), (904, false)]
+            [
+                (1024, true),
+                (1024, true),
+                (1024, true),
+                (1024, true),
+                (904, false)
+            ]
         );
     }
 

@@ -227,7 +227,8 @@ impl MediaLoop {
             "commands_refused_total",
             "counter",
             "HTTP requests refused because the media thread's queue was full.",
-            self.commands_refused.load(std::sync::atomic::Ordering::Relaxed),
+            self.commands_refused
+                .load(std::sync::atomic::Ordering::Relaxed),
         );
         put(
             "stun_errors_suppressed_total",

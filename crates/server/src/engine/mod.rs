@@ -479,8 +479,10 @@ impl MediaLoop {
             && let Some(old) = self.pending.insert(key, client, now)
         {
             self.limits.pending_evicted += 1;
-            self.ended
-                .push((old, "no ICE check yet, and newer offers need the room".into()));
+            self.ended.push((
+                old,
+                "no ICE check yet, and newer offers need the room".into(),
+            ));
         }
         Ok(created)
     }
