@@ -527,6 +527,107 @@ fn many_addresses_stay_bounded() {
     check_from(&mut a, t0 + Duration::from_secs(1), peer(0), 1, false);
 }
 
+/// A NAT rebinding: the peer's checks (with the same PRIORITY, as its candidate did not
+/// change) suddenly come from a new address. The new pair must be selected at its first
+/// nominating check, not once the dead one has been quiet for 15 s.
+#[test]
+fn nat_rebinding_moves_the_selection_at_once() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let mut a = agent(t0, true);
+    // The browser checks its nominated pair every 2.5 s, USE-CANDIDATE on each (libwebrtc).
+    for i in 0..3 {
+        check_from(&mut a, t0 + ms(2500 * i), peer(1), 100, true);
+    }
+    events(&mut a);
+    assert_eq!(a.selected_pair(), Some((peer(1), local())));
+    // The NAT maps the same client port to a new public port.
+    let rebound = SocketAddr::from(([198, 51, 100, 1], 61000));
+    check_from(&mut a, t0 + ms(5100), rebound, 100, true);
+    assert_eq!(
+        events(&mut a),
+        [
+            IceEvent::AddressValidated {
+                remote: rebound,
+                local: local()
+            },
+            IceEvent::SelectedPairChanged {
+                remote: rebound,
+                local: local()
+            }
+        ]
+    );
+    assert_eq!(a.selected_pair(), Some((rebound, local())));
+    // Media goes to the new address while the consent timer follows its checks.
+    check_from(&mut a, t0 + ms(7600), rebound, 100, true);
+    assert_eq!(
+        a.poll_timeout(),
+        Some(t0 + ms(7600) + Duration::from_secs(30))
+    );
+}
+
+/// Aggressive nomination of two pairs of equal PRIORITY: the later one wins once, and the
+/// selection then stays (the time a pair was first nominated does not move).
+#[test]
+fn equal_priority_pairs_nominated_on_every_check_do_not_flap() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let mut a = agent(t0, true);
+    let mut changes = 0;
+    for i in 0..40 {
+        check_from(&mut a, t0 + ms(100 * i), peer(1), 100, true);
+        check_from(&mut a, t0 + ms(100 * i + 50), peer(2), 100, true);
+        changes += events(&mut a)
+            .iter()
+            .filter(|e| matches!(e, IceEvent::SelectedPairChanged { .. }))
+            .count();
+    }
+    assert_eq!(changes, 1);
+    assert_eq!(a.selected_pair(), Some((peer(2), local())));
+}
+
+/// Valid checks from many addresses: the agent keeps at most MAX_PAIRS, reports each one it
+/// forgets (so the server can forget its route), forgets stale ones first, and never the
+/// selected pair.
+#[test]
+fn forgotten_pairs_are_reported_and_bounded() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let mut a = agent(t0, true);
+    check_from(&mut a, t0, peer(0), 1, true);
+    events(&mut a);
+    let (mut kept, mut removed) = (1usize, 0usize);
+    let mut count = |a: &mut IceLite| {
+        for e in events(a) {
+            match e {
+                IceEvent::AddressValidated { .. } => kept += 1,
+                IceEvent::AddressRemoved { remote, .. } => {
+                    assert_ne!(remote, peer(0), "the selected pair was forgotten");
+                    kept -= 1;
+                    removed += 1;
+                }
+                _ => {}
+            }
+        }
+        (kept, removed)
+    };
+    for n in 1..=200u16 {
+        let from = SocketAddr::from(([203, 0, 113, (n % 250) as u8], 1000 + n));
+        check_from(&mut a, t0 + ms(u64::from(n)), from, 0, false);
+        assert!(count(&mut a).0 <= rtc::ice::MAX_PAIRS);
+    }
+    assert_eq!(
+        count(&mut a),
+        (rtc::ice::MAX_PAIRS, 201 - rtc::ice::MAX_PAIRS)
+    );
+    // 20 s later every pair but the selected one is stale: one new pair sweeps them all.
+    check_from(&mut a, t0 + ms(10), peer(0), 1, false);
+    check_from(&mut a, t0 + Duration::from_secs(20), peer(7), 0, false);
+    let removed_before = 201 - rtc::ice::MAX_PAIRS;
+    assert_eq!(count(&mut a), (2, removed_before + rtc::ice::MAX_PAIRS - 1));
+    assert_eq!(a.selected_pair(), Some((peer(0), local())));
+}
+
 #[test]
 fn consent_expires_after_30_s_without_checks_from_the_selected_pair() {
     let t0 = Instant::now();

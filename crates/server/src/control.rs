@@ -5,8 +5,10 @@
 //! thread (see [`EngineHandle`]).
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, TrySendError};
 
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -31,6 +33,8 @@ pub enum Command {
         role: Role,
         stream: String,
         offer: String,
+        /// The HTTP client's address: pending sessions are capped per client.
+        client: IpAddr,
         reply: oneshot::Sender<Result<Created, EngineError>>,
     },
     /// A trickle-ICE / ICE-restart PATCH (`application/trickle-ice-sdpfrag`).
@@ -122,11 +126,14 @@ pub enum EngineError {
     Overloaded,
 }
 
-/// The HTTP side's handle on the media thread.
+/// The HTTP side's handle on the media thread. Its queue is bounded: when the media thread
+/// is behind, a request is refused at once ([`CallError::Busy`], a 503) instead of queueing
+/// without end.
 #[derive(Clone)]
 pub struct EngineHandle {
-    tx: mpsc::Sender<Command>,
+    tx: mpsc::SyncSender<Command>,
     wake: Arc<dyn Fn() + Send + Sync>,
+    refused: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for EngineHandle {
@@ -135,26 +142,51 @@ impl fmt::Debug for EngineHandle {
     }
 }
 
-/// The media thread has stopped.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("the media thread is not running")]
-pub struct EngineGone;
+/// Why a command got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The media thread has stopped.
+    #[error("the media thread is not running")]
+    Gone,
+    /// The media thread's queue is full (it is behind): try again shortly.
+    #[error("the media thread is busy, try again")]
+    Busy,
+}
 
 impl EngineHandle {
     /// A handle sending on `tx` and calling `wake` after each command so the media thread,
     /// which may be blocked in poll, looks at its queue.
-    pub fn new(tx: mpsc::Sender<Command>, wake: Arc<dyn Fn() + Send + Sync>) -> Self {
-        Self { tx, wake }
+    pub fn new(tx: mpsc::SyncSender<Command>, wake: Arc<dyn Fn() + Send + Sync>) -> Self {
+        Self {
+            tx,
+            wake,
+            refused: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Counts commands refused for a full queue in `refused` (which the metrics read).
+    pub fn counting_refusals(mut self, refused: Arc<AtomicU64>) -> Self {
+        self.refused = refused;
+        self
     }
 
     /// Sends the command `make` builds around a reply channel and waits for the reply.
     pub async fn call<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
-    ) -> Result<T, EngineGone> {
+    ) -> Result<T, CallError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(make(reply)).map_err(|_| EngineGone)?;
+        match self.tx.try_send(make(reply)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                // It is behind, not asleep; still, make sure it looks at its queue.
+                (self.wake)();
+                return Err(CallError::Busy);
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(CallError::Gone),
+        }
         (self.wake)();
-        rx.await.map_err(|_| EngineGone)
+        rx.await.map_err(|_| CallError::Gone)
     }
 }

@@ -61,11 +61,15 @@ async fn serve(config: Config, engine: EngineHandle, udp_addr: SocketAddr) -> an
     });
     // `into_make_service` readies the router once; served as a plain `Router`, axum rebuilds
     // its route table for every connection (`Router::with_state(())` in its
-    // `Service<IncomingStream>`), ~3 % of the server's CPU in a WHEP join storm.
-    axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server failed")
+    // `Service<IncomingStream>`), ~3 % of the server's CPU in a WHEP join storm. The client's
+    // address goes with each request: pending sessions are capped per client.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("HTTP server failed")
 }
 
 /// Ctrl-C (SIGINT) or SIGTERM.

@@ -19,8 +19,9 @@ pub const NOMINATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// nominated pair that has (three of RFC 7675's 5-second consent intervals).
 pub const PAIR_STALE_AFTER: Duration = Duration::from_secs(15);
 
-/// Most address pairs remembered per agent; the least recently checked one goes first.
-const MAX_PAIRS: usize = 16;
+/// Most address pairs remembered per agent. When a new one needs room, the pairs stale for
+/// [`PAIR_STALE_AFTER`] go first, then the least recently checked; the selected pair stays.
+pub const MAX_PAIRS: usize = 16;
 
 /// Most datagrams queued when the caller does not poll; the oldest are dropped first.
 const MAX_QUEUED: usize = 64;
@@ -35,10 +36,17 @@ const MAX_QUEUED: usize = 64;
 ///
 /// **Selection**: the nominated pair with the highest PRIORITY among those checked within
 /// [`PAIR_STALE_AFTER`] is selected, and the selection only moves when a better pair is
-/// nominated or the selected one goes quiet. This works for regular nomination (one
-/// USE-CANDIDATE), aggressive nomination (USE-CANDIDATE on every check, RFC 5245 §8.1.1.2:
-/// "highest priority nominated pair"), and for a browser that renominates after a network
-/// change (its old pair goes quiet).
+/// nominated, a pair of equal PRIORITY is nominated later than the selected one was, or the
+/// selected one goes quiet. This works for regular nomination (one USE-CANDIDATE),
+/// aggressive nomination (USE-CANDIDATE on every check, RFC 5245 §8.1.1.2: "highest
+/// priority nominated pair"; the time a pair was *first* nominated does not move, so two
+/// equal pairs do not flap), for a browser that renominates after a network change (its old
+/// pair goes quiet), and for a NAT rebinding: the peer's checks arrive from a new address
+/// with the same PRIORITY, and the newly nominated pair wins at once rather than after the
+/// old one has been quiet for [`PAIR_STALE_AFTER`].
+///
+/// **Bounds**: at most [`MAX_PAIRS`] pairs; each forgotten one is reported as
+/// [`IceEvent::AddressRemoved`] so the I/O layer can forget its route too.
 ///
 /// **Consent** (RFC 7675): a lite agent sends no checks, so consent is judged by the peer's
 /// checks: none accepted from the selected pair for [`CONSENT_TIMEOUT`] → `Disconnected`.
@@ -61,7 +69,8 @@ struct Pair {
     local: SocketAddr,
     /// The PRIORITY of the peer's last check on this pair (RFC 8445 §7.1.1).
     priority: u32,
-    nominated: bool,
+    /// When a check first nominated this pair (again after it had gone stale).
+    nominated: Option<Instant>,
     last_check: Instant,
 }
 
@@ -230,12 +239,12 @@ impl IceLite {
         let index = match self.pair_index((remote, local)) {
             Some(i) => i,
             None => {
-                self.make_room();
+                self.make_room(now);
                 self.pairs.push(Pair {
                     remote,
                     local,
                     priority,
-                    nominated: false,
+                    nominated: None,
                     last_check: now,
                 });
                 self.events
@@ -244,25 +253,54 @@ impl IceLite {
             }
         };
         if let Some(pair) = self.pairs.get_mut(index) {
+            let stale = now.saturating_duration_since(pair.last_check) >= PAIR_STALE_AFTER;
+            if nominate && (pair.nominated.is_none() || stale) {
+                pair.nominated = Some(now);
+            }
             pair.priority = priority;
             pair.last_check = now;
-            pair.nominated |= nominate;
         }
         self.reselect(now);
     }
 
-    fn make_room(&mut self) {
+    /// Before a new pair is added: forgets the stale pairs, or if none is, the least
+    /// recently checked one — never the selected pair.
+    fn make_room(&mut self, now: Instant) {
         if self.pairs.len() < MAX_PAIRS {
             return;
         }
         let selected = self.selected;
+        let keep = |p: &Pair| {
+            Some((p.remote, p.local)) == selected
+                || now.saturating_duration_since(p.last_check) < PAIR_STALE_AFTER
+        };
+        let mut i = 0;
+        while let Some(p) = self.pairs.get(i) {
+            if keep(p) {
+                i += 1;
+            } else {
+                let p = self.pairs.swap_remove(i);
+                self.forget(p);
+            }
+        }
+        if self.pairs.len() < MAX_PAIRS {
+            return;
+        }
         let oldest = (self.pairs.iter().enumerate())
             .filter(|(_, p)| Some((p.remote, p.local)) != selected)
             .min_by_key(|(_, p)| p.last_check)
             .map(|(i, _)| i);
         if let Some(i) = oldest {
-            self.pairs.swap_remove(i);
+            let p = self.pairs.swap_remove(i);
+            self.forget(p);
         }
+    }
+
+    fn forget(&mut self, p: Pair) {
+        self.events.push_back(IceEvent::AddressRemoved {
+            remote: p.remote,
+            local: p.local,
+        });
     }
 
     fn pair_index(&self, key: (SocketAddr, SocketAddr)) -> Option<usize> {
@@ -271,16 +309,18 @@ impl IceLite {
 
     fn reselect(&mut self, now: Instant) {
         let fresh = |p: &Pair| now.saturating_duration_since(p.last_check) < PAIR_STALE_AFTER;
+        // Equal PRIORITY: the pair nominated last (a NAT rebinding's new address).
+        let rank = |p: &Pair| (p.priority, p.nominated);
         let Some(best) = (self.pairs.iter())
-            .filter(|p| p.nominated && fresh(p))
-            .max_by_key(|p| p.priority)
+            .filter(|p| p.nominated.is_some() && fresh(p))
+            .max_by_key(|p| rank(p))
         else {
             return;
         };
         let current = self.selected.and_then(|k| self.pair_index(k));
         let switch = match current.and_then(|i| self.pairs.get(i)) {
             None => true,
-            Some(c) => !fresh(c) || best.priority > c.priority,
+            Some(c) => !fresh(c) || rank(best) > rank(c),
         };
         let key = (best.remote, best.local);
         if !switch || self.selected == Some(key) {

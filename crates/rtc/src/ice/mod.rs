@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use controlling::{ControllingConfig, IceControlling};
-pub use lite::{IceLite, NOMINATION_TIMEOUT, PAIR_STALE_AFTER};
+pub use lite::{IceLite, MAX_PAIRS, NOMINATION_TIMEOUT, PAIR_STALE_AFTER};
 
 use crate::rand::Rng;
 use crate::stun::{Class, StunError};
@@ -147,6 +147,15 @@ pub enum IceEvent {
     /// address is the peer's (RFC 8445 §7.3.1.3 peer-reflexive learning), so the I/O layer
     /// may route other datagrams from it to this agent's session. Lite agent only.
     AddressValidated {
+        /// The peer's address.
+        remote: SocketAddr,
+        /// Our address it reached.
+        local: SocketAddr,
+    },
+    /// A pair validated before was forgotten (the agent keeps a bounded number, dropping
+    /// stale ones first): the I/O layer should stop routing datagrams from `remote` here,
+    /// unless another pair still has it. Lite agent only.
+    AddressRemoved {
         /// The peer's address.
         remote: SocketAddr,
         /// Our address it reached.

@@ -61,6 +61,11 @@ pub enum PeerEvent {
         /// The peer's address.
         remote: SocketAddr,
     },
+    /// ICE forgot the last pair with this peer address: stop routing datagrams from it here.
+    AddressRemoved {
+        /// The peer's address.
+        remote: SocketAddr,
+    },
     /// ICE selected its first pair.
     IceConnected {
         /// The peer's address.
@@ -446,6 +451,7 @@ impl Peer {
             IceEvent::AddressValidated { remote, local } => {
                 self.validate(remote, local);
             }
+            IceEvent::AddressRemoved { remote, local } => self.invalidate(remote, local),
             IceEvent::Connected { remote, local } => {
                 self.validate(remote, local);
                 self.select(remote, local);
@@ -466,12 +472,31 @@ impl Peer {
         if self.validated.contains(&(remote, local)) {
             return;
         }
-        if self.validated.len() == MAX_VALIDATED {
-            self.validated.remove(0);
+        // Full (only possible across an ICE restart, whose new agent starts its own list):
+        // the oldest goes, never the path media uses.
+        if self.validated.len() >= MAX_VALIDATED
+            && let Some(i) = self.validated.iter().position(|v| Some(*v) != self.path)
+        {
+            let (old_remote, old_local) = self.validated.remove(i);
+            self.invalidate(old_remote, old_local);
         }
         self.validated.push((remote, local));
         self.events
             .push_back(PeerEvent::AddressValidated { remote });
+    }
+
+    /// The agent forgot a pair; the selected path stays usable whatever the agent keeps.
+    fn invalidate(&mut self, remote: SocketAddr, local: SocketAddr) {
+        if self.selected && self.path == Some((remote, local)) {
+            return;
+        }
+        self.validated.retain(|v| *v != (remote, local));
+        if self.path == Some((remote, local)) {
+            self.path = None;
+        }
+        if !self.validated.iter().any(|(r, _)| *r == remote) {
+            self.events.push_back(PeerEvent::AddressRemoved { remote });
+        }
     }
 
     fn select(&mut self, remote: SocketAddr, local: SocketAddr) {

@@ -186,6 +186,73 @@ impl MediaLoop {
             "PLIs sent to publishers.",
             c.keyframe_requests_sent,
         );
+        self.limit_metrics(&mut put);
         out
+    }
+
+    /// What the limits against hostile peers hold and turned away.
+    fn limit_metrics(&self, put: &mut impl FnMut(&str, &str, &str, u64)) {
+        let l = self.limits;
+        put(
+            "sessions_pending",
+            "gauge",
+            "Sessions without a valid ICE check yet.",
+            self.pending.len() as u64,
+        );
+        put(
+            "sessions_pending_expired_total",
+            "counter",
+            "Sessions ended for having no valid ICE check in time.",
+            l.pending_expired,
+        );
+        put(
+            "sessions_pending_evicted_total",
+            "counter",
+            "Sessions without a valid ICE check ended to make room for newer offers.",
+            l.pending_evicted,
+        );
+        put(
+            "sessions_refused_client_pending_total",
+            "counter",
+            "Offers refused because their client address had too many pending sessions.",
+            l.pending_client_full,
+        );
+        put(
+            "sessions_refused_full_total",
+            "counter",
+            "Offers refused because the connected sessions were at their bound.",
+            l.sessions_full,
+        );
+        put(
+            "commands_refused_total",
+            "counter",
+            "HTTP requests refused because the media thread's queue was full.",
+            self.commands_refused
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
+        put(
+            "stun_errors_suppressed_total",
+            "counter",
+            "STUN error responses not sent (rate limit per source and in total).",
+            self.errors.suppressed,
+        );
+        put(
+            "rounds_budget_exhausted_total",
+            "counter",
+            "Media thread rounds that stopped at their work budget with work left.",
+            l.rounds_budget_exhausted,
+        );
+        put(
+            "round_datagrams_max",
+            "gauge",
+            "Most datagrams the media thread handled in one round.",
+            l.round_datagrams_max,
+        );
+        put(
+            "routed_addresses",
+            "gauge",
+            "Peer addresses routed to sessions.",
+            self.routes.addr_count() as u64,
+        );
     }
 }

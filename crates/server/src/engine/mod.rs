@@ -1,16 +1,21 @@
 //! The media thread: owns the UDP socket, every peer and the router. HTTP talks to it only
 //! through [`Command`]s; nothing on the packet path takes a lock.
 
+mod budget;
 mod media;
 mod metrics;
 mod net;
+mod pending;
 mod publish;
+mod ratelimit;
+mod routes;
 mod session;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -20,8 +25,12 @@ use rtc::peer::{DisconnectCause, PeerEvent, Received};
 use rtc::rand::Rng;
 use rtc::stun;
 
+use self::budget::Budget;
 use self::media::Tx;
 use self::net::Net;
+use self::pending::PendingTable;
+use self::ratelimit::ErrorLimiter;
+use self::routes::Routes;
 use self::session::{OfferContext, OfferedTrack, Session, answer_offer};
 use crate::config::Config;
 use crate::control::{Command, Created, EngineError, EngineHandle, Patched, Role, StreamInfo};
@@ -42,8 +51,11 @@ const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a live stream outlives a publisher that closed without DELETE, waiting for a new
 /// publisher under the same name (its viewers stay connected meanwhile).
 const PUBLISHER_GRACE: Duration = Duration::from_secs(10);
-/// A bound on sessions, so a flood of POSTs cannot exhaust memory.
+/// A bound on sessions past their first valid ICE check, so a flood of POSTs cannot exhaust
+/// memory. Sessions before it are bounded apart ([`pending`]).
 const MAX_SESSIONS: usize = 10_000;
+/// Commands HTTP may queue for the media thread; beyond that it answers 503 at once.
+const COMMAND_QUEUE: usize = 256;
 
 /// A started media thread.
 #[derive(Debug)]
@@ -106,7 +118,8 @@ pub fn start(config: &Config) -> Result<Engine, StartError> {
         streams.insert(name, Stream::file(player, now));
     }
     tracing::info!(udp = %udp_addr, candidates = ?candidates, "media port ready");
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::sync_channel(COMMAND_QUEUE);
+    let refused = Arc::new(AtomicU64::new(0));
     let wake = {
         let waker = Arc::clone(&waker);
         // A failed wake only delays the command until the next packet or tick.
@@ -122,8 +135,12 @@ pub fn start(config: &Config) -> Result<Engine, StartError> {
         streams,
         sessions: HashMap::new(),
         next_key: 1,
-        by_ufrag: HashMap::new(),
-        by_addr: HashMap::new(),
+        routes: Routes::default(),
+        pending: PendingTable::default(),
+        budget: Budget::default(),
+        errors: ErrorLimiter::standard(now),
+        limits: LimitCounters::default(),
+        commands_refused: Arc::clone(&refused),
         by_id: HashMap::new(),
         ended: Vec::new(),
         out: Vec::with_capacity(2048),
@@ -140,10 +157,27 @@ pub fn start(config: &Config) -> Result<Engine, StartError> {
         .name("media".into())
         .spawn(move || media.run())?;
     Ok(Engine {
-        handle: EngineHandle::new(tx, wake),
+        handle: EngineHandle::new(tx, wake).counting_refusals(refused),
         udp_addr,
         thread,
     })
+}
+
+/// What the limits turned away, for the metrics.
+#[derive(Debug, Default, Clone, Copy)]
+struct LimitCounters {
+    /// Rounds that stopped at their budget with work left.
+    rounds_budget_exhausted: u64,
+    /// Most datagrams handled in one round.
+    round_datagrams_max: u64,
+    /// Pending sessions that had no valid check in time.
+    pending_expired: u64,
+    /// Pending sessions ended to make room for newer ones.
+    pending_evicted: u64,
+    /// Offers refused because their client had too many pending sessions.
+    pending_client_full: u64,
+    /// Offers refused because the connected sessions were at their bound.
+    sessions_full: u64,
 }
 
 /// Everything the media thread owns.
@@ -157,8 +191,17 @@ struct MediaLoop {
     streams: BTreeMap<String, Stream>,
     sessions: HashMap<u64, Session>,
     next_key: u64,
-    by_ufrag: HashMap<String, u64>,
-    by_addr: HashMap<SocketAddr, u64>,
+    /// Which session a datagram goes to (by ufrag, by validated address).
+    routes: Routes,
+    /// Sessions without a valid ICE check yet: short-lived, capped apart.
+    pending: PendingTable,
+    /// Work per round.
+    budget: Budget,
+    /// STUN error responses per source and in total.
+    errors: ErrorLimiter,
+    limits: LimitCounters,
+    /// Commands HTTP could not queue (the queue was full), counted by the handles.
+    commands_refused: Arc<AtomicU64>,
     by_id: HashMap<String, u64>,
     /// Sessions to remove after this round, with why.
     ended: Vec<(u64, String)>,
@@ -184,7 +227,13 @@ impl MediaLoop {
         loop {
             let now = Instant::now();
             let deadline = self.next_deadline();
-            let timeout = deadline.saturating_duration_since(now);
+            // Work left over from a round cut short by its budget goes on at once.
+            let timeout = if self.budget.unfinished() {
+                Duration::ZERO
+            } else {
+                deadline.saturating_duration_since(now)
+            };
+            self.budget.start_round();
             if let Err(e) = self.poll.poll(&mut events, Some(timeout))
                 && e.kind() != io::ErrorKind::Interrupted
             {
@@ -205,6 +254,7 @@ impl MediaLoop {
             }
             self.remove_ended(now);
             self.net.flush(self.poll.registry());
+            self.limits.rounds_budget_exhausted += u64::from(self.budget.unfinished());
         }
     }
 
@@ -216,24 +266,34 @@ impl MediaLoop {
         files.fold(self.next_tick, Instant::min)
     }
 
+    /// Receives and handles datagrams, at most the round's budget of them (a flood must not
+    /// starve commands and timers; what is left is read in the next round, at once).
     fn receive(&mut self, now: Instant) {
         let Some(mut batch) = self.net.recv.take() else {
             return;
         };
-        while self.net.recv(&mut batch) > 0 {
+        let mut handled = 0;
+        while self.budget.may_receive(net::RECV_BATCH) {
+            let n = self.net.recv(&mut batch);
+            if n == 0 {
+                break;
+            }
             for datagram in batch.iter_mut() {
                 // The kernel's receive time, not this wake-up's: TWCC and jitter must not
                 // measure our own queueing (issue 10).
                 let (at, from, local) = (datagram.arrival, datagram.source, datagram.local);
                 self.handle_datagram(at, from, local, datagram.bytes);
             }
+            self.budget.spend_datagrams(n);
+            handled += n as u64;
             self.fan_out(now);
         }
+        self.limits.round_datagrams_max = self.limits.round_datagrams_max.max(handled);
         self.net.recv = Some(batch);
     }
 
-    /// Routes a datagram to its session: by address once ICE validated it, otherwise (a
-    /// first STUN check from a new address) by the USERNAME's ufrag.
+    /// Routes a datagram to its session: a STUN check by its USERNAME's ufrag (a reused
+    /// address may belong to a new session), anything else by the address ICE validated.
     fn handle_datagram(
         &mut self,
         now: Instant,
@@ -241,10 +301,13 @@ impl MediaLoop {
         local: SocketAddr,
         datagram: &mut [u8],
     ) {
-        let key = self.by_addr.get(&from).copied().or_else(|| {
-            let ufrag = stun::username_ufrag(datagram)?;
-            self.by_ufrag.get(std::str::from_utf8(ufrag).ok()?).copied()
-        });
+        // RFC 7983: STUN starts with 0..=3; RTP, RTCP and DTLS never parse as STUN.
+        let ufrag = datagram
+            .first()
+            .is_some_and(|b| *b < 4)
+            .then(|| stun::username_ufrag(datagram))
+            .flatten();
+        let key = self.routes.route(from, ufrag);
         let Some(key) = key else {
             self.dropped_unknown += 1;
             return;
@@ -284,15 +347,23 @@ impl MediaLoop {
             return;
         };
         while let Some(t) = session.peer.poll_transmit() {
+            // STUN error responses (401 for a wrong MESSAGE-INTEGRITY…) are rate-limited:
+            // a flood of bad checks must not turn into a flood of answers.
+            if is_stun_error(&t.contents) && !self.errors.allow(now, t.destination.ip()) {
+                continue;
+            }
             self.net.send(&t.contents, t.destination, t.source, false);
         }
         while let Some(event) = session.peer.poll_event() {
             match event {
                 PeerEvent::AddressValidated { remote } => {
-                    session.remote = Some(remote);
-                    self.by_addr.insert(remote, key);
+                    // A valid check: no longer a cheap pending session.
+                    self.pending.remove(key);
+                    self.routes.add_addr(key, remote);
                 }
+                PeerEvent::AddressRemoved { remote } => self.routes.remove_addr(key, remote),
                 PeerEvent::IceConnected { remote, after } => {
+                    session.remote = Some(remote);
                     session.ice_time = Some(after);
                     tracing::debug!(session = %session.id, %remote, ice_ms = after.as_millis(), "ICE connected");
                 }
@@ -300,7 +371,7 @@ impl MediaLoop {
                     session.dtls_time = Some(after);
                     tracing::info!(
                         session = %session.id, stream = %session.stream, role = ?session.role,
-                        remote = ?session.remote, dtls_ms = after.as_millis(), srtp = ?profile,
+                        remote = ?session.peer.path().map(|p| p.0), dtls_ms = after.as_millis(), srtp = ?profile,
                         "connected"
                     );
                     session.next_report = Some(now);
@@ -337,13 +408,14 @@ impl MediaLoop {
     }
 
     fn take_commands(&mut self, now: Instant) -> bool {
-        loop {
+        while self.budget.take_command() {
             match self.commands.try_recv() {
                 Ok(cmd) => self.handle_command(now, cmd),
                 Err(TryRecvError::Empty) => return true,
                 Err(TryRecvError::Disconnected) => return false,
             }
         }
+        true
     }
 
     fn handle_command(&mut self, now: Instant, cmd: Command) {
@@ -353,8 +425,9 @@ impl MediaLoop {
                 role,
                 stream,
                 offer,
+                client,
                 reply,
-            } => drop(reply.send(self.create(now, role, &stream, &offer))),
+            } => drop(reply.send(self.create(now, role, &stream, &offer, client))),
             Command::Patch {
                 session,
                 if_match,
@@ -389,13 +462,40 @@ impl MediaLoop {
         role: Role,
         name: &str,
         offer: &str,
+        client: IpAddr,
     ) -> Result<Created, EngineError> {
-        if self.sessions.len() >= MAX_SESSIONS {
+        // Both checks come before any work on the offer: refusing must stay cheap.
+        if self.pending.check(client).is_err() {
+            self.limits.pending_client_full += 1;
             return Err(EngineError::Overloaded);
         }
-        if role == Role::Publish {
-            return self.create_publisher(now, name, offer);
+        if self.sessions.len() - self.pending.len() >= MAX_SESSIONS {
+            self.limits.sessions_full += 1;
+            return Err(EngineError::Overloaded);
         }
+        let created = if role == Role::Publish {
+            self.create_publisher(now, name, offer)
+        } else {
+            self.create_viewer(now, name, offer)
+        }?;
+        if let Some(&key) = self.by_id.get(&created.session)
+            && let Some(old) = self.pending.insert(key, client, now)
+        {
+            self.limits.pending_evicted += 1;
+            self.ended.push((
+                old,
+                "no ICE check yet, and newer offers need the room".into(),
+            ));
+        }
+        Ok(created)
+    }
+
+    fn create_viewer(
+        &mut self,
+        now: Instant,
+        name: &str,
+        offer: &str,
+    ) -> Result<Created, EngineError> {
         let stream = self
             .streams
             .get(name)
@@ -410,7 +510,7 @@ impl MediaLoop {
             })
             .collect();
         let cx = OfferContext {
-            role,
+            role: Role::Play,
             stream: name,
             tracks: &tracks,
             candidates: &self.candidates,
@@ -436,8 +536,8 @@ impl MediaLoop {
         let key = self.next_key;
         self.next_key += 1;
         session.timeout = session.peer.poll_timeout();
-        self.by_ufrag
-            .insert(session.peer.local_credentials().ufrag.clone(), key);
+        self.routes
+            .set_ufrag(key, &session.peer.local_credentials().ufrag);
         self.by_id.insert(session.id.clone(), key);
         tracing::info!(session = %session.id, stream = %session.stream, role = ?session.role, "session created");
         key
@@ -487,8 +587,7 @@ impl MediaLoop {
                 "this session cannot restart ICE".into(),
             ));
         }
-        self.by_ufrag.retain(|_, k| *k != key);
-        self.by_ufrag.insert(local.ufrag.clone(), key);
+        self.routes.set_ufrag(key, &local.ufrag);
         session.etag = format!("\"{:016x}\"", self.rng.u64());
         session.timeout = session.peer.poll_timeout();
         let mut answer = format!(
@@ -549,6 +648,22 @@ impl MediaLoop {
 
     /// Timers of every session, and their Sender Reports.
     fn tick(&mut self, now: Instant) {
+        let mut expired = std::mem::take(&mut self.keys);
+        expired.clear();
+        self.pending.expired(now, &mut expired);
+        for key in expired.drain(..) {
+            // Out of the table now, so the next tick does not count it again.
+            self.pending.remove(key);
+            self.limits.pending_expired += 1;
+            self.ended.push((
+                key,
+                format!(
+                    "no valid ICE check within {} s",
+                    pending::PENDING_TIMEOUT.as_secs()
+                ),
+            ));
+        }
+        self.keys = expired;
         let due: Vec<u64> = self
             .sessions
             .iter()
@@ -612,9 +727,9 @@ impl MediaLoop {
                 continue;
             };
             self.by_id.remove(&session.id);
-            self.by_ufrag
-                .remove(&session.peer.local_credentials().ufrag);
-            self.by_addr.retain(|_, k| *k != key);
+            // O(this session's addresses), not a scan of every route.
+            self.routes.remove_session(key);
+            self.pending.remove(key);
             if let (Role::Publish, Some(recorder)) = (session.role, &mut self.recorder) {
                 for i in 0..session.inputs.len() {
                     recorder.end(publish::recording_id(key, i));
@@ -631,14 +746,25 @@ impl MediaLoop {
             let stats = session.peer.stats();
             tracing::info!(
                 session = %session.id, stream = %session.stream, role = ?session.role,
-                remote = ?session.remote, seconds = now.saturating_duration_since(session.created).as_secs(),
+                remote = ?session.peer.path().map(|p| p.0), seconds = now.saturating_duration_since(session.created).as_secs(),
                 reason = %reason, ice_ms = ?session.ice_time.map(|t| t.as_millis()),
                 dtls_ms = ?session.dtls_time.map(|t| t.as_millis()), rtt_ms = ?session.rtt.map(|t| t.as_millis()),
                 loss_pct = u32::from(session.fraction_lost) * 100 / 256, nacks = session.nacks,
                 keyframe_requests = session.keyframe_requests, srtp_failed = stats.srtp_failed, "session ended"
             );
         }
+        // After a mass disconnect the tables give their memory back (a HashMap never
+        // shrinks by itself).
+        if self.sessions.capacity() > 64 && self.sessions.len() < self.sessions.capacity() / 4 {
+            self.sessions.shrink_to(self.sessions.len() * 2);
+            self.by_id.shrink_to(self.by_id.len() * 2);
+        }
     }
+}
+
+/// A STUN error response (RFC 8489 §5: class bits 0b11 in the message type).
+fn is_stun_error(datagram: &[u8]) -> bool {
+    matches!(datagram, [t0, t1, ..] if *t0 < 4 && t0 & 0x01 != 0 && t1 & 0x10 != 0)
 }
 
 fn describe(cause: &DisconnectCause) -> String {

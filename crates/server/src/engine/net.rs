@@ -10,7 +10,7 @@ use mio::{Interest, Registry, Token};
 use crate::udp::{RecvBatch, SendBatch, UdpIo};
 
 /// Datagrams per receive call.
-const RECV_BATCH: usize = 32;
+pub const RECV_BATCH: usize = 32;
 /// Queued datagrams that trigger a send: enough for many GSO messages per sendmmsg call,
 /// few enough to keep latency in microseconds.
 const FLUSH_AT: usize = 256;

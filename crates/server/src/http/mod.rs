@@ -12,7 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::control::EngineHandle;
+use crate::control::{CallError, EngineHandle};
 
 /// SDP offers are a few KiB; anything this large is not one.
 const MAX_BODY: usize = 256 * 1024;
@@ -118,6 +118,17 @@ async fn cors(req: Request, next: Next) -> Response {
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static("Location, ETag, Link, Accept-Patch, Accept-Post, Retry-After"),
     );
+    res
+}
+
+/// 503 when the media thread cannot answer: with `Retry-After` when it is only busy (its
+/// command queue is full).
+pub(crate) fn unavailable(e: CallError) -> Response {
+    let mut res = error(StatusCode::SERVICE_UNAVAILABLE, e);
+    if e == CallError::Busy {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     res
 }
 

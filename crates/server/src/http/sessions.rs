@@ -1,12 +1,15 @@
 //! The WHIP and WHEP resources: `POST /{whip|whep}/{stream}` makes a session,
 //! `PATCH`/`DELETE /{whip|whep}/{stream}/{session}` change and end it.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::Extension;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 
-use super::{AppState, error};
+use super::{AppState, error, unavailable};
 use crate::control::{Command, EngineError, Patched, Role};
 
 const SDP: &str = "application/sdp";
@@ -51,20 +54,16 @@ fn refused(e: &EngineError) -> Response {
     res
 }
 
-fn engine_gone() -> Response {
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the media thread is not running",
-    )
-}
-
 /// `POST /{whip|whep}/{stream}` with an SDP offer → `201 Created` with the answer.
 pub async fn create(
     State(state): State<AppState>,
     Path((segment, stream)): Path<(String, String)>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // Served without connect info (in-process tests), every client is one.
+    let client = connect.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.0.ip());
     let Some(role) = role_of(&segment) else {
         return error(
             StatusCode::NOT_FOUND,
@@ -87,13 +86,14 @@ pub async fn create(
             role,
             stream,
             offer,
+            client,
             reply,
         })
         .await;
     let created = match reply {
         Ok(Ok(created)) => created,
         Ok(Err(e)) => return refused(&e),
-        Err(_) => return engine_gone(),
+        Err(e) => return unavailable(e),
     };
     let mut response = Response::builder().status(StatusCode::CREATED);
     for link in state.link_headers() {
@@ -140,8 +140,9 @@ pub async fn probe_endpoint(
 ) -> Response {
     match role_of(&segment) {
         Some(Role::Play) => {
-            let Ok(streams) = state.engine.call(|reply| Command::Streams { reply }).await else {
-                return engine_gone();
+            let streams = match state.engine.call(|reply| Command::Streams { reply }).await {
+                Ok(streams) => streams,
+                Err(e) => return unavailable(e),
             };
             if !streams.iter().any(|s| s.name == stream) {
                 return error(StatusCode::NOT_FOUND, format!("no stream named {stream:?}"));
@@ -201,7 +202,7 @@ pub async fn patch(
             .body(Body::from(fragment))
             .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e)),
         Ok(Err(e)) => refused(&e),
-        Err(_) => engine_gone(),
+        Err(e) => unavailable(e),
     }
 }
 
@@ -220,6 +221,6 @@ pub async fn delete(
             .body(Body::empty())
             .unwrap_or_default(),
         Ok(Err(e)) => refused(&e),
-        Err(_) => engine_gone(),
+        Err(e) => unavailable(e),
     }
 }

@@ -12,7 +12,7 @@ use crate::control::{Command, Created, EngineError, EngineHandle, Patched, Role,
 
 /// A media thread that knows one stream, `cam`, and one session, `s1` (ETag "e1").
 fn fake_engine() -> EngineHandle {
-    let (tx, rx) = mpsc::channel::<Command>();
+    let (tx, rx) = mpsc::sync_channel::<Command>(16);
     std::thread::spawn(move || {
         for cmd in rx {
             match cmd {
@@ -21,6 +21,7 @@ fn fake_engine() -> EngineHandle {
                     stream,
                     offer,
                     reply,
+                    ..
                 } => {
                     let r = if stream != "cam" {
                         Err(EngineError::UnknownStream(stream))
@@ -312,4 +313,27 @@ async fn page_and_api() {
         body.starts_with("[{\"name\":\"cam\",\"kind\":\"live\""),
         "{body}"
     );
+}
+
+/// A media thread that is behind (its queue full): every route answers 503 with Retry-After
+/// at once instead of queueing without bound.
+#[tokio::test]
+async fn a_full_command_queue_is_503_with_retry_after() {
+    // A queue of no room whose receiver never takes anything.
+    let (tx, _rx) = mpsc::sync_channel::<Command>(0);
+    let app = router(AppState {
+        engine: EngineHandle::new(tx, Arc::new(|| {})),
+        token: None,
+        ice_servers: Vec::new(),
+    });
+    let requests = [
+        post("/whep/cam", "application/sdp", "v=0\r\n"),
+        Request::get("/api/streams").body(Body::empty()).unwrap(),
+        Request::delete("/whep/cam/s1").body(Body::empty()).unwrap(),
+    ];
+    for req in requests {
+        let res = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+    }
 }

@@ -2,10 +2,10 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 
-use super::{AppState, error};
+use super::{AppState, unavailable};
 use crate::control::Command;
 
 /// The page: lists streams, plays one with WHEP, publishes the camera with WHIP.
@@ -17,10 +17,7 @@ pub async fn index() -> Html<&'static str> {
 pub async fn streams(State(state): State<AppState>) -> Response {
     match state.engine.call(|reply| Command::Streams { reply }).await {
         Ok(list) => ([(header::CACHE_CONTROL, "no-store")], Json(list)).into_response(),
-        Err(_) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the media thread is not running",
-        ),
+        Err(e) => unavailable(e),
     }
 }
 
@@ -28,9 +25,6 @@ pub async fn streams(State(state): State<AppState>) -> Response {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     match state.engine.call(|reply| Command::Metrics { reply }).await {
         Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
-        Err(_) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the media thread is not running",
-        ),
+        Err(e) => unavailable(e),
     }
 }

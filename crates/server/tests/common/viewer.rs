@@ -84,11 +84,17 @@ impl Viewer {
 
     /// [`Viewer::connect`], offering an audio section only with `audio`.
     pub fn connect_with(http_addr: SocketAddr, stream: &str, audio: bool) -> Viewer {
+        Self::connect_from("127.0.0.1:0", http_addr, stream, audio)
+    }
+
+    /// [`Viewer::connect_with`] from the UDP address `bind` (e.g. the port of a viewer that
+    /// went away, as a client reconnecting from the same port).
+    pub fn connect_from(bind: &str, http_addr: SocketAddr, stream: &str, audio: bool) -> Viewer {
         let now = Instant::now();
         let mut rtc = RtcConfig::new()
             .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
             .build(now);
-        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the viewer's UDP socket");
+        let socket = UdpSocket::bind(bind).expect("bind the viewer's UDP socket");
         let local = socket.local_addr().expect("local addr");
         rtc.add_local_candidate(Candidate::host(local, "udp").expect("host candidate"));
         let mut change = rtc.sdp_api();
