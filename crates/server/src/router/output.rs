@@ -168,8 +168,22 @@ impl Output {
             self.ts_offset = last_ts.wrapping_add(gap).wrapping_sub(first.timestamp());
         }
         if let Some(ids) = &mut self.vp8 {
+            let before = (ids.picture_offset, ids.tl0_offset);
             ids.rebase(first.payload());
+            if before != (ids.picture_offset, ids.tl0_offset) {
+                // What was sent before now has other picture ids than a rewrite would give
+                // it, and a plain retransmission must be byte-identical to the original (same
+                // SRTP index, so the same AES-GCM nonce: RFC 7714 §8.4 forbids other bytes
+                // under it). A NACK from before a switch or a replay is not worth answering
+                // anyway: the viewer decodes from the keyframe that follows.
+                self.forget_sent();
+            }
         }
+    }
+
+    /// Forgets every packet sent so far: no NACK for them is answered.
+    fn forget_sent(&mut self) {
+        self.sent.fill(Sent::default());
     }
 
     /// Our timestamp for a source timestamp.
@@ -218,8 +232,8 @@ impl Output {
         };
         let header_len = packet.as_packet().header_len();
         self.patch_header(&mut packet, seq, ts);
-        // The same picture offsets as when first sent: a switch since then only moved later
-        // packets, and a NACK reaches back at most a second.
+        // The same picture offsets as when first sent: a re-base that changed them forgot
+        // every packet sent before it.
         if let (Some(ids), Some(payload)) = (self.vp8, buf.get_mut(header_len..)) {
             ids.apply(payload);
         }
@@ -467,6 +481,44 @@ mod tests {
         out.rebase(&RtpPacket::parse(&key).unwrap(), 3000);
         assert_eq!(sent(&mut out, &key, 0), (12, 6000, 3));
         assert_eq!(sent(&mut out, &delta, 1), (13, 9000, 4));
+    }
+
+    /// SRTP would protect a retransmission under the original's index (same SSRC, ROC and
+    /// sequence number, so the same AES-GCM nonce): its bytes must be the original's, or it
+    /// must not be sent at all.
+    #[test]
+    fn a_retransmission_after_a_rebase_is_the_original_or_nothing() {
+        let mut out = Output::new(0, 120, 0xabcd, 0, 0, true, true);
+        let t0 = Instant::now();
+        let key = packet(1, 10, 0, 1);
+        let delta = packet(1, 11, 3000, 2);
+        out.admit(&RtpPacket::parse(&key).unwrap(), true, Codec::Vp8, t0);
+        let mut originals = Vec::new();
+        for (index, p) in [&key, &delta].into_iter().enumerate() {
+            let mut buf = p.clone();
+            assert!(out.rewrite(&mut buf, index as u64));
+            originals.push(buf);
+        }
+        let resend = |out: &Output, index: usize| {
+            let v = RtpPacket::parse(&originals[index]).unwrap();
+            let (source, ts) = out.source_of(v.sequence_number(), 2)?;
+            assert_eq!(source, index as u64);
+            let mut buf = [&key, &delta][index].clone();
+            assert!(out.rewrite_resend(&mut buf, v.sequence_number(), ts));
+            Some(buf)
+        };
+        assert_eq!(resend(&out, 1).as_ref(), Some(&originals[1]), "before");
+        // A new publisher's keyframe with other picture ids re-bases the VP8 offsets.
+        let other = packet(2, 500, 90_000, 7000);
+        out.admit(&RtpPacket::parse(&other).unwrap(), true, Codec::Vp8, t0);
+        for index in 0..2 {
+            if let Some(bytes) = resend(&out, index) {
+                assert_eq!(
+                    bytes, originals[index],
+                    "packet {index} resent with other bytes"
+                );
+            }
+        }
     }
 
     #[test]
