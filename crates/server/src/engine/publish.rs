@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use rtc::receive::{Pushed, ReceiveConfig, ReceiveStream};
+use rtc::receive::{Pushed, ReceiveStream};
 use rtc::rtcp::{RtcpPacket, RtcpWriter, parse_compound};
 use rtc::rtp::RtpPacket;
 
@@ -131,10 +131,7 @@ impl MediaLoop {
             .as_ref()
             .is_none_or(|r| r.ssrc() != view.ssrc())
         {
-            input.receive = Some(ReceiveStream::new(ReceiveConfig::new(
-                view.ssrc(),
-                input.codec.clock_rate(),
-            )));
+            input.receive = Some(ReceiveStream::new(input.receive_config(view.ssrc())));
         }
         let Some(receive) = input.receive.as_mut() else {
             return;

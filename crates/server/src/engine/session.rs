@@ -9,7 +9,7 @@ use rtc::dtls::{DtlsConfig, Fingerprint};
 use rtc::ice::Credentials;
 use rtc::peer::{Peer, PeerSetup};
 use rtc::rand::Rng;
-use rtc::receive::{ReceiveStream, TwccRecorder};
+use rtc::receive::{ReceiveConfig, ReceiveStream, TwccRecorder};
 use rtc::sdp::{
     self, AnswerConfig, Direction, DtlsRole, HeaderExtension, MediaKind, Negotiated, RtcpFeedback,
     SessionDescription,
@@ -80,6 +80,8 @@ pub struct Input {
     pub codec: Codec,
     /// Its payload type.
     pub payload_type: u8,
+    /// Whether generic NACK (`a=rtcp-fb:* nack`) was negotiated for its codec.
+    pub nack: bool,
     /// SSRCs seen on it (from `a=ssrc`, the mid extension or the payload type).
     pub ssrcs: Vec<u32>,
     /// Index of the stream track it feeds.
@@ -90,6 +92,19 @@ pub struct Input {
     pub receive: Option<ReceiveStream>,
     /// When its current SSRC last delivered a packet.
     pub last_packet: Option<Instant>,
+}
+
+impl Input {
+    /// How its SSRC `ssrc` is received: NACKs only where they were negotiated (RFC 4585
+    /// §4.2), keyframe requests only for video — audio loss must not cost every viewer a
+    /// keyframe.
+    pub fn receive_config(&self, ssrc: u32) -> ReceiveConfig {
+        ReceiveConfig {
+            nack: self.nack,
+            keyframe_requests: self.codec.is_video(),
+            ..ReceiveConfig::new(ssrc, self.codec.clock_rate())
+        }
+    }
 }
 
 /// An input switches to a new SSRC only after its current one was silent this long.
@@ -283,6 +298,7 @@ fn inputs(negotiated: &Negotiated) -> Vec<Input> {
                 mid: m.mid.clone(),
                 codec: our_codec(chosen.codec)?,
                 payload_type: chosen.pt,
+                nack: chosen.feedback.contains(&RtcpFeedback::Nack),
                 ssrcs: m.remote_ssrcs.iter().map(|s| s.ssrc).collect(),
                 track: 0,
                 last_timestamp: None,
@@ -373,7 +389,51 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::msid_id;
+    use std::time::{Duration, Instant};
+
+    use rtc::receive::ReceiveStream;
+
+    use super::{Input, msid_id};
+    use crate::sources::Codec;
+
+    fn input(codec: Codec, nack: bool) -> Input {
+        Input {
+            mid: "0".into(),
+            codec,
+            payload_type: 111,
+            nack,
+            ssrcs: vec![7],
+            track: 0,
+            last_timestamp: None,
+            receive: None,
+            last_packet: None,
+        }
+    }
+
+    /// Every 50th packet lost for 10 s; returns (keyframe requests, NACKed numbers).
+    fn lossy(input: &Input) -> (usize, usize) {
+        let mut s = ReceiveStream::new(input.receive_config(7));
+        let (t0, mut plis, mut nacks) = (Instant::now(), 0, Vec::new());
+        for seq in 0..500u16 {
+            let now = t0 + Duration::from_millis(20 * u64::from(seq));
+            if seq % 50 != 25 {
+                s.push(now, seq, u32::from(seq) * 960, &[0x80; 20]);
+            }
+            while s.poll_packet(now).is_some() {}
+            s.poll_nacks(now, &mut nacks);
+            plis += usize::from(s.poll_keyframe_request(now));
+        }
+        (plis, nacks.len())
+    }
+
+    #[test]
+    fn audio_loss_asks_for_no_keyframe_and_nacks_only_where_negotiated() {
+        assert_eq!(lossy(&input(Codec::Opus, false)), (0, 0), "Opus, no nack");
+        let (plis, nacks) = lossy(&input(Codec::Opus, true));
+        assert_eq!((plis, nacks > 0), (0, true), "Opus with nack");
+        let (plis, nacks) = lossy(&input(Codec::Vp8, true));
+        assert!(plis > 0 && nacks > 0, "VP8: {plis} PLIs, {nacks} NACKs");
+    }
 
     #[test]
     fn msid_ids_are_tokens_of_at_most_56_characters() {
