@@ -17,6 +17,7 @@ use rtc::sdp::{
 
 use crate::control::{EngineError, Role};
 use crate::router::output::Output;
+use crate::router::resend::ResendBudget;
 use crate::sources::Codec;
 
 /// One session.
@@ -50,6 +51,8 @@ pub struct Session {
     pub last_keyframe_request: Option<Instant>,
     /// NACKed packets (received from a viewer, or sent to a publisher).
     pub nacks: u64,
+    /// Viewer: how much its NACKs may make us resend, and what they did.
+    pub resends: ResendBudget,
     /// PLI/FIR received (viewer) or sent (publisher).
     pub keyframe_requests: u64,
     /// Publisher: when media last arrived (a silent publisher may be taken over).
@@ -241,6 +244,7 @@ pub fn answer_offer(
         next_report: None,
         last_keyframe_request: None,
         nacks: 0,
+        resends: ResendBudget::new(now),
         keyframe_requests: 0,
         last_media: None,
         closed_at: None,

@@ -45,10 +45,14 @@ pub struct Output {
     sent: Vec<Sent>,
     /// Waiting for a keyframe before sending anything (video at the start).
     waiting_for_keyframe: bool,
+    /// The origin of [`Sent::resent`] times (the first retransmission).
+    resend_clock: Option<Instant>,
     /// Packets sent, for Sender Reports.
     pub packets: u32,
     /// Payload octets sent, for Sender Reports.
     pub octets: u32,
+    /// Bytes of RTP sent (headers included, retransmissions not), for the NACK budget.
+    pub bytes_sent: u64,
     /// The header-extension ids this viewer negotiated, from the source's ids.
     ext_map: ExtIdMap,
     /// The source SSRC we follow; another one means the source changed.
@@ -68,10 +72,21 @@ struct Sent {
     index: u32,
     /// Our timestamp.
     ts: u32,
-    /// Our sequence number (the slot is reused every ring-size numbers).
+    /// Our sequence number (the slot is reused every ring-size numbers). A slot whose number
+    /// does not belong in it ([`Sent::empty`]) holds nothing.
     seq: u16,
-    /// Set once a packet was recorded here.
-    used: bool,
+    /// When it was last retransmitted, in [`Output::tick`]s; 0 if never since it was sent.
+    resent: u16,
+}
+
+impl Sent {
+    /// Nothing, in slot `at`: a sequence number that cannot be in that slot.
+    fn empty(at: usize) -> Self {
+        Sent {
+            seq: (at as u16).wrapping_add(1),
+            ..Sent::default()
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -109,10 +124,12 @@ impl Output {
             seq_offset,
             ts_offset,
             last: None,
-            sent: vec![Sent::default(); sent_ring(video)],
+            sent: (0..sent_ring(video)).map(Sent::empty).collect(),
             waiting_for_keyframe: video,
+            resend_clock: None,
             packets: 0,
             octets: 0,
+            bytes_sent: 0,
             ext_map: ExtIdMap::drop_all(),
             source_ssrc: None,
             last_at: None,
@@ -183,7 +200,9 @@ impl Output {
 
     /// Forgets every packet sent so far: no NACK for them is answered.
     fn forget_sent(&mut self) {
-        self.sent.fill(Sent::default());
+        for (at, slot) in self.sent.iter_mut().enumerate() {
+            *slot = Sent::empty(at);
+        }
     }
 
     /// Our timestamp for a source timestamp.
@@ -213,7 +232,7 @@ impl Output {
                 index: index as u32, // the low bits (see `Sent::index`)
                 ts,
                 seq,
-                used: true,
+                resent: 0,
             };
         }
         if self.last.is_none_or(|(last, _)| seq::seq_newer(seq, last)) {
@@ -221,6 +240,7 @@ impl Output {
         }
         self.packets = self.packets.wrapping_add(1);
         self.octets = self.octets.wrapping_add(payload_len as u32);
+        self.bytes_sent += buf.len() as u64;
         true
     }
 
@@ -252,13 +272,49 @@ impl Output {
     /// remember it; `next_index` is the track history's next index (every index we sent is
     /// below it).
     pub fn source_of(&self, seq: u16, next_index: u64) -> Option<(u64, u32)> {
-        let slot = self
-            .sent
-            .get(usize::from(seq) % self.sent.len().max(1))
-            .filter(|s| s.used && s.seq == seq)?;
+        let slot = self.slot(seq)?;
         let behind = (next_index as u32).wrapping_sub(slot.index);
         let index = next_index.checked_sub(u64::from(behind))?;
         Some((index, slot.ts))
+    }
+
+    /// The NACK-map entry of what we sent as `seq`, if we still remember it.
+    fn slot(&self, seq: u16) -> Option<&Sent> {
+        self.sent
+            .get(usize::from(seq) % self.sent.len().max(1))
+            .filter(|s| s.seq == seq)
+    }
+
+    /// One more than the milliseconds since the first retransmission, wrapping at 16 bits,
+    /// never 0 (0 is "never"). A wrap can make a 65 s old retransmission look recent; by then
+    /// the slot has almost always been reused (which clears it).
+    fn tick(clock: Instant, now: Instant) -> u16 {
+        let ms = now.saturating_duration_since(clock).as_millis() as u16;
+        ms.wrapping_add(1).max(1)
+    }
+
+    /// Whether `seq` was retransmitted less than `gap` (the viewer's RTT) ago: a receiver
+    /// asks again only after a round trip without it (RFC 4585 §3.5.3), so an earlier repeat
+    /// is a duplicate NACK or a hostile one.
+    pub fn resent_within(&self, seq: u16, now: Instant, gap: Duration) -> bool {
+        let (Some(slot), Some(clock)) = (self.slot(seq), self.resend_clock) else {
+            return false;
+        };
+        slot.resent != 0
+            && u128::from(Self::tick(clock, now).wrapping_sub(slot.resent)) < gap.as_millis()
+    }
+
+    /// Notes that `seq` was retransmitted at `now`.
+    pub fn mark_resent(&mut self, seq: u16, now: Instant) {
+        let clock = *self.resend_clock.get_or_insert(now);
+        let ring = self.sent.len().max(1);
+        if let Some(slot) = self
+            .sent
+            .get_mut(usize::from(seq) % ring)
+            .filter(|s| s.seq == seq)
+        {
+            slot.resent = Self::tick(clock, now);
+        }
     }
 }
 
@@ -519,6 +575,27 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_packet_is_resent_at_most_once_per_round_trip() {
+        let mut out = Output::new(0, 120, 0xabcd, 0, 0, false, false);
+        let (t0, rtt) = (Instant::now(), Duration::from_millis(50));
+        for i in 0..AUDIO_HISTORY as u16 {
+            assert!(out.rewrite(&mut packet(1, i, 0, 0), u64::from(i)));
+        }
+        assert!(!out.resent_within(3, t0, rtt), "never resent");
+        out.mark_resent(3, t0);
+        assert!(out.resent_within(3, t0 + Duration::from_millis(49), rtt));
+        assert!(!out.resent_within(4, t0, rtt), "another packet");
+        assert!(!out.resent_within(3, t0 + rtt, rtt), "a round trip later");
+        out.mark_resent(3, t0 + rtt);
+        assert!(out.resent_within(3, t0 + rtt, rtt));
+        // The slot taken by a new packet forgets the retransmission.
+        let next = 3 + AUDIO_HISTORY as u16;
+        assert!(out.rewrite(&mut packet(1, next, 0, 0), u64::from(next)));
+        assert!(!out.resent_within(next, t0 + rtt, rtt));
+        assert_eq!(out.source_of(3, 1000), None);
     }
 
     #[test]
