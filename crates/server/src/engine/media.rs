@@ -180,16 +180,20 @@ fn answer_nack(
     resend(peer, output, packet, seq, ts, tx);
 }
 
-/// Sends a retransmission exactly as the original went out (`seq`, `ts`).
-fn resend(peer: &mut Peer, output: &Output, packet: &[u8], seq: u16, ts: u32, tx: &mut Tx<'_>) {
+/// Sends a retransmission: the original as it went out (`seq`, `ts`), in an RTX packet of
+/// its own if the viewer negotiated RTX, else as a byte-identical copy.
+fn resend(peer: &mut Peer, output: &mut Output, packet: &[u8], seq: u16, ts: u32, tx: &mut Tx<'_>) {
     let Some((remote, local)) = peer.path() else {
         return;
     };
     tx.net.send_with(remote, local, true, |buf| {
-        let len = packet.len();
+        let mut len = packet.len();
         buf.get_mut(..len)?.copy_from_slice(packet);
         if !output.rewrite_resend(buf.get_mut(..len)?, seq, ts) {
             return None;
+        }
+        if let Some(rtx) = &mut output.rtx {
+            len = rtx.wrap(buf, len)?;
         }
         peer.protect_rtp(buf, len).ok()
     });

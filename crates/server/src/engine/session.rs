@@ -19,6 +19,7 @@ use crate::control::{EngineError, Role};
 use crate::router::output::Output;
 use crate::router::resend::ResendBudget;
 use crate::sources::Codec;
+use rtc::rtp::rtx::RtxSender;
 
 /// One session.
 #[derive(Debug)]
@@ -57,6 +58,8 @@ pub struct Session {
     pub keyframe_requests: u64,
     /// Publisher: when media last arrived (a silent publisher may be taken over).
     pub last_media: Option<Instant>,
+    /// Publisher: the buffer an RTX packet is unwrapped into, and how many were.
+    pub rtx_unwrapped: (Vec<u8>, u64),
     /// Publisher: when it closed without DELETE; its stream waits a grace period for it.
     pub closed_at: Option<Instant>,
     /// Publisher: transport-wide CC feedback (the negotiated extension id and the arrival
@@ -85,6 +88,8 @@ pub struct Input {
     pub payload_type: u8,
     /// Whether generic NACK (`a=rtcp-fb:* nack`) was negotiated for its codec.
     pub nack: bool,
+    /// The payload type of its RTX stream (RFC 4588), if negotiated.
+    pub rtx_pt: Option<u8>,
     /// SSRCs seen on it (from `a=ssrc`, the mid extension or the payload type).
     pub ssrcs: Vec<u32>,
     /// Index of the stream track it feeds.
@@ -195,8 +200,10 @@ pub fn answer_offer(
     // We send transport-cc feedback, never REMB, so goog-remb is not answered.
     config.feedback.retain(|f| *f != RtcpFeedback::Remb);
     config.stream_id = msid_id(cx.stream);
-    // Retransmissions travel as plain copies on the media SSRC both ways; no RTX streams.
-    config.rtx = false;
+    // RTX (RFC 4588) where the peer offers it: our retransmissions to a viewer get their own
+    // SSRC and numbers, a publisher's are unwrapped to the originals. Peers that do not offer
+    // it get and send plain copies on the media SSRC.
+    config.rtx = true;
     let (answer, negotiated) =
         sdp::answer(&offer, &config, rng).map_err(|e| EngineError::Unanswerable(e.to_string()))?;
     let (outputs, inputs) = match cx.role {
@@ -247,6 +254,7 @@ pub fn answer_offer(
         resends: ResendBudget::new(now),
         keyframe_requests: 0,
         last_media: None,
+        rtx_unwrapped: (Vec::new(), 0),
         closed_at: None,
         twcc: twcc
             .filter(|_| cx.role == Role::Publish && cx.congestion_feedback)
@@ -275,7 +283,7 @@ fn outputs(negotiated: &Negotiated, tracks: &[OfferedTrack], rng: &mut Rng) -> V
         });
         if let (Some((track, pt)), Some(ssrc)) = (found, media.local_ssrc) {
             let (seq, offset) = (rng.u32() as u16, rng.u32());
-            outputs.push(Output::new(
+            let mut output = Output::new(
                 track.index,
                 pt,
                 ssrc,
@@ -283,7 +291,20 @@ fn outputs(negotiated: &Negotiated, tracks: &[OfferedTrack], rng: &mut Rng) -> V
                 offset,
                 video,
                 track.codec == Codec::Vp8,
-            ));
+            );
+            let rtx_pt = media
+                .codecs
+                .iter()
+                .find(|c| c.pt == pt)
+                .and_then(|c| c.rtx_pt);
+            if let (Some(ssrc), Some(payload_type)) = (media.local_rtx_ssrc, rtx_pt) {
+                output.rtx = Some(RtxSender {
+                    ssrc,
+                    payload_type,
+                    seq: rng.u32() as u16,
+                });
+            }
+            outputs.push(output);
         }
     }
     outputs
@@ -303,6 +324,7 @@ fn inputs(negotiated: &Negotiated) -> Vec<Input> {
                 codec: our_codec(chosen.codec)?,
                 payload_type: chosen.pt,
                 nack: chosen.feedback.contains(&RtcpFeedback::Nack),
+                rtx_pt: chosen.rtx_pt,
                 ssrcs: m.remote_ssrcs.iter().map(|s| s.ssrc).collect(),
                 track: 0,
                 last_timestamp: None,
@@ -406,6 +428,7 @@ mod tests {
             codec,
             payload_type: 111,
             nack,
+            rtx_pt: None,
             ssrcs: vec![7],
             track: 0,
             last_timestamp: None,

@@ -17,6 +17,7 @@ use rtc::rtp::{ExtIdMap, RtpPacket, RtpPacketMut, seq};
 
 use crate::router::{AUDIO_HISTORY, VIDEO_HISTORY};
 use crate::sources::Codec;
+use rtc::rtp::rtx::RtxSender;
 
 /// How many of our sequence numbers we can map back to source packets for NACKs: as many as
 /// the track's history keeps (an older one maps to a packet the history no longer has).
@@ -34,6 +35,9 @@ pub struct Output {
     pub payload_type: u8,
     /// The SSRC we send this track with (announced in our answer's `a=ssrc`).
     pub ssrc: u32,
+    /// Where retransmissions go when the viewer negotiated RTX (RFC 4588); plain copies on
+    /// `ssrc` otherwise.
+    pub rtx: Option<RtxSender>,
     /// Added to the source's sequence numbers and timestamps.
     seq_offset: u16,
     ts_offset: u32,
@@ -121,6 +125,7 @@ impl Output {
             track,
             payload_type,
             ssrc,
+            rtx: None,
             seq_offset,
             ts_offset,
             last: None,
