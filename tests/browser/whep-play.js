@@ -94,7 +94,8 @@ async function runInPage({ url, seconds }) {
   return {
     firstFrameMs, firstFrameTrackMs, connectedMs, firstFrames, states, finalState, deleteStatus: del.status,
     video: { framesDecoded: v.framesDecoded, frameWidth: v.frameWidth, frameHeight: v.frameHeight, packetsLost: v.packetsLost,
-             packetsReceived: v.packetsReceived, nackCount: v.nackCount, pliCount: v.pliCount, framesDropped: v.framesDropped },
+             packetsReceived: v.packetsReceived, nackCount: v.nackCount, pliCount: v.pliCount, framesDropped: v.framesDropped,
+             retransmittedPacketsReceived: v.retransmittedPacketsReceived },
     audio: { bytesReceived: a.bytesReceived, packetsReceived: a.packetsReceived, totalSamplesReceived: a.totalSamplesReceived },
     transport: { dtlsState: t.dtlsState, srtpCipher: t.srtpCipher, tlsVersion: t.tlsVersion, dtlsCipher: t.dtlsCipher },
   };

@@ -99,6 +99,12 @@ fn chromium_plays_sample_through_5_percent_loss() {
     assert_played(&r, 60);
     let nacks = r["video"]["nackCount"].as_u64().unwrap_or(0);
     assert!(nacks > 0, "5 % loss but Chromium sent no NACK: {r}");
+    // Chromium offers RTX (RFC 4588) and counts what arrives on it: the NACKs were answered
+    // there, not with plain copies.
+    let rtx = r["video"]["retransmittedPacketsReceived"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(rtx > 0, "5 % loss but no retransmission came over RTX: {r}");
 }
 
 /// The GOP cache's promise (issue 4): a joining viewer gets video at once from the latest

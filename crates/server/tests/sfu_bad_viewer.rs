@@ -5,7 +5,8 @@
 //!    is asked for a keyframe at most ~2 times a second however many arrive;
 //! 2. flood NACKs (one of them, 8 500 sequence numbers a second, and some for an SSRC it
 //!    does not receive): every sequence number is counted, the server answers from its
-//!    history to that viewer only.
+//!    history to that viewer only, and no more than its budget (a quarter of what it is
+//!    sent, and a floor) — the rest is refused and counted.
 //!
 //! Meanwhile the well-behaved viewers keep ≥ 95 % of the packets and ≥ 90 % of the frame rate.
 
@@ -70,10 +71,20 @@ fn a_pli_flood_is_counted_and_aggregated_to_two_keyframe_requests_a_second() {
 }
 
 #[test]
-fn a_nack_flood_is_counted_and_answered_to_its_sender_only() {
+fn a_nack_flood_is_counted_and_answered_within_a_budget_to_its_sender_only() {
     let mut s = Setup::start(WATCHED + 1);
     let (watched, noisy) = (s.viewers[..WATCHED].to_vec(), s.viewers[WATCHED]);
     let received0 = s.metric("leanrtc_rtcp_nacks_received_total");
+    let resent0 = s.metric("leanrtc_nack_resent_total");
+    let resent_bytes0 = s.metric("leanrtc_nack_resent_bytes_total");
+    let refused0 = s.metric("leanrtc_nack_refused_budget_total")
+        + s.metric("leanrtc_nack_refused_repeat_total");
+    let video = |s: &Setup| {
+        let v = s.d.viewer(noisy).unwrap().video().unwrap();
+        (v.packets, v.bytes)
+    };
+    let video0 = video(&s);
+    let started = Instant::now();
     // The server's retransmissions repeat SRTP indices the viewer has had, so its SRTP
     // replay check drops them: they show as replays.
     let replays = |s: &Setup, v: ClientId| s.d.session(v).unwrap().peer().stats().srtp_failed;
@@ -99,11 +110,19 @@ fn a_nack_flood_is_counted_and_answered_to_its_sender_only() {
             }
         }
     });
+    let secs = started.elapsed().as_secs_f64();
     let received = s.metric("leanrtc_rtcp_nacks_received_total") - received0;
-    let resent = replays(&s, noisy) - replays0;
+    let resent = s.metric("leanrtc_nack_resent_total") - resent0;
+    let resent_bytes = s.metric("leanrtc_nack_resent_bytes_total") - resent_bytes0;
+    let refused = s.metric("leanrtc_nack_refused_budget_total")
+        + s.metric("leanrtc_nack_refused_repeat_total")
+        - refused0;
+    let replayed = replays(&s, noisy) - replays0;
+    let (packets, bytes) = (video(&s).0 - video0.0, video(&s).1 - video0.1);
     eprintln!(
-        "NACK flood: {nacked} sequence numbers sent, {received} counted, {resent} packets \
-         resent to the flooding viewer"
+        "NACK flood: {nacked} sequence numbers sent in {secs:.1} s, {received} counted, \
+         {resent} packets ({resent_bytes} bytes) resent ({replayed} seen as replays by the \
+         flooding viewer, which got {packets} video packets, {bytes} bytes), {refused} refused"
     );
     // Sequence numbers NACKed for an SSRC the viewer does not receive may or may not be
     // counted; the ones for its own must all be.
@@ -111,9 +130,24 @@ fn a_nack_flood_is_counted_and_answered_to_its_sender_only() {
         received >= (nacked / 18 * 17) as f64 && received <= nacked as f64,
         "{received} counted of {nacked}"
     );
+    // The budget: a quarter of the bytes sent in the window before, and 16 kB a window (of
+    // 1 s); the window the phase starts in and the one before count too.
+    let bound = bytes as f64 / 4.0 + 16_384.0 * (secs + 2.0);
     assert!(
-        resent > 1000,
+        resent_bytes <= bound,
+        "{resent_bytes} bytes resent for a flood, more than the budget's {bound:.0}"
+    );
+    assert!(
+        resent >= 13.0,
         "the server answered only {resent} NACKed packets"
+    );
+    assert!(
+        refused >= 10.0 * resent,
+        "{refused} refused, {resent} resent"
+    );
+    assert!(
+        replayed as f64 <= resent,
+        "{replayed} replays, {resent} resent"
     );
     for (i, &v) in watched.iter().enumerate() {
         assert_eq!(replays(&s, v), 0, "watched viewer {i} got retransmissions");

@@ -112,6 +112,60 @@ fn str0m_receives_the_ivf_frames_byte_identical() {
     assert_eq!(http::delete(server.http, &viewer.location), 404);
 }
 
+/// 5 % of the server's datagrams dropped (`--test-send-loss`): str0m negotiated RTX
+/// (RFC 4588), so the server answers its NACKs on the RTX SSRC and payload type, and str0m
+/// repairs the frames from them — every frame arrives, in order.
+#[test]
+fn str0m_gets_retransmissions_over_rtx_through_5_percent_loss() {
+    let ivf = ivf_frames(SAMPLE_IVF);
+    let server = Server::start(&["--test-send-loss", "5"]);
+    let mut viewer = Viewer::connect_counting(server.http, "sample");
+    let rtx_pt: u8 = viewer
+        .answer
+        .lines()
+        .find_map(|l| {
+            let (pt, codec) = l.strip_prefix("a=rtpmap:")?.split_once(' ')?;
+            codec.starts_with("rtx/").then(|| pt.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no RTX in the answer:\n{}", viewer.answer));
+    assert!(
+        viewer.answer.contains("a=ssrc-group:FID "),
+        "{}",
+        viewer.answer
+    );
+    viewer.run_until(viewer.posted_at + Duration::from_secs(10), |v| {
+        v.frames.len() >= 150
+    });
+    let rtx = viewer.rtp_by_pt.get(&rtx_pt).copied().unwrap_or(0);
+    let resent = http::metric(server.http, "leanrtc_nack_resent_total");
+    eprintln!(
+        "str0m: {} frames; RTP by payload type {:?}; the server resent {resent}",
+        viewer.frames.len(),
+        viewer.rtp_by_pt
+    );
+    assert!(viewer.frames.len() >= 150, "{} frames", viewer.frames.len());
+    assert!(
+        rtx > 0,
+        "no RTX packet reached str0m: {:?}",
+        viewer.rtp_by_pt
+    );
+    let data: Vec<&[u8]> = viewer.frames.iter().map(|f| &f.data[..]).collect();
+    let idx = indices(&data, &ivf);
+    assert!(
+        idx.iter().all(Option::is_some),
+        "frames that match no IVF frame"
+    );
+    // Repaired: most frames follow their predecessor (a retransmission lost too, 1 in 400,
+    // or one past str0m's wait may leave a gap).
+    let contiguous = viewer.frames.iter().filter(|f| f.contiguous).count();
+    assert!(
+        contiguous * 100 >= viewer.frames.len() * 95,
+        "{contiguous} of {} frames contiguous",
+        viewer.frames.len()
+    );
+    assert_eq!(http::delete(server.http, &viewer.location), 200);
+}
+
 /// Ten str0m viewers at once all play; also prints the server's CPU time per viewer over a
 /// steady window (with `LEANRTC_BIN=target/release/leanrtc` that is the release figure;
 /// tests/browser/first-frame.sh runs it so).

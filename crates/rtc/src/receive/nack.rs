@@ -107,10 +107,14 @@ impl ReceiveStream {
 
     /// Whether to send a PLI now: a gap was given up (or the stream restarted) since the last
     /// request. Rate-limited here to one per max(300 ms, 2 RTT); the caller may aggregate
-    /// further (e.g. with its viewers' PLIs).
+    /// further (e.g. with its viewers' PLIs). Never without `keyframe_requests`.
     pub fn poll_keyframe_request(&mut self, now: Instant) -> bool {
         let interval = KEYFRAME_INTERVAL.max(self.rtt * 2);
         let blocked = matches!(self.last_keyframe_request, Some(at) if now < at + interval);
+        if !self.cfg.keyframe_requests {
+            self.keyframe_needed = false;
+            return false;
+        }
         if !self.keyframe_needed || blocked {
             return false;
         }
@@ -125,7 +129,7 @@ impl ReceiveStream {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut at = None;
         let mut earliest = |t: Instant| at = Some(at.map_or(t, |a: Instant| a.min(t)));
-        if self.keyframe_needed {
+        if self.keyframe_needed && self.cfg.keyframe_requests {
             let interval = KEYFRAME_INTERVAL.max(self.rtt * 2);
             if let Some(last) = self.last_keyframe_request {
                 earliest(last + interval);

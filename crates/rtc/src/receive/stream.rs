@@ -29,18 +29,22 @@ pub struct ReceiveConfig {
     pub nack: bool,
     /// NACKs per missing packet at most (the first one included).
     pub max_nack_retries: u8,
+    /// Whether a gap given up (or a restart) asks for a keyframe. Only video has keyframes:
+    /// an audio stream's loss must not make the sender of the video start a new GOP.
+    pub keyframe_requests: bool,
     /// Packets the reorder buffer holds (rounded up to a power of two).
     pub capacity: usize,
 }
 
 impl ReceiveConfig {
-    /// NACK on, 3 tries, 512 packets.
+    /// NACK and keyframe requests on, 3 tries, 512 packets.
     pub fn new(ssrc: u32, clock_rate: u32) -> Self {
         Self {
             ssrc,
             clock_rate,
             nack: true,
             max_nack_retries: 3,
+            keyframe_requests: true,
             capacity: 512,
         }
     }

@@ -97,6 +97,25 @@ fn a_gap_is_given_up_after_the_wait_and_asks_for_a_keyframe() {
 }
 
 #[test]
+fn without_keyframe_requests_a_loss_asks_for_none() {
+    let t = Instant::now();
+    let mut s = ReceiveStream::new(ReceiveConfig {
+        keyframe_requests: false,
+        ..ReceiveConfig::new(7, 48_000)
+    });
+    push(&mut s, t, 1);
+    push(&mut s, t, 3);
+    assert_eq!(drain(&mut s, t + ms(WAIT)), [1, 3]);
+    assert_eq!(s.counters().lost, 1);
+    assert!(!s.poll_keyframe_request(t + ms(WAIT)));
+    assert_eq!(s.poll_timeout(), None, "nothing to wake up for");
+    // A restart asks for none either.
+    push(&mut s, t + ms(WAIT), 30_000);
+    assert_eq!(push(&mut s, t + ms(WAIT), 30_001), Pushed::Reset);
+    assert!(!s.poll_keyframe_request(t + ms(WAIT * 3)));
+}
+
+#[test]
 fn without_nack_a_gap_waits_only_for_reordering() {
     let t = Instant::now();
     let mut s = ReceiveStream::new(ReceiveConfig {

@@ -6,11 +6,13 @@
 //!   number, timestamp, SSRC, payload type, marker and header-extension IDs without moving
 //!   or allocating anything.
 //! * [`RtpHeader`] writes a packet into a caller's buffer.
+//! * [`rtx`] wraps a retransmission in RTX (RFC 4588) and unwraps one.
 //! * [`seq`] has wrap-aware sequence-number arithmetic, [`ext`] the extensions we read.
 
 mod builder;
 pub mod ext;
 mod packet;
+pub mod rtx;
 pub mod seq;
 
 pub use builder::RtpHeader;

@@ -14,6 +14,7 @@ use rtc::rtp::RtpPacket;
 use super::net::Net;
 use super::session::Session;
 use crate::router::output::{Admit, Output};
+use crate::router::resend::{MAX_FCIS, ResendBudget, repeat_gap};
 use crate::router::{Pending, Source, Stream, Track};
 
 /// Room after a packet for the SRTP tag (16 for GCM, 10 for HMAC-SHA1-80) or SRTCP trailer.
@@ -150,16 +151,49 @@ fn send_one(
     });
 }
 
-/// Sends a retransmission exactly as the original went out (`seq`, `ts`).
-fn resend(peer: &mut Peer, output: &Output, packet: &[u8], seq: u16, ts: u32, tx: &mut Tx<'_>) {
+/// Answers one NACKed sequence number of `output` from the track's history, if we still
+/// have the packet, did not resend it within `gap` and the viewer's budget allows (`sent`:
+/// bytes sent to it so far).
+fn answer_nack(
+    peer: &mut Peer,
+    output: &mut Output,
+    track: &Track,
+    seq: u16,
+    gap: Duration,
+    (budget, sent): (&mut ResendBudget, u64),
+    tx: &mut Tx<'_>,
+) {
+    let Some((index, ts)) = output.source_of(seq, track.history.next_index()) else {
+        return;
+    };
+    let Some(packet) = track.history.get(index) else {
+        return;
+    };
+    if output.resent_within(seq, tx.now, gap) {
+        budget.counts.refused_repeat += 1;
+        return;
+    }
+    if !budget.take(tx.now, sent, packet.len()) {
+        return;
+    }
+    output.mark_resent(seq, tx.now);
+    resend(peer, output, packet, seq, ts, tx);
+}
+
+/// Sends a retransmission: the original as it went out (`seq`, `ts`), in an RTX packet of
+/// its own if the viewer negotiated RTX, else as a byte-identical copy.
+fn resend(peer: &mut Peer, output: &mut Output, packet: &[u8], seq: u16, ts: u32, tx: &mut Tx<'_>) {
     let Some((remote, local)) = peer.path() else {
         return;
     };
     tx.net.send_with(remote, local, true, |buf| {
-        let len = packet.len();
+        let mut len = packet.len();
         buf.get_mut(..len)?.copy_from_slice(packet);
         if !output.rewrite_resend(buf.get_mut(..len)?, seq, ts) {
             return None;
+        }
+        if let Some(rtx) = &mut output.rtx {
+            len = rtx.wrap(buf, len)?;
         }
         peer.protect_rtp(buf, len).ok()
     });
@@ -223,12 +257,14 @@ pub fn handle_rtcp(
         peer,
         outputs,
         nacks,
+        resends,
         keyframe_requests,
         last_keyframe_request,
         rtt,
         fraction_lost,
         ..
     } = session;
+    let mut fcis = MAX_FCIS;
     for packet in parse_compound(rtcp).flatten() {
         match packet {
             // Receiver reports about what we send: loss and, from our SR's NTP time echoed
@@ -243,22 +279,23 @@ pub fn handle_rtcp(
                 }
             }
             RtcpPacket::Nack(nack) => {
-                let Some(output) = outputs.iter().find(|o| o.ssrc == nack.media_ssrc()) else {
+                let named = |(_, blp): (u16, u16)| u64::from(1 + blp.count_ones());
+                *nacks += nack.pairs().map(named).sum::<u64>();
+                let read = nack.pairs().count().min(fcis);
+                fcis -= read;
+                resends.counts.refused_fci += nack.pairs().skip(read).map(named).sum::<u64>();
+                let sent: u64 = outputs.iter().map(|o| o.bytes_sent).sum();
+                let Some(output) = outputs.iter_mut().find(|o| o.ssrc == nack.media_ssrc()) else {
                     continue;
                 };
                 let Some(track) = stream.tracks.get(output.track) else {
                     continue;
                 };
-                for seq in nack.lost() {
-                    *nacks += 1;
-                    let Some((index, ts)) = output.source_of(seq, track.history.next_index())
-                    else {
-                        continue;
-                    };
-                    let Some(packet) = track.history.get(index) else {
-                        continue;
-                    };
-                    resend(peer, output, packet, seq, ts, tx);
+                let gap = repeat_gap(*rtt);
+                // `lost` lists the FCIs' numbers in order: the first `read` FCIs' are these.
+                let allowed = nack.pairs().take(read).map(named).sum::<u64>();
+                for seq in nack.lost().take(allowed as usize) {
+                    answer_nack(peer, output, track, seq, gap, (resends, sent), tx);
                 }
             }
             RtcpPacket::Pli(_) | RtcpPacket::Fir(_) => {

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use super::MediaLoop;
 use super::session::Session;
 use crate::control::Role;
+use crate::router::resend::ResendCounts;
 
 /// Counters that outlive sessions.
 #[derive(Debug, Default, Clone, Copy)]
@@ -24,6 +25,8 @@ pub struct Counters {
     pub nacks_received: u64,
     /// PLI/FIR received from viewers.
     pub keyframe_requests_received: u64,
+    /// What viewers' NACKs made us resend, and what was refused.
+    pub resends: ResendCounts,
     /// NACKed sequence numbers sent to publishers.
     pub nacks_sent: u64,
     /// PLIs sent to publishers.
@@ -42,6 +45,12 @@ impl Counters {
             Role::Play => {
                 self.nacks_received += session.nacks;
                 self.keyframe_requests_received += session.keyframe_requests;
+                let r = &session.resends.counts;
+                self.resends.resent += r.resent;
+                self.resends.resent_bytes += r.resent_bytes;
+                self.resends.refused_repeat += r.refused_repeat;
+                self.resends.refused_budget += r.refused_budget;
+                self.resends.refused_fci += r.refused_fci;
             }
             Role::Publish => {
                 self.nacks_sent += session.nacks;
@@ -173,6 +182,36 @@ impl MediaLoop {
             "counter",
             "PLI/FIR received from viewers.",
             c.keyframe_requests_received,
+        );
+        put(
+            "nack_resent_total",
+            "counter",
+            "Packets retransmitted to viewers for their NACKs.",
+            c.resends.resent,
+        );
+        put(
+            "nack_resent_bytes_total",
+            "counter",
+            "Bytes of RTP retransmitted to viewers for their NACKs.",
+            c.resends.resent_bytes,
+        );
+        put(
+            "nack_refused_repeat_total",
+            "counter",
+            "NACKed packets not resent: resent to that viewer less than an RTT before.",
+            c.resends.refused_repeat,
+        );
+        put(
+            "nack_refused_budget_total",
+            "counter",
+            "NACKed packets not resent: over the viewer's budget (a quarter of its send rate).",
+            c.resends.refused_budget,
+        );
+        put(
+            "nack_refused_fci_total",
+            "counter",
+            "NACKed sequence numbers not read: past the FCIs read per RTCP packet.",
+            c.resends.refused_fci,
         );
         put(
             "nacks_sent_total",

@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use rtc::receive::{Pushed, ReceiveConfig, ReceiveStream};
+use rtc::receive::{Pushed, ReceiveStream};
 use rtc::rtcp::{RtcpPacket, RtcpWriter, parse_compound};
-use rtc::rtp::RtpPacket;
+use rtc::rtp::{RtpPacket, rtx};
 
 use super::MediaLoop;
 use super::media;
@@ -100,9 +100,8 @@ impl MediaLoop {
         Ok(created)
     }
 
-    /// A plain RTP packet from publisher `key`: recorded for congestion feedback, put through
-    /// its receive stream (loss detection, NACK), forwarded to viewers at once, and — in
-    /// order — to the recorder.
+    /// A plain RTP packet from publisher `key`: recorded for congestion feedback; an RTX
+    /// packet (RFC 4588) is unwrapped to its original, which then goes on like any other.
     pub(super) fn on_publisher_rtp(&mut self, now: Instant, key: u64, packet: &[u8]) {
         let Ok(view) = RtpPacket::parse(packet) else {
             return;
@@ -116,6 +115,38 @@ impl MediaLoop {
         {
             recorder.record(now, seq);
         }
+        // The RTX payload type says which input it repairs (payload types are unique in a
+        // BUNDLE); the original's SSRC is that input's current one.
+        let pt = view.payload_type();
+        let Some(input) = session.inputs.iter().find(|i| i.rtx_pt == Some(pt)) else {
+            self.on_publisher_media(now, key, view);
+            return;
+        };
+        let Some(ssrc) = input.receive.as_ref().map(ReceiveStream::ssrc) else {
+            return; // nothing to repair yet
+        };
+        let media_pt = input.payload_type;
+        let mut buf = std::mem::take(&mut session.rtx_unwrapped.0);
+        // A padding-only bandwidth probe has no original.
+        if rtx::unwrap(&view, ssrc, media_pt, &mut buf)
+            && let Ok(original) = RtpPacket::parse(&buf)
+        {
+            session.rtx_unwrapped.1 += 1;
+            self.on_publisher_media(now, key, original);
+        }
+        if let Some(session) = self.sessions.get_mut(&key) {
+            session.rtx_unwrapped.0 = buf;
+        }
+    }
+
+    /// A publisher's media packet (an RTX one unwrapped): put through its receive stream
+    /// (loss detection, NACK), forwarded to viewers at once, and — in order — to the
+    /// recorder.
+    fn on_publisher_media(&mut self, now: Instant, key: u64, view: RtpPacket<'_>) {
+        let packet = view.bytes();
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
         let mid = session.mid_extension.and_then(|id| view.extension(id));
         let Some(input) = session.input_for(now, view.ssrc(), view.payload_type(), mid) else {
             self.unknown_ssrc += 1;
@@ -131,10 +162,7 @@ impl MediaLoop {
             .as_ref()
             .is_none_or(|r| r.ssrc() != view.ssrc())
         {
-            input.receive = Some(ReceiveStream::new(ReceiveConfig::new(
-                view.ssrc(),
-                input.codec.clock_rate(),
-            )));
+            input.receive = Some(ReceiveStream::new(input.receive_config(view.ssrc())));
         }
         let Some(receive) = input.receive.as_mut() else {
             return;

@@ -9,7 +9,7 @@ use rtc::dtls::{DtlsConfig, Fingerprint};
 use rtc::ice::Credentials;
 use rtc::peer::{Peer, PeerSetup};
 use rtc::rand::Rng;
-use rtc::receive::{ReceiveStream, TwccRecorder};
+use rtc::receive::{ReceiveConfig, ReceiveStream, TwccRecorder};
 use rtc::sdp::{
     self, AnswerConfig, Direction, DtlsRole, HeaderExtension, MediaKind, Negotiated, RtcpFeedback,
     SessionDescription,
@@ -17,7 +17,9 @@ use rtc::sdp::{
 
 use crate::control::{EngineError, Role};
 use crate::router::output::Output;
+use crate::router::resend::ResendBudget;
 use crate::sources::Codec;
+use rtc::rtp::rtx::RtxSender;
 
 /// One session.
 #[derive(Debug)]
@@ -50,10 +52,14 @@ pub struct Session {
     pub last_keyframe_request: Option<Instant>,
     /// NACKed packets (received from a viewer, or sent to a publisher).
     pub nacks: u64,
+    /// Viewer: how much its NACKs may make us resend, and what they did.
+    pub resends: ResendBudget,
     /// PLI/FIR received (viewer) or sent (publisher).
     pub keyframe_requests: u64,
     /// Publisher: when media last arrived (a silent publisher may be taken over).
     pub last_media: Option<Instant>,
+    /// Publisher: the buffer an RTX packet is unwrapped into, and how many were.
+    pub rtx_unwrapped: (Vec<u8>, u64),
     /// Publisher: when it closed without DELETE; its stream waits a grace period for it.
     pub closed_at: Option<Instant>,
     /// Publisher: transport-wide CC feedback (the negotiated extension id and the arrival
@@ -80,6 +86,10 @@ pub struct Input {
     pub codec: Codec,
     /// Its payload type.
     pub payload_type: u8,
+    /// Whether generic NACK (`a=rtcp-fb:* nack`) was negotiated for its codec.
+    pub nack: bool,
+    /// The payload type of its RTX stream (RFC 4588), if negotiated.
+    pub rtx_pt: Option<u8>,
     /// SSRCs seen on it (from `a=ssrc`, the mid extension or the payload type).
     pub ssrcs: Vec<u32>,
     /// Index of the stream track it feeds.
@@ -90,6 +100,19 @@ pub struct Input {
     pub receive: Option<ReceiveStream>,
     /// When its current SSRC last delivered a packet.
     pub last_packet: Option<Instant>,
+}
+
+impl Input {
+    /// How its SSRC `ssrc` is received: NACKs only where they were negotiated (RFC 4585
+    /// §4.2), keyframe requests only for video — audio loss must not cost every viewer a
+    /// keyframe.
+    pub fn receive_config(&self, ssrc: u32) -> ReceiveConfig {
+        ReceiveConfig {
+            nack: self.nack,
+            keyframe_requests: self.codec.is_video(),
+            ..ReceiveConfig::new(ssrc, self.codec.clock_rate())
+        }
+    }
 }
 
 /// An input switches to a new SSRC only after its current one was silent this long.
@@ -177,8 +200,10 @@ pub fn answer_offer(
     // We send transport-cc feedback, never REMB, so goog-remb is not answered.
     config.feedback.retain(|f| *f != RtcpFeedback::Remb);
     config.stream_id = msid_id(cx.stream);
-    // Retransmissions travel as plain copies on the media SSRC both ways; no RTX streams.
-    config.rtx = false;
+    // RTX (RFC 4588) where the peer offers it: our retransmissions to a viewer get their own
+    // SSRC and numbers, a publisher's are unwrapped to the originals. Peers that do not offer
+    // it get and send plain copies on the media SSRC.
+    config.rtx = true;
     let (answer, negotiated) =
         sdp::answer(&offer, &config, rng).map_err(|e| EngineError::Unanswerable(e.to_string()))?;
     let (outputs, inputs) = match cx.role {
@@ -226,8 +251,10 @@ pub fn answer_offer(
         next_report: None,
         last_keyframe_request: None,
         nacks: 0,
+        resends: ResendBudget::new(now),
         keyframe_requests: 0,
         last_media: None,
+        rtx_unwrapped: (Vec::new(), 0),
         closed_at: None,
         twcc: twcc
             .filter(|_| cx.role == Role::Publish && cx.congestion_feedback)
@@ -256,7 +283,7 @@ fn outputs(negotiated: &Negotiated, tracks: &[OfferedTrack], rng: &mut Rng) -> V
         });
         if let (Some((track, pt)), Some(ssrc)) = (found, media.local_ssrc) {
             let (seq, offset) = (rng.u32() as u16, rng.u32());
-            outputs.push(Output::new(
+            let mut output = Output::new(
                 track.index,
                 pt,
                 ssrc,
@@ -264,7 +291,20 @@ fn outputs(negotiated: &Negotiated, tracks: &[OfferedTrack], rng: &mut Rng) -> V
                 offset,
                 video,
                 track.codec == Codec::Vp8,
-            ));
+            );
+            let rtx_pt = media
+                .codecs
+                .iter()
+                .find(|c| c.pt == pt)
+                .and_then(|c| c.rtx_pt);
+            if let (Some(ssrc), Some(payload_type)) = (media.local_rtx_ssrc, rtx_pt) {
+                output.rtx = Some(RtxSender {
+                    ssrc,
+                    payload_type,
+                    seq: rng.u32() as u16,
+                });
+            }
+            outputs.push(output);
         }
     }
     outputs
@@ -283,6 +323,8 @@ fn inputs(negotiated: &Negotiated) -> Vec<Input> {
                 mid: m.mid.clone(),
                 codec: our_codec(chosen.codec)?,
                 payload_type: chosen.pt,
+                nack: chosen.feedback.contains(&RtcpFeedback::Nack),
+                rtx_pt: chosen.rtx_pt,
                 ssrcs: m.remote_ssrcs.iter().map(|s| s.ssrc).collect(),
                 track: 0,
                 last_timestamp: None,
@@ -373,7 +415,52 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::msid_id;
+    use std::time::{Duration, Instant};
+
+    use rtc::receive::ReceiveStream;
+
+    use super::{Input, msid_id};
+    use crate::sources::Codec;
+
+    fn input(codec: Codec, nack: bool) -> Input {
+        Input {
+            mid: "0".into(),
+            codec,
+            payload_type: 111,
+            nack,
+            rtx_pt: None,
+            ssrcs: vec![7],
+            track: 0,
+            last_timestamp: None,
+            receive: None,
+            last_packet: None,
+        }
+    }
+
+    /// Every 50th packet lost for 10 s; returns (keyframe requests, NACKed numbers).
+    fn lossy(input: &Input) -> (usize, usize) {
+        let mut s = ReceiveStream::new(input.receive_config(7));
+        let (t0, mut plis, mut nacks) = (Instant::now(), 0, Vec::new());
+        for seq in 0..500u16 {
+            let now = t0 + Duration::from_millis(20 * u64::from(seq));
+            if seq % 50 != 25 {
+                s.push(now, seq, u32::from(seq) * 960, &[0x80; 20]);
+            }
+            while s.poll_packet(now).is_some() {}
+            s.poll_nacks(now, &mut nacks);
+            plis += usize::from(s.poll_keyframe_request(now));
+        }
+        (plis, nacks.len())
+    }
+
+    #[test]
+    fn audio_loss_asks_for_no_keyframe_and_nacks_only_where_negotiated() {
+        assert_eq!(lossy(&input(Codec::Opus, false)), (0, 0), "Opus, no nack");
+        let (plis, nacks) = lossy(&input(Codec::Opus, true));
+        assert_eq!((plis, nacks > 0), (0, true), "Opus with nack");
+        let (plis, nacks) = lossy(&input(Codec::Vp8, true));
+        assert!(plis > 0 && nacks > 0, "VP8: {plis} PLIs, {nacks} NACKs");
+    }
 
     #[test]
     fn msid_ids_are_tokens_of_at_most_56_characters() {

@@ -3,6 +3,7 @@
 
 pub mod history;
 pub mod output;
+pub mod resend;
 
 use std::time::{Duration, Instant, SystemTime};
 

@@ -17,6 +17,7 @@ use rtc::rtp::{ExtIdMap, RtpPacket, RtpPacketMut, seq};
 
 use crate::router::{AUDIO_HISTORY, VIDEO_HISTORY};
 use crate::sources::Codec;
+use rtc::rtp::rtx::RtxSender;
 
 /// How many of our sequence numbers we can map back to source packets for NACKs: as many as
 /// the track's history keeps (an older one maps to a packet the history no longer has).
@@ -34,6 +35,9 @@ pub struct Output {
     pub payload_type: u8,
     /// The SSRC we send this track with (announced in our answer's `a=ssrc`).
     pub ssrc: u32,
+    /// Where retransmissions go when the viewer negotiated RTX (RFC 4588); plain copies on
+    /// `ssrc` otherwise.
+    pub rtx: Option<RtxSender>,
     /// Added to the source's sequence numbers and timestamps.
     seq_offset: u16,
     ts_offset: u32,
@@ -45,10 +49,14 @@ pub struct Output {
     sent: Vec<Sent>,
     /// Waiting for a keyframe before sending anything (video at the start).
     waiting_for_keyframe: bool,
+    /// The origin of [`Sent::resent`] times (the first retransmission).
+    resend_clock: Option<Instant>,
     /// Packets sent, for Sender Reports.
     pub packets: u32,
     /// Payload octets sent, for Sender Reports.
     pub octets: u32,
+    /// Bytes of RTP sent (headers included, retransmissions not), for the NACK budget.
+    pub bytes_sent: u64,
     /// The header-extension ids this viewer negotiated, from the source's ids.
     ext_map: ExtIdMap,
     /// The source SSRC we follow; another one means the source changed.
@@ -68,10 +76,21 @@ struct Sent {
     index: u32,
     /// Our timestamp.
     ts: u32,
-    /// Our sequence number (the slot is reused every ring-size numbers).
+    /// Our sequence number (the slot is reused every ring-size numbers). A slot whose number
+    /// does not belong in it ([`Sent::empty`]) holds nothing.
     seq: u16,
-    /// Set once a packet was recorded here.
-    used: bool,
+    /// When it was last retransmitted, in [`Output::tick`]s; 0 if never since it was sent.
+    resent: u16,
+}
+
+impl Sent {
+    /// Nothing, in slot `at`: a sequence number that cannot be in that slot.
+    fn empty(at: usize) -> Self {
+        Sent {
+            seq: (at as u16).wrapping_add(1),
+            ..Sent::default()
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -106,13 +125,16 @@ impl Output {
             track,
             payload_type,
             ssrc,
+            rtx: None,
             seq_offset,
             ts_offset,
             last: None,
-            sent: vec![Sent::default(); sent_ring(video)],
+            sent: (0..sent_ring(video)).map(Sent::empty).collect(),
             waiting_for_keyframe: video,
+            resend_clock: None,
             packets: 0,
             octets: 0,
+            bytes_sent: 0,
             ext_map: ExtIdMap::drop_all(),
             source_ssrc: None,
             last_at: None,
@@ -168,7 +190,23 @@ impl Output {
             self.ts_offset = last_ts.wrapping_add(gap).wrapping_sub(first.timestamp());
         }
         if let Some(ids) = &mut self.vp8 {
+            let before = (ids.picture_offset, ids.tl0_offset);
             ids.rebase(first.payload());
+            if before != (ids.picture_offset, ids.tl0_offset) {
+                // What was sent before now has other picture ids than a rewrite would give
+                // it, and a plain retransmission must be byte-identical to the original (same
+                // SRTP index, so the same AES-GCM nonce: RFC 7714 §8.4 forbids other bytes
+                // under it). A NACK from before a switch or a replay is not worth answering
+                // anyway: the viewer decodes from the keyframe that follows.
+                self.forget_sent();
+            }
+        }
+    }
+
+    /// Forgets every packet sent so far: no NACK for them is answered.
+    fn forget_sent(&mut self) {
+        for (at, slot) in self.sent.iter_mut().enumerate() {
+            *slot = Sent::empty(at);
         }
     }
 
@@ -199,7 +237,7 @@ impl Output {
                 index: index as u32, // the low bits (see `Sent::index`)
                 ts,
                 seq,
-                used: true,
+                resent: 0,
             };
         }
         if self.last.is_none_or(|(last, _)| seq::seq_newer(seq, last)) {
@@ -207,6 +245,7 @@ impl Output {
         }
         self.packets = self.packets.wrapping_add(1);
         self.octets = self.octets.wrapping_add(payload_len as u32);
+        self.bytes_sent += buf.len() as u64;
         true
     }
 
@@ -218,8 +257,8 @@ impl Output {
         };
         let header_len = packet.as_packet().header_len();
         self.patch_header(&mut packet, seq, ts);
-        // The same picture offsets as when first sent: a switch since then only moved later
-        // packets, and a NACK reaches back at most a second.
+        // The same picture offsets as when first sent: a re-base that changed them forgot
+        // every packet sent before it.
         if let (Some(ids), Some(payload)) = (self.vp8, buf.get_mut(header_len..)) {
             ids.apply(payload);
         }
@@ -238,13 +277,49 @@ impl Output {
     /// remember it; `next_index` is the track history's next index (every index we sent is
     /// below it).
     pub fn source_of(&self, seq: u16, next_index: u64) -> Option<(u64, u32)> {
-        let slot = self
-            .sent
-            .get(usize::from(seq) % self.sent.len().max(1))
-            .filter(|s| s.used && s.seq == seq)?;
+        let slot = self.slot(seq)?;
         let behind = (next_index as u32).wrapping_sub(slot.index);
         let index = next_index.checked_sub(u64::from(behind))?;
         Some((index, slot.ts))
+    }
+
+    /// The NACK-map entry of what we sent as `seq`, if we still remember it.
+    fn slot(&self, seq: u16) -> Option<&Sent> {
+        self.sent
+            .get(usize::from(seq) % self.sent.len().max(1))
+            .filter(|s| s.seq == seq)
+    }
+
+    /// One more than the milliseconds since the first retransmission, wrapping at 16 bits,
+    /// never 0 (0 is "never"). A wrap can make a 65 s old retransmission look recent; by then
+    /// the slot has almost always been reused (which clears it).
+    fn tick(clock: Instant, now: Instant) -> u16 {
+        let ms = now.saturating_duration_since(clock).as_millis() as u16;
+        ms.wrapping_add(1).max(1)
+    }
+
+    /// Whether `seq` was retransmitted less than `gap` (the viewer's RTT) ago: a receiver
+    /// asks again only after a round trip without it (RFC 4585 §3.5.3), so an earlier repeat
+    /// is a duplicate NACK or a hostile one.
+    pub fn resent_within(&self, seq: u16, now: Instant, gap: Duration) -> bool {
+        let (Some(slot), Some(clock)) = (self.slot(seq), self.resend_clock) else {
+            return false;
+        };
+        slot.resent != 0
+            && u128::from(Self::tick(clock, now).wrapping_sub(slot.resent)) < gap.as_millis()
+    }
+
+    /// Notes that `seq` was retransmitted at `now`.
+    pub fn mark_resent(&mut self, seq: u16, now: Instant) {
+        let clock = *self.resend_clock.get_or_insert(now);
+        let ring = self.sent.len().max(1);
+        if let Some(slot) = self
+            .sent
+            .get_mut(usize::from(seq) % ring)
+            .filter(|s| s.seq == seq)
+        {
+            slot.resent = Self::tick(clock, now);
+        }
     }
 }
 
@@ -467,6 +542,65 @@ mod tests {
         out.rebase(&RtpPacket::parse(&key).unwrap(), 3000);
         assert_eq!(sent(&mut out, &key, 0), (12, 6000, 3));
         assert_eq!(sent(&mut out, &delta, 1), (13, 9000, 4));
+    }
+
+    /// SRTP would protect a retransmission under the original's index (same SSRC, ROC and
+    /// sequence number, so the same AES-GCM nonce): its bytes must be the original's, or it
+    /// must not be sent at all.
+    #[test]
+    fn a_retransmission_after_a_rebase_is_the_original_or_nothing() {
+        let mut out = Output::new(0, 120, 0xabcd, 0, 0, true, true);
+        let t0 = Instant::now();
+        let key = packet(1, 10, 0, 1);
+        let delta = packet(1, 11, 3000, 2);
+        out.admit(&RtpPacket::parse(&key).unwrap(), true, Codec::Vp8, t0);
+        let mut originals = Vec::new();
+        for (index, p) in [&key, &delta].into_iter().enumerate() {
+            let mut buf = p.clone();
+            assert!(out.rewrite(&mut buf, index as u64));
+            originals.push(buf);
+        }
+        let resend = |out: &Output, index: usize| {
+            let v = RtpPacket::parse(&originals[index]).unwrap();
+            let (source, ts) = out.source_of(v.sequence_number(), 2)?;
+            assert_eq!(source, index as u64);
+            let mut buf = [&key, &delta][index].clone();
+            assert!(out.rewrite_resend(&mut buf, v.sequence_number(), ts));
+            Some(buf)
+        };
+        assert_eq!(resend(&out, 1).as_ref(), Some(&originals[1]), "before");
+        // A new publisher's keyframe with other picture ids re-bases the VP8 offsets.
+        let other = packet(2, 500, 90_000, 7000);
+        out.admit(&RtpPacket::parse(&other).unwrap(), true, Codec::Vp8, t0);
+        for index in 0..2 {
+            if let Some(bytes) = resend(&out, index) {
+                assert_eq!(
+                    bytes, originals[index],
+                    "packet {index} resent with other bytes"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_packet_is_resent_at_most_once_per_round_trip() {
+        let mut out = Output::new(0, 120, 0xabcd, 0, 0, false, false);
+        let (t0, rtt) = (Instant::now(), Duration::from_millis(50));
+        for i in 0..AUDIO_HISTORY as u16 {
+            assert!(out.rewrite(&mut packet(1, i, 0, 0), u64::from(i)));
+        }
+        assert!(!out.resent_within(3, t0, rtt), "never resent");
+        out.mark_resent(3, t0);
+        assert!(out.resent_within(3, t0 + Duration::from_millis(49), rtt));
+        assert!(!out.resent_within(4, t0, rtt), "another packet");
+        assert!(!out.resent_within(3, t0 + rtt, rtt), "a round trip later");
+        out.mark_resent(3, t0 + rtt);
+        assert!(out.resent_within(3, t0 + rtt, rtt));
+        // The slot taken by a new packet forgets the retransmission.
+        let next = 3 + AUDIO_HISTORY as u16;
+        assert!(out.rewrite(&mut packet(1, next, 0, 0), u64::from(next)));
+        assert!(!out.resent_within(next, t0 + rtt, rtt));
+        assert_eq!(out.source_of(3, 1000), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! std `UdpSocket` on 127.0.0.1 and the real clock. It offers recvonly VP8 video and Opus
 //! audio, POSTs the offer with our HTTP client, and keeps every frame str0m reassembles.
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,6 +52,9 @@ pub struct Viewer {
     pub audio: Vec<(Arc<[u8]>, Instant)>,
     /// The RTP timestamp (extended to 64 bits) of each of `audio`.
     pub audio_rtp_times: Vec<u64>,
+    /// RTP packets received by payload type, as sent (RTX ones under the RTX payload type);
+    /// counted only by a viewer made with [`Viewer::connect_counting`].
+    pub rtp_by_pt: HashMap<u8, u64>,
 }
 
 impl Viewer {
@@ -84,15 +88,32 @@ impl Viewer {
 
     /// [`Viewer::connect`], offering an audio section only with `audio`.
     pub fn connect_with(http_addr: SocketAddr, stream: &str, audio: bool) -> Viewer {
-        Self::connect_from("127.0.0.1:0", http_addr, stream, audio)
+        Self::connect_opts("127.0.0.1:0", http_addr, stream, audio, false)
     }
 
     /// [`Viewer::connect_with`] from the UDP address `bind` (e.g. the port of a viewer that
     /// went away, as a client reconnecting from the same port).
     pub fn connect_from(bind: &str, http_addr: SocketAddr, stream: &str, audio: bool) -> Viewer {
+        Self::connect_opts(bind, http_addr, stream, audio, false)
+    }
+
+    /// [`Viewer::connect`], counting the RTP packets str0m receives by payload type
+    /// (`rtp_by_pt`; costs a copy of each).
+    pub fn connect_counting(http_addr: SocketAddr, stream: &str) -> Viewer {
+        Self::connect_opts("127.0.0.1:0", http_addr, stream, true, true)
+    }
+
+    fn connect_opts(
+        bind: &str,
+        http_addr: SocketAddr,
+        stream: &str,
+        audio: bool,
+        raw: bool,
+    ) -> Viewer {
         let now = Instant::now();
         let mut rtc = RtcConfig::new()
             .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+            .enable_raw_packets(raw)
             .build(now);
         let socket = UdpSocket::bind(bind).expect("bind the viewer's UDP socket");
         let local = socket.local_addr().expect("local addr");
@@ -131,6 +152,7 @@ impl Viewer {
             frames: Vec::new(),
             audio: Vec::new(),
             audio_rtp_times: Vec::new(),
+            rtp_by_pt: HashMap::new(),
         }
     }
 
@@ -258,6 +280,11 @@ impl Viewer {
             Event::MediaData(m) if Some(m.mid) == self.audio_mid => {
                 self.audio_rtp_times.push(m.time.numer());
                 self.audio.push((m.data, Instant::now()));
+            }
+            Event::RawPacket(raw) => {
+                if let str0m::rtp::RawPacket::RtpRx(header, _) = *raw {
+                    *self.rtp_by_pt.entry(*header.payload_type).or_default() += 1;
+                }
             }
             _ => {}
         }
