@@ -39,6 +39,9 @@ const TICK: Duration = Duration::from_millis(10);
 /// Sender Reports go out about once a second per session (RFC 3550 §6.2 allows far less
 /// often, but browsers sync audio and video faster with frequent ones).
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// A viewer's second Sender Report follows its first this soon: browsers map RTP to NTP time
+/// only from two (libwebrtc's RtpToNtpEstimator), and audio/video sync waits for that.
+const FIRST_REPORT_GAP: Duration = Duration::from_millis(200);
 /// How long a live stream outlives a publisher that closed without DELETE, waiting for a new
 /// publisher under the same name (its viewers stay connected meanwhile).
 const PUBLISHER_GRACE: Duration = Duration::from_secs(10);
@@ -283,6 +286,7 @@ impl MediaLoop {
         while let Some(t) = session.peer.poll_transmit() {
             self.net.send(&t.contents, t.destination, t.source, false);
         }
+        let mut ask_keyframe = None;
         while let Some(event) = session.peer.poll_event() {
             match event {
                 PeerEvent::AddressValidated { remote } => {
@@ -301,21 +305,28 @@ impl MediaLoop {
                         "connected"
                     );
                     session.next_report = Some(now);
-                    // The viewer starts at a keyframe now; the PLI browsers send as soon as a
-                    // stream starts must not replay it a second time.
-                    session.last_keyframe_request = Some(now);
                     if session.role == Role::Play
                         && let Some(stream) = self.streams.get(&session.stream)
                     {
-                        media::start_viewer(
-                            session,
-                            stream,
-                            &mut Tx {
-                                now,
-                                out: &mut self.out,
-                                net: &mut self.net,
-                            },
-                        );
+                        let mut tx = Tx {
+                            now,
+                            out: &mut self.out,
+                            net: &mut self.net,
+                        };
+                        let missing = media::start_viewer(session, stream, &mut tx);
+                        // Sender Reports at once, so the viewer syncs audio and video from
+                        // its first frames (it needs two; the second follows soon).
+                        media::send_reports(session, &self.streams, &mut tx);
+                        session.next_report = Some(now + FIRST_REPORT_GAP);
+                        if missing {
+                            // Nothing cached to start from: ask the publisher now, and let
+                            // the viewer's own PLIs through.
+                            ask_keyframe = Some(session.stream.clone());
+                        } else {
+                            // The viewer starts at a keyframe now; the PLI browsers send as
+                            // soon as a stream starts must not replay it a second time.
+                            session.last_keyframe_request = Some(now);
+                        }
                     }
                 }
                 PeerEvent::ApplicationData(_) => {}
@@ -331,6 +342,9 @@ impl MediaLoop {
             }
         }
         session.timeout = session.peer.poll_timeout();
+        if let Some(name) = ask_keyframe {
+            self.request_keyframe(now, &name);
+        }
     }
 
     fn take_commands(&mut self, now: Instant) -> bool {
@@ -564,7 +578,20 @@ impl MediaLoop {
         for (key, session) in &mut self.sessions {
             if session.role == Role::Publish {
                 publishers.push(*key);
-            } else if session.next_report.is_some_and(|t| t <= now) && session.peer.is_connected() {
+                continue;
+            }
+            if session.outputs.iter().any(|o| o.replay.is_some()) {
+                media::continue_replay(
+                    session,
+                    &self.streams,
+                    &mut Tx {
+                        now,
+                        out: &mut self.out,
+                        net: &mut self.net,
+                    },
+                );
+            }
+            if session.next_report.is_some_and(|t| t <= now) && session.peer.is_connected() {
                 session.next_report = Some(now + REPORT_INTERVAL);
                 media::send_reports(
                     session,

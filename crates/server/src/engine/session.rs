@@ -84,8 +84,6 @@ pub struct Input {
     pub ssrcs: Vec<u32>,
     /// Index of the stream track it feeds.
     pub track: usize,
-    /// Timestamp of the last packet, to find the first packet of each frame.
-    pub last_timestamp: Option<u32>,
     /// Reordering, NACKs, receiver reports for the SSRC it carries (made at its first packet).
     pub receive: Option<ReceiveStream>,
     /// When its current SSRC last delivered a packet.
@@ -285,7 +283,6 @@ fn inputs(negotiated: &Negotiated) -> Vec<Input> {
                 payload_type: chosen.pt,
                 ssrcs: m.remote_ssrcs.iter().map(|s| s.ssrc).collect(),
                 track: 0,
-                last_timestamp: None,
                 receive: None,
                 last_packet: None,
             })
