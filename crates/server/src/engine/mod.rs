@@ -660,7 +660,8 @@ impl MediaLoop {
                 reason = %reason, ice_ms = ?session.ice_time.map(|t| t.as_millis()),
                 dtls_ms = ?session.dtls_time.map(|t| t.as_millis()), rtt_ms = ?session.rtt.map(|t| t.as_millis()),
                 loss_pct = u32::from(session.fraction_lost) * 100 / 256, nacks = session.nacks,
-                keyframe_requests = session.keyframe_requests, srtp_failed = stats.srtp_failed, "session ended"
+                lost_packets = session.lost_packets(), keyframe_requests = session.keyframe_requests,
+                srtp_failed = stats.srtp_failed, "session ended"
             );
         }
     }

@@ -237,12 +237,7 @@ impl MediaLoop {
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
-        let blocks: Vec<_> = session
-            .inputs
-            .iter_mut()
-            .filter_map(|i| i.receive.as_mut())
-            .map(|r| r.report_block(now))
-            .collect();
+        let blocks = session.report_blocks(now);
         self.out.clear();
         if RtcpWriter::new(&mut self.out)
             .rr(session.rtcp_ssrc, &blocks)
