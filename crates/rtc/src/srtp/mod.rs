@@ -3,7 +3,7 @@
 //!
 //! An [`SrtpSession`] holds the keys of one direction of a DTLS-SRTP association (one master
 //! key and salt) and the per-SSRC state that goes with them: the rollover counter, the highest
-//! sequence number and a 128-packet replay window. Packets are protected and unprotected in
+//! sequence number and a 1024-packet replay window (128 for SRTCP). Packets are protected and unprotected in
 //! place in the caller's buffer; nothing is allocated per packet.
 //!
 //! ```text

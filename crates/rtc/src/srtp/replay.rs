@@ -23,24 +23,35 @@ pub(crate) fn estimate_index(highest: u64, seq: u16) -> u64 {
     (v << 16) | u64::from(seq)
 }
 
-/// Packets within this many indices of the highest one are checked for replay; older ones are
-/// refused. RFC 3711 §3.3.2 asks for at least 64.
-pub(crate) const WINDOW: u64 = 128;
+/// SRTP packets within this many indices of the highest one are checked for replay; older
+/// ones are refused. RFC 3711 §3.3.2 asks for at least 64; a late retransmission must still
+/// fit (our receive streams wait for up to three NACK round trips, hundreds of packets into a
+/// keyframe burst), so media gets libwebrtc's 1024.
+pub(crate) type RtpWindow = ReplayWindow<16>;
+/// SRTCP indices: a sender's RTCP packets come a few a second, never retransmitted.
+pub(crate) type RtcpWindow = ReplayWindow<2>;
 
-/// A sliding bitmap of the last [`WINDOW`] indices received, anchored at the highest.
+/// A sliding bitmap of the last `64 × WORDS` indices received, anchored at the highest.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ReplayWindow {
+pub(crate) struct ReplayWindow<const WORDS: usize> {
     highest: u64,
-    /// Bit `d` set: index `highest - d` was received.
-    seen: u128,
+    /// Bit `d % 64` of word `d / 64` set: index `highest - d` was received.
+    seen: [u64; WORDS],
 }
 
-impl ReplayWindow {
+impl<const WORDS: usize> ReplayWindow<WORDS> {
+    /// Indices this far behind the highest or more are refused.
+    pub(crate) const SIZE: u64 = 64 * WORDS as u64;
+
     /// A window whose first (authenticated) packet had `index`.
     pub(crate) fn new(index: u64) -> Self {
+        let mut seen = [0; WORDS];
+        if let Some(w) = seen.first_mut() {
+            *w = 1;
+        }
         Self {
             highest: index,
-            seen: 1,
+            seen,
         }
     }
 
@@ -49,15 +60,20 @@ impl ReplayWindow {
         self.highest
     }
 
+    fn bit(&self, behind: u64) -> bool {
+        let word = self.seen.get((behind / 64) as usize).copied().unwrap_or(0);
+        word & (1 << (behind % 64)) != 0
+    }
+
     /// May a packet with `index` be accepted? Checked before authentication, recorded with
     /// [`ReplayWindow::accept`] only after it.
     pub(crate) fn check(&self, index: u64) -> Result<(), SrtpError> {
         let Some(behind) = self.highest.checked_sub(index) else {
             return Ok(());
         };
-        if behind >= WINDOW {
+        if behind >= Self::SIZE {
             Err(SrtpError::TooOld)
-        } else if self.seen & (1u128 << behind) != 0 {
+        } else if self.bit(behind) {
             Err(SrtpError::Replayed)
         } else {
             Ok(())
@@ -67,17 +83,41 @@ impl ReplayWindow {
     /// Records an authenticated packet's index.
     pub(crate) fn accept(&mut self, index: u64) {
         match self.highest.checked_sub(index) {
-            Some(behind) if behind < WINDOW => self.seen |= 1u128 << behind,
+            Some(behind) if behind < Self::SIZE => {
+                if let Some(w) = self.seen.get_mut((behind / 64) as usize) {
+                    *w |= 1 << (behind % 64);
+                }
+            }
             Some(_) => {}
             None => {
                 let ahead = index - self.highest;
-                self.seen = if ahead >= WINDOW {
-                    0
-                } else {
-                    self.seen << ahead
-                };
-                self.seen |= 1;
+                self.shift(ahead);
+                if let Some(w) = self.seen.first_mut() {
+                    *w |= 1;
+                }
                 self.highest = index;
+            }
+        }
+    }
+
+    /// Moves every bit `by` places further behind (the highest index advanced by `by`).
+    fn shift(&mut self, by: u64) {
+        if by >= Self::SIZE {
+            self.seen = [0; WORDS];
+            return;
+        }
+        let (words, bits) = ((by / 64) as usize, (by % 64) as u32);
+        for i in (0..WORDS).rev() {
+            let from = |j: Option<usize>| j.and_then(|j| self.seen.get(j)).copied().unwrap_or(0);
+            let high = from(i.checked_sub(words));
+            let low = from(i.checked_sub(words + 1));
+            let word = if bits == 0 {
+                high
+            } else {
+                (high << bits) | (low >> (64 - bits))
+            };
+            if let Some(w) = self.seen.get_mut(i) {
+                *w = word;
             }
         }
     }
@@ -104,8 +144,33 @@ mod tests {
     }
 
     #[test]
+    fn a_retransmission_300_packets_late_is_accepted_once() {
+        // A keyframe burst: packet 1000 is lost, 300 more arrive, then its retransmission.
+        let mut w = RtpWindow::new(999);
+        for i in 1001..=1300 {
+            assert_eq!(w.check(i), Ok(()));
+            w.accept(i);
+        }
+        assert_eq!(w.check(1000), Ok(()), "a late retransmission is no replay");
+        w.accept(1000);
+        assert_eq!(w.check(1000), Err(SrtpError::Replayed));
+        for i in 1001..=1300 {
+            assert_eq!(w.check(i), Err(SrtpError::Replayed), "{i}");
+        }
+        assert_eq!(w.check(999), Err(SrtpError::Replayed));
+        assert_eq!(w.check(1300 - 1023), Ok(()));
+        assert_eq!(w.check(1300 - 1024), Err(SrtpError::TooOld));
+        // Bits move across words intact.
+        w.accept(1300 + 70);
+        assert_eq!(w.check(1000), Err(SrtpError::Replayed));
+        assert_eq!(w.check(1301), Ok(()));
+        assert_eq!(w.check(1369), Ok(()));
+        assert_eq!(w.check(1370), Err(SrtpError::Replayed));
+    }
+
+    #[test]
     fn window_refuses_replays_and_old_packets() {
-        let mut w = ReplayWindow::new(1000);
+        let mut w = RtcpWindow::new(1000);
         assert_eq!(w.check(1000), Err(SrtpError::Replayed));
         assert_eq!(w.check(999), Ok(()));
         w.accept(999);

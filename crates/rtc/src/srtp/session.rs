@@ -2,7 +2,7 @@
 //! protect/unprotect calls.
 
 use super::kdf::{self, SessionKeys, Stream};
-use super::replay::{ReplayWindow, estimate_index};
+use super::replay::{RtcpWindow, RtpWindow, estimate_index};
 use super::transform::{E_FLAG, Transform, be32};
 use super::{SrtpError, SrtpProfile};
 
@@ -29,9 +29,9 @@ pub struct SrtpSession {
     /// Highest SRTP packet index protected, per SSRC (the sender's ROC, RFC 3711 §3.3.1).
     sent: SsrcTable<u64>,
     /// Replay windows of received SRTP packets, per SSRC.
-    received: SsrcTable<ReplayWindow>,
+    received: SsrcTable<RtpWindow>,
     /// Replay windows of received SRTCP indices, per sender SSRC.
-    received_rtcp: SsrcTable<ReplayWindow>,
+    received_rtcp: SsrcTable<RtcpWindow>,
     /// The next SRTCP index to send (RFC 3711 §3.4: starts at zero, 31 bits).
     rtcp_index: u32,
 }
@@ -135,7 +135,7 @@ impl SrtpSession {
         let out = self.rtp.unprotect_rtp(buf, hdr, len, ssrc, index)?;
         match window {
             Some(w) => w.accept(index),
-            None => self.received.insert(ssrc, ReplayWindow::new(index)),
+            None => self.received.insert(ssrc, RtpWindow::new(index)),
         }
         Ok(out)
     }
@@ -181,7 +181,7 @@ impl SrtpSession {
         let out = self.rtcp.unprotect_rtcp(buf, len, ssrc, word)?;
         match window {
             Some(w) => w.accept(index),
-            None => self.received_rtcp.insert(ssrc, ReplayWindow::new(index)),
+            None => self.received_rtcp.insert(ssrc, RtcpWindow::new(index)),
         }
         Ok(out)
     }
