@@ -99,7 +99,11 @@ pub fn forward_live(
     }
     let mut keyframe_start = false;
     let mut frame_start = packet_index;
-    if let Some(frame) = track.frame.as_mut().filter(|f| f.ssrc == ssrc && f.ts == ts) {
+    if let Some(frame) = track
+        .frame
+        .as_mut()
+        .filter(|f| f.ssrc == ssrc && f.ts == ts)
+    {
         frame_start = frame.start;
         if shows_keyframe && !frame.keyframe {
             frame.keyframe = true;

@@ -9,8 +9,8 @@ use rtc::dtls::{DtlsConfig, Fingerprint};
 use rtc::ice::Credentials;
 use rtc::peer::{Peer, PeerSetup};
 use rtc::rand::Rng;
-use rtc::rtcp::ReportBlock;
 use rtc::receive::{ReceiveStream, TwccRecorder};
+use rtc::rtcp::ReportBlock;
 use rtc::sdp::{
     self, AnswerConfig, Direction, DtlsRole, HeaderExtension, MediaKind, Negotiated, RtcpFeedback,
     SessionDescription,

@@ -56,7 +56,6 @@ impl SourceClock {
         self.report = Some((ntp, rtp));
     }
 
-
     /// The source's RTP time at `now`, which is `publisher_ntp` on the publisher's NTP clock
     /// (None before any Sender Report of the stream).
     pub fn rtp_at(&self, now: Instant, publisher_ntp: Option<u64>) -> Option<u32> {

@@ -62,8 +62,8 @@ impl Replay {
             (Some(a), Some(b)) => u64::from(b.wrapping_sub(a)),
             _ => 0,
         };
-        let span = Duration::from_micros(ticks * 1_000_000 / u64::from(clock_rate.max(1)))
-            .max(MIN_SPAN);
+        let span =
+            Duration::from_micros(ticks * 1_000_000 / u64::from(clock_rate.max(1))).max(MIN_SPAN);
         let rate = (SPEEDUP * bytes * 1_000_000 / span.as_micros().max(1) as u64).max(MIN_RATE);
         let replay = Replay {
             next: key_end,
