@@ -2,9 +2,10 @@
 //  1. Time from the WHEP POST to the first decoded frame, N plays one after another (each a
 //     fresh RTCPeerConnection in one browser): as getStats shows it (polled every 10 ms, the
 //     harness the aiortc figure in the shared BROWSER-TESTING.md came from; Chromium caches
-//     reports, so this lags), and as the first VideoFrame out of the track.
+//     reports, so this lags), as the first VideoFrame out of the track, and as the first
+//     frame a <video> element presents (requestVideoFrameCallback: what a user sees).
 //  2. The server's CPU time (utime + stime from /proc/PID/stat) over W seconds with no
-//     viewer, then with K Chromium viewers playing at once.
+//     viewer, then with K Chromium viewers playing at once (skipped with K = 0).
 //   node first-frame.js <http://127.0.0.1:PORT> <server-pid> [N=10] [K=10] [W=10] [stream=sample]
 // Run it through first-frame.sh, which builds a release server and uses a network namespace.
 'use strict';
@@ -96,15 +97,21 @@ async function main() {
       if (r.error || r.firstFrameMs === null) throw new Error(`play ${i}: ${JSON.stringify(r)}`);
       plays.push(r);
       const got = r.firstFrames.map((f) => `${f.type[0]}@${f.ms.toFixed(0)}`).join(' ');
-      console.log(`play ${i + 1}: first frame ${r.firstFrameMs.toFixed(1)} ms (getStats), ${fmt(r.firstFrameTrackMs)} ms (track); connected ${r.connectedMs.toFixed(1)} ms; first encoded frames ${got}`);
+      console.log(`play ${i + 1}: first frame ${r.firstFrameMs.toFixed(1)} ms (getStats), ${fmt(r.firstFrameTrackMs)} ms (track), ${fmt(r.firstPresentedMs)} ms (presented); connected ${r.connectedMs.toFixed(1)} ms; first encoded frames ${got}`);
     }
     const first = summary(plays.map((p) => p.firstFrameMs));
     const connected = summary(plays.map((p) => p.connectedMs));
     const track = plays.every((p) => p.firstFrameTrackMs !== null) ? summary(plays.map((p) => p.firstFrameTrackMs)) : null;
+    const presented = plays.every((p) => p.firstPresentedMs !== null) ? summary(plays.map((p) => p.firstPresentedMs)) : null;
     console.log(`POST → first decoded frame, ${n} plays: median ${first.median.toFixed(1)} ms, min ${first.min.toFixed(1)}, max ${first.max.toFixed(1)}`);
     if (track) console.log(`POST → first frame out of the track:  median ${track.median.toFixed(1)} ms, min ${track.min.toFixed(1)}, max ${track.max.toFixed(1)}`);
+    if (presented) console.log(`POST → first frame presented:         median ${presented.median.toFixed(1)} ms, min ${presented.min.toFixed(1)}, max ${presented.max.toFixed(1)}`);
     console.log(`POST → connectionState connected:     median ${connected.median.toFixed(1)} ms, min ${connected.min.toFixed(1)}, max ${connected.max.toFixed(1)}`);
 
+    if (Number(k) === 0) {
+      console.log(JSON.stringify({ firstFrameMs: first, firstFrameTrackMs: track, firstPresentedMs: presented, connectedMs: connected, plays: plays.map((p) => p.firstFrameMs) }));
+      return;
+    }
     const idle = await cpuOver(pid, Number(w));
     await browser.page.evaluate(pageOpenViewers, { url, k: Number(k) });
     const busy = await cpuOver(pid, Number(w));
@@ -113,7 +120,7 @@ async function main() {
     const pct = (v) => `${(v * 100).toFixed(2)} %`;
     console.log(`server CPU over ${w} s (schedstat; /proc/PID/stat utime+stime in brackets): 0 viewers ${pct(idle.schedstat)} [${pct(idle.stat)}], ${k} Chromium viewers ${pct(busy.schedstat)} [${pct(busy.stat)}] of a core → ${(perViewer * 100).toFixed(3)} % per viewer [${((busy.stat - idle.stat) * 100 / Number(k)).toFixed(3)} %]`);
     console.log(`viewers' decoded frames at the end: ${viewers.map((v) => v.frames).join(' ')}; states ${[...new Set(viewers.map((v) => v.state))]}; DELETE ${[...new Set(viewers.map((v) => v.deleteStatus))]}`);
-    console.log(JSON.stringify({ firstFrameMs: first, firstFrameTrackMs: track, connectedMs: connected, plays: plays.map((p) => p.firstFrameMs), cpu: { idle, busy, viewers: Number(k), perViewer } }));
+    console.log(JSON.stringify({ firstFrameMs: first, firstFrameTrackMs: track, firstPresentedMs: presented, connectedMs: connected, plays: plays.map((p) => p.firstFrameMs), cpu: { idle, busy, viewers: Number(k), perViewer } }));
   } finally {
     await browser.close();
   }

@@ -30,6 +30,8 @@ async function runInPage({ url, seconds }) {
   const states = [];
   const firstFrames = [];
   let firstFrameTrackMs = null;
+  // The first frame presented on screen, as a user sees it (requestVideoFrameCallback).
+  let firstPresentedMs = null;
   let t0 = performance.now();
   pc.ontrack = (e) => {
     const video = e.track.kind === 'video';
@@ -43,6 +45,18 @@ async function runInPage({ url, seconds }) {
           out.enqueue(frame);
         },
       })).pipeTo(writable);
+    }
+    if (video) {
+      const el = document.createElement('video');
+      el.muted = true;
+      el.autoplay = true;
+      el.playsInline = true;
+      el.srcObject = new MediaStream([e.track]);
+      document.body.appendChild(el);
+      if ('requestVideoFrameCallback' in el) {
+        el.requestVideoFrameCallback(() => { firstPresentedMs = performance.now() - t0; });
+      }
+      el.play().catch(() => {});
     }
     if (video && typeof MediaStreamTrackProcessor !== 'undefined') {
       const probe = e.track.clone();
@@ -88,11 +102,12 @@ async function runInPage({ url, seconds }) {
     await new Promise((r) => setTimeout(r, firstFrameMs === null ? 10 : 250));
   }
   const finalState = pc.connectionState;
+  document.querySelectorAll('video').forEach((el) => { el.srcObject = null; el.remove(); });
   const del = await fetch(new URL(location, url), { method: 'DELETE' });
   pc.close();
   const v = s.video || {}, a = s.audio || {}, t = s.transport || {};
   return {
-    firstFrameMs, firstFrameTrackMs, connectedMs, firstFrames, states, finalState, deleteStatus: del.status,
+    firstFrameMs, firstFrameTrackMs, firstPresentedMs, connectedMs, firstFrames, states, finalState, deleteStatus: del.status,
     video: { framesDecoded: v.framesDecoded, frameWidth: v.frameWidth, frameHeight: v.frameHeight, packetsLost: v.packetsLost,
              packetsReceived: v.packetsReceived, nackCount: v.nackCount, pliCount: v.pliCount, framesDropped: v.framesDropped,
              retransmittedPacketsReceived: v.retransmittedPacketsReceived },

@@ -14,8 +14,9 @@ use rtc::rtp::RtpPacket;
 use super::net::Net;
 use super::session::Session;
 use crate::router::output::{Admit, Output};
+use crate::router::replay::Replay;
 use crate::router::resend::{MAX_FCIS, ResendBudget, repeat_gap};
-use crate::router::{Pending, Source, Stream, Track};
+use crate::router::{Frame, Pending, Source, Stream, Track};
 
 /// Room after a packet for the SRTP tag (16 for GCM, 10 for HMAC-SHA1-80) or SRTCP trailer.
 const TAG_ROOM: usize = 20;
@@ -57,33 +58,65 @@ pub fn play_file(stream: &mut Stream, now: Instant) {
             track: index,
             packet: packet_index,
             keyframe_start: produced.keyframe_start,
+            frame_start: packet_index,
         });
     });
 }
 
-/// Stores a live packet in track `index` of `stream`; [`flush`] sends it.
+/// Stores a live packet in track `index` of `stream`; [`flush`] sends it. `shows_keyframe`:
+/// the packet shows its frame is a keyframe (whichever of the frame's packets arrives first,
+/// the frame then starts at that one in the history).
 pub fn forward_live(
     stream: &mut Stream,
     index: usize,
     packet: &[u8],
-    keyframe_start: bool,
+    shows_keyframe: bool,
     now: Instant,
 ) {
+    let Ok(view) = RtpPacket::parse(packet) else {
+        return;
+    };
+    let (ssrc, ts) = (view.ssrc(), view.timestamp());
+    stream.on_packet(index, ssrc, ts, now);
     let Stream {
         tracks, pending, ..
     } = stream;
     let Some(track) = tracks.get_mut(index) else {
         return;
     };
-    if let Ok(view) = RtpPacket::parse(packet) {
-        track.last_rtp = Some((view.timestamp(), now));
-    }
-    let packet_index = track.history.push(packet, keyframe_start);
+    let packet_index = track.history.push(packet, false);
     track.bytes += packet.len() as u64;
+    // Only the newest frame is followed: a late packet of an older one marks nothing.
+    let newer = track
+        .frame
+        .is_none_or(|f| f.ssrc != ssrc || (ts.wrapping_sub(f.ts) as i32) > 0);
+    if newer {
+        track.frame = Some(Frame {
+            ssrc,
+            ts,
+            start: packet_index,
+            keyframe: false,
+        });
+    }
+    let mut keyframe_start = false;
+    let mut frame_start = packet_index;
+    if let Some(frame) = track
+        .frame
+        .as_mut()
+        .filter(|f| f.ssrc == ssrc && f.ts == ts)
+    {
+        frame_start = frame.start;
+        if shows_keyframe && !frame.keyframe {
+            frame.keyframe = true;
+            keyframe_start = true;
+            track.history.mark_keyframe(frame.start);
+        }
+    }
     pending.push(Pending {
         track: index,
         packet: packet_index,
         keyframe_start,
+        frame_start,
     });
 }
 
@@ -111,7 +144,23 @@ pub fn flush(stream: &mut Stream, sessions: &mut HashMap<u64, Session>, tx: &mut
             let Some(track) = tracks.get(p.track) else {
                 continue;
             };
-            for output in outputs.iter_mut().filter(|o| o.track == p.track) {
+            // A keyframe shown by a packet other than its frame's first to arrive: a viewer
+            // waiting for one starts at the frame's first packet.
+            let ssrc = (p.keyframe_start && p.frame_start < p.packet)
+                .then(|| track.history.get(p.packet))
+                .flatten()
+                .and_then(|b| RtpPacket::parse(b).ok())
+                .map(|v| v.ssrc());
+            // An output replaying the GOP cache sends these when its cursor gets there.
+            for output in outputs
+                .iter_mut()
+                .filter(|o| o.track == p.track && o.replay.is_none())
+            {
+                if ssrc.is_some_and(|s| output.needs_keyframe(s)) {
+                    for index in p.frame_start..p.packet {
+                        send_one(peer, output, track, index, index == p.frame_start, tx);
+                    }
+                }
                 send_one(peer, output, track, p.packet, p.keyframe_start, tx);
             }
         }
@@ -142,11 +191,8 @@ fn send_one(
         return;
     };
     tx.net.send_with(remote, local, true, |buf| {
-        let len = packet.len();
-        buf.get_mut(..len)?.copy_from_slice(packet);
-        if !output.rewrite(buf.get_mut(..len)?, packet_index) {
-            return None;
-        }
+        buf.get_mut(..packet.len())?.copy_from_slice(packet);
+        let len = output.rewrite(buf, packet.len(), packet_index)?;
         peer.protect_rtp(buf, len).ok()
     });
 }
@@ -187,11 +233,8 @@ fn resend(peer: &mut Peer, output: &mut Output, packet: &[u8], seq: u16, ts: u32
         return;
     };
     tx.net.send_with(remote, local, true, |buf| {
-        let mut len = packet.len();
-        buf.get_mut(..len)?.copy_from_slice(packet);
-        if !output.rewrite_resend(buf.get_mut(..len)?, seq, ts) {
-            return None;
-        }
+        buf.get_mut(..packet.len())?.copy_from_slice(packet);
+        let mut len = output.rewrite_resend(buf, packet.len(), seq, ts)?;
         if let Some(rtx) = &mut output.rtx {
             len = rtx.wrap(buf, len)?;
         }
@@ -201,41 +244,68 @@ fn resend(peer: &mut Peer, output: &mut Output, packet: &[u8], seq: u16, ts: u32
 
 /// A viewer just connected: every video output starts at once from the latest keyframe in
 /// the track's history (the GOP cache), so the first frame needs no wait for the next
-/// keyframe. Audio starts with the next packet.
-pub fn start_viewer(session: &mut Session, stream: &Stream, tx: &mut Tx<'_>) {
+/// keyframe; the rest of the GOP follows paced ([`continue_replay`]). Audio starts with the
+/// next packet. Returns whether a video track had no keyframe cached (a live stream's
+/// publisher must then be asked for one at once).
+pub fn start_viewer(session: &mut Session, stream: &Stream, tx: &mut Tx<'_>) -> bool {
     let Session { peer, outputs, .. } = session;
+    let mut missing = false;
     for output in outputs.iter_mut() {
         if let Some(track) = stream.tracks.get(output.track) {
-            replay_from_keyframe(peer, output, track, false, tx);
+            missing |= !replay_from_keyframe(peer, output, track, false, tx);
         }
     }
+    missing
 }
 
-/// Sends the track's packets from its latest keyframe to now. With `rebase`, numbering is
-/// shifted to follow what the viewer already got, so its time never goes backwards.
+/// Sends the latest keyframe's packets now and starts a paced replay of the rest of the GOP.
+/// With `rebase`, numbering is shifted to follow what the viewer already got, so its time
+/// never goes backwards. False if the track is video and has no keyframe cached.
 fn replay_from_keyframe(
     peer: &mut Peer,
     output: &mut Output,
     track: &Track,
     rebase: bool,
     tx: &mut Tx<'_>,
-) {
+) -> bool {
     if !track.codec.is_video() {
-        return;
+        return true;
     }
-    let Some(start) = track.history.keyframe_start() else {
-        return;
+    let Some((keyframe, replay)) = Replay::start(&track.history, track.codec.clock_rate(), tx.now)
+    else {
+        return false;
     };
     if rebase
         && let Some(first) = track
             .history
-            .get(start)
+            .get(keyframe.start)
             .and_then(|p| RtpPacket::parse(p).ok())
     {
         output.rebase(&first, track.codec.frame_gap());
     }
-    for index in start..track.history.next_index() {
+    let start = keyframe.start;
+    for index in keyframe {
         send_one(peer, output, track, index, index == start, tx);
+    }
+    output.replay = replay;
+    true
+}
+
+/// Sends what each of a viewer's GOP replays has due now (from the tick).
+pub fn continue_replay(session: &mut Session, streams: &BTreeMap<String, Stream>, tx: &mut Tx<'_>) {
+    let Some(stream) = streams.get(&session.stream) else {
+        return;
+    };
+    let Session { peer, outputs, .. } = session;
+    for output in outputs.iter_mut() {
+        let (Some(mut replay), Some(track)) = (output.replay, stream.tracks.get(output.track))
+        else {
+            continue;
+        };
+        for index in replay.due(&track.history, tx.now) {
+            send_one(peer, output, track, index, false, tx);
+        }
+        output.replay = (!replay.is_done(&track.history)).then_some(replay);
     }
 }
 
@@ -332,7 +402,7 @@ pub fn send_reports(session: &mut Session, streams: &BTreeMap<String, Stream>, t
     tx.out.clear();
     let mut writer = RtcpWriter::new(tx.out);
     for output in &session.outputs {
-        let Some(source_ts) = stream.rtp_timestamp_at(output.track, tx.now) else {
+        let Some(source_ts) = stream.rtp_timestamp_at(output.track, tx.now, ntp) else {
             continue;
         };
         let info = SenderInfo {
@@ -394,4 +464,121 @@ pub fn ntp_now() -> u64 {
         .unwrap_or_default();
     let frac = (u64::from(since.subsec_nanos()) << 32) / 1_000_000_000;
     ((since.as_secs() + UNIX_TO_NTP) << 32) | frac
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use rtc::dtls::{DtlsCertificate, DtlsConfig};
+    use rtc::rand::Rng;
+    use rtc::rtp::RtpHeader;
+
+    use super::{Tx, forward_live, start_viewer};
+    use crate::control::Role;
+    use crate::engine::net::Net;
+    use crate::engine::session::{OfferContext, OfferedTrack, answer_offer};
+    use crate::router::Stream;
+    use crate::sources::Codec;
+
+    fn rtp(seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        RtpHeader {
+            payload_type: 96,
+            sequence_number: seq,
+            timestamp: ts,
+            ssrc: 5,
+            ..Default::default()
+        }
+        .write_vec(payload, 0, &mut out)
+        .unwrap();
+        out
+    }
+
+    /// What `publish.rs` says of each packet, for H.264: an SPS or IDR anywhere in it.
+    fn shows(payload: &[u8]) -> bool {
+        super::super::publish::tests_shows_h264_keyframe(payload)
+    }
+
+    #[test]
+    fn a_keyframe_is_marked_from_any_of_its_packets_at_its_first() {
+        let now = Instant::now();
+        // H.264: an AUD and an SEI come before the IDR's FU-A fragments.
+        let mut stream = Stream::live(1, &[Codec::H264], now);
+        let frame = [
+            rtp(100, 3000, &[0x09, 0xf0]),             // AUD
+            rtp(101, 3000, &[0x06, 0x05, 0x01]),       // SEI
+            rtp(102, 3000, &[0x7c, 0x85, 0x88, 0x01]), // FU-A start of an IDR
+            rtp(103, 3000, &[0x7c, 0x45, 0x02]),       // FU-A end
+        ];
+        for p in &frame {
+            forward_live(&mut stream, 0, p, shows(&p[12..]), now);
+        }
+        assert_eq!(stream.tracks[0].history.keyframe_start(), Some(0));
+        let marked: Vec<_> = stream
+            .pending
+            .iter()
+            .map(|p| (p.keyframe_start, p.frame_start))
+            .collect();
+        assert_eq!(marked, [(false, 0), (false, 0), (true, 0), (false, 0)]);
+
+        // Reordered: the IDR's end fragment arrives before its start.
+        let mut stream = Stream::live(1, &[Codec::H264], now);
+        forward_live(&mut stream, 0, &rtp(1, 9000, &[0x41, 0x9a]), false, now);
+        for p in [
+            rtp(3, 12_000, &[0x7c, 0x45, 0x02]),
+            rtp(2, 12_000, &[0x7c, 0x85, 0x88]),
+        ] {
+            forward_live(&mut stream, 0, &p, shows(&p[12..]), now);
+        }
+        assert_eq!(
+            stream.tracks[0].history.keyframe_start(),
+            Some(1),
+            "the frame starts at its first packet to arrive"
+        );
+        // A late packet of an older frame marks nothing.
+        forward_live(&mut stream, 0, &rtp(0, 6000, &[0x65, 0x88]), true, now);
+        assert_eq!(stream.tracks[0].history.keyframe_start(), Some(1));
+    }
+
+    #[test]
+    fn a_viewer_joining_without_a_cached_keyframe_asks_for_one() {
+        let now = Instant::now();
+        let mut rng = Rng::system();
+        let dtls = Arc::new(DtlsConfig::new(
+            DtlsCertificate::generate(&mut rng).unwrap(),
+            &mut rng,
+        ));
+        let mut stream = Stream::live(1, &[Codec::Vp8], now);
+        let tracks = [OfferedTrack {
+            index: 0,
+            codec: Codec::Vp8,
+        }];
+        let cx = OfferContext {
+            role: Role::Play,
+            stream: "s",
+            tracks: &tracks,
+            candidates: &[],
+            dtls: &dtls,
+            congestion_feedback: true,
+        };
+        let offer = include_str!("../../../rtc/tests/fixtures/sdp/chromium-whep.sdp");
+        let (_, mut session) = answer_offer(now, offer, &cx, &mut rng).unwrap();
+        let poll = mio::Poll::new().unwrap();
+        let addr = "127.0.0.1:0".parse().unwrap();
+        let mut net = Net::bind(addr, poll.registry(), mio::Token(0), 0).unwrap();
+        let mut out = Vec::new();
+        let mut tx = Tx {
+            now,
+            out: &mut out,
+            net: &mut net,
+        };
+        // Delta frames only: nothing to start from, the publisher must be asked.
+        forward_live(&mut stream, 0, &rtp(1, 0, &[0x10, 0x01]), false, now);
+        assert!(start_viewer(&mut session, &stream, &mut tx));
+        // VP8 keyframe (S = 1, PID 0, P = 0): a viewer starts from it.
+        forward_live(&mut stream, 0, &rtp(2, 3000, &[0x10, 0x00]), true, now);
+        assert!(!start_viewer(&mut session, &stream, &mut tx));
+    }
 }

@@ -48,6 +48,9 @@ const TICK: Duration = Duration::from_millis(10);
 /// Sender Reports go out about once a second per session (RFC 3550 §6.2 allows far less
 /// often, but browsers sync audio and video faster with frequent ones).
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// A viewer's second Sender Report follows its first this soon: browsers map RTP to NTP time
+/// only from two (libwebrtc's RtpToNtpEstimator), and audio/video sync waits for that.
+const FIRST_REPORT_GAP: Duration = Duration::from_millis(200);
 /// How long a live stream outlives a publisher that closed without DELETE, waiting for a new
 /// publisher under the same name (its viewers stay connected meanwhile).
 const PUBLISHER_GRACE: Duration = Duration::from_secs(10);
@@ -354,6 +357,7 @@ impl MediaLoop {
             }
             self.net.send(&t.contents, t.destination, t.source, false);
         }
+        let mut ask_keyframe = None;
         while let Some(event) = session.peer.poll_event() {
             match event {
                 PeerEvent::AddressValidated { remote } => {
@@ -375,21 +379,28 @@ impl MediaLoop {
                         "connected"
                     );
                     session.next_report = Some(now);
-                    // The viewer starts at a keyframe now; the PLI browsers send as soon as a
-                    // stream starts must not replay it a second time.
-                    session.last_keyframe_request = Some(now);
                     if session.role == Role::Play
                         && let Some(stream) = self.streams.get(&session.stream)
                     {
-                        media::start_viewer(
-                            session,
-                            stream,
-                            &mut Tx {
-                                now,
-                                out: &mut self.out,
-                                net: &mut self.net,
-                            },
-                        );
+                        let mut tx = Tx {
+                            now,
+                            out: &mut self.out,
+                            net: &mut self.net,
+                        };
+                        let missing = media::start_viewer(session, stream, &mut tx);
+                        // Sender Reports at once, so the viewer syncs audio and video from
+                        // its first frames (it needs two; the second follows soon).
+                        media::send_reports(session, &self.streams, &mut tx);
+                        session.next_report = Some(now + FIRST_REPORT_GAP);
+                        if missing {
+                            // Nothing cached to start from: ask the publisher now, and let
+                            // the viewer's own PLIs through.
+                            ask_keyframe = Some(session.stream.clone());
+                        } else {
+                            // The viewer starts at a keyframe now; the PLI browsers send as
+                            // soon as a stream starts must not replay it a second time.
+                            session.last_keyframe_request = Some(now);
+                        }
                     }
                 }
                 PeerEvent::ApplicationData(_) => {}
@@ -405,6 +416,9 @@ impl MediaLoop {
             }
         }
         session.timeout = session.peer.poll_timeout();
+        if let Some(name) = ask_keyframe {
+            self.request_keyframe(now, &name);
+        }
     }
 
     fn take_commands(&mut self, now: Instant) -> bool {
@@ -681,7 +695,20 @@ impl MediaLoop {
         for (key, session) in &mut self.sessions {
             if session.role == Role::Publish {
                 publishers.push(*key);
-            } else if session.next_report.is_some_and(|t| t <= now) && session.peer.is_connected() {
+                continue;
+            }
+            if session.outputs.iter().any(|o| o.replay.is_some()) {
+                media::continue_replay(
+                    session,
+                    &self.streams,
+                    &mut Tx {
+                        now,
+                        out: &mut self.out,
+                        net: &mut self.net,
+                    },
+                );
+            }
+            if session.next_report.is_some_and(|t| t <= now) && session.peer.is_connected() {
                 session.next_report = Some(now + REPORT_INTERVAL);
                 media::send_reports(
                     session,
@@ -750,7 +777,8 @@ impl MediaLoop {
                 reason = %reason, ice_ms = ?session.ice_time.map(|t| t.as_millis()),
                 dtls_ms = ?session.dtls_time.map(|t| t.as_millis()), rtt_ms = ?session.rtt.map(|t| t.as_millis()),
                 loss_pct = u32::from(session.fraction_lost) * 100 / 256, nacks = session.nacks,
-                keyframe_requests = session.keyframe_requests, srtp_failed = stats.srtp_failed, "session ended"
+                lost_packets = session.lost_packets(), keyframe_requests = session.keyframe_requests,
+                srtp_failed = stats.srtp_failed, "session ended"
             );
         }
         // After a mass disconnect the tables give their memory back (a HashMap never

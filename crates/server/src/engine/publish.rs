@@ -172,17 +172,15 @@ impl MediaLoop {
             // by the stream, not forwarded.
             return;
         }
-        // The first packet of a frame (a new timestamp) may start a keyframe.
-        let first_of_frame = input.last_timestamp != Some(view.timestamp());
-        input.last_timestamp = Some(view.timestamp());
         input.last_packet = Some(now);
-        let keyframe_start = first_of_frame
-            && match input.codec {
-                Codec::Vp8 => ::media::vp8::payload_starts_keyframe(view.payload()),
-                Codec::H264 => ::media::h264::payload_starts_keyframe(view.payload()),
-                Codec::Opus => false,
-            };
-        if keyframe_start {
+        // Any packet of a frame may show it is a keyframe: its first may come late
+        // (reordering) or be an AUD or SEI; `forward_live` marks the frame from there.
+        let shows_keyframe = match input.codec {
+            Codec::Vp8 => ::media::vp8::payload_starts_keyframe(view.payload()),
+            Codec::H264 => shows_h264_keyframe(view.payload()),
+            Codec::Opus => false,
+        };
+        if shows_keyframe {
             tracing::debug!(
                 key,
                 ssrc = view.ssrc(),
@@ -195,7 +193,7 @@ impl MediaLoop {
         if let Some(stream) = self.streams.get_mut(&name)
             && matches!(stream.source, Source::Live { publisher, .. } if publisher == key)
         {
-            media::forward_live(stream, track, packet, keyframe_start, now);
+            media::forward_live(stream, track, packet, shows_keyframe, now);
         }
         self.drain_publisher(now, key);
     }
@@ -267,12 +265,7 @@ impl MediaLoop {
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
-        let blocks: Vec<_> = session
-            .inputs
-            .iter_mut()
-            .filter_map(|i| i.receive.as_mut())
-            .map(|r| r.report_block(now))
-            .collect();
+        let blocks = session.report_blocks(now);
         self.out.clear();
         if RtcpWriter::new(&mut self.out)
             .rr(session.rtcp_ssrc, &blocks)
@@ -289,17 +282,33 @@ impl MediaLoop {
         }
     }
 
-    /// A publisher's RTCP: its Sender Reports feed our receiver reports' LSR/DLSR.
+    /// A publisher's RTCP: its Sender Reports feed our receiver reports' LSR/DLSR, and the
+    /// NTP ↔ RTP mapping our Sender Reports to its viewers carry on (lip sync).
     pub(super) fn on_publisher_rtcp(&mut self, now: Instant, key: u64, rtcp: &[u8]) {
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
+        let mut stream = self
+            .streams
+            .get_mut(&session.stream)
+            .filter(|s| matches!(s.source, Source::Live { publisher, .. } if publisher == key));
         for packet in parse_compound(rtcp).flatten() {
             if let RtcpPacket::Sr(sr) = packet {
                 let info = sr.info();
-                for receive in session.inputs.iter_mut().filter_map(|i| i.receive.as_mut()) {
-                    if receive.ssrc() == sr.ssrc() {
-                        receive.on_sender_report(now, &info);
+                for input in &mut session.inputs {
+                    let Some(receive) = input.receive.as_mut().filter(|r| r.ssrc() == sr.ssrc())
+                    else {
+                        continue;
+                    };
+                    receive.on_sender_report(now, &info);
+                    if let Some(stream) = stream.as_deref_mut() {
+                        stream.on_sender_report(
+                            input.track,
+                            sr.ssrc(),
+                            info.ntp_time,
+                            info.rtp_time,
+                            media::ntp_now(),
+                        );
                     }
                 }
             }
@@ -379,6 +388,22 @@ impl MediaLoop {
             self.after_io(now, key);
         }
     }
+}
+
+/// Whether an H.264 RTP payload shows its frame is a keyframe: an SPS or IDR slice, whole,
+/// aggregated, or any fragment of one (RFC 6184 §5.8) — not only the first.
+fn shows_h264_keyframe(payload: &[u8]) -> bool {
+    const FU_A: u8 = 28;
+    const IDR: u8 = 5;
+    match payload {
+        [h, fu, ..] if h & 0x1f == FU_A => fu & 0x1f == IDR,
+        _ => ::media::h264::payload_starts_keyframe(payload),
+    }
+}
+
+#[cfg(test)]
+pub(super) fn tests_shows_h264_keyframe(payload: &[u8]) -> bool {
+    shows_h264_keyframe(payload)
 }
 
 /// The recorder's id for input `index` of session `key`.

@@ -10,6 +10,7 @@ use rtc::ice::Credentials;
 use rtc::peer::{Peer, PeerSetup};
 use rtc::rand::Rng;
 use rtc::receive::{ReceiveConfig, ReceiveStream, TwccRecorder};
+use rtc::rtcp::ReportBlock;
 use rtc::sdp::{
     self, AnswerConfig, Direction, DtlsRole, HeaderExtension, MediaKind, Negotiated, RtcpFeedback,
     SessionDescription,
@@ -73,7 +74,8 @@ pub struct Session {
     pub dtls_time: Option<Duration>,
     /// Viewer: the last round-trip time and fraction lost (of 256) its receiver reports gave.
     pub rtt: Option<Duration>,
-    /// Viewer: fraction of packets lost in the last report interval, out of 256.
+    /// Fraction of packets lost in the last report interval, out of 256: what a viewer's
+    /// receiver report said, or the worst of our own reports to a publisher.
     pub fraction_lost: u8,
 }
 
@@ -94,8 +96,6 @@ pub struct Input {
     pub ssrcs: Vec<u32>,
     /// Index of the stream track it feeds.
     pub track: usize,
-    /// Timestamp of the last packet, to find the first packet of each frame.
-    pub last_timestamp: Option<u32>,
     /// Reordering, NACKs, receiver reports for the SSRC it carries (made at its first packet).
     pub receive: Option<ReceiveStream>,
     /// When its current SSRC last delivered a packet.
@@ -327,7 +327,6 @@ fn inputs(negotiated: &Negotiated) -> Vec<Input> {
                 rtx_pt: chosen.rtx_pt,
                 ssrcs: m.remote_ssrcs.iter().map(|s| s.ssrc).collect(),
                 track: 0,
-                last_timestamp: None,
                 receive: None,
                 last_packet: None,
             })
@@ -351,6 +350,29 @@ fn peer_setup(negotiated: &Negotiated) -> Result<PeerSetup, EngineError> {
 }
 
 impl Session {
+    /// A publisher's report blocks, one per receive stream, for our next receiver report
+    /// (RFC 3550 §6.4.2); the worst fraction lost among them is the session's.
+    pub fn report_blocks(&mut self, now: Instant) -> Vec<ReportBlock> {
+        let blocks: Vec<ReportBlock> = self
+            .inputs
+            .iter_mut()
+            .filter_map(|i| i.receive.as_mut())
+            .map(|r| r.report_block(now))
+            .collect();
+        self.fraction_lost = blocks.iter().map(|b| b.fraction_lost).max().unwrap_or(0);
+        blocks
+    }
+
+    /// A publisher's sequence numbers never received (given up on after NACKs) over the
+    /// session, of all its receive streams now.
+    pub fn lost_packets(&self) -> u64 {
+        self.inputs
+            .iter()
+            .filter_map(|i| i.receive.as_ref())
+            .map(|r| r.counters().lost)
+            .sum()
+    }
+
     /// The input a publisher's packet belongs to: by an SSRC it announced or we learned,
     /// else by its mid header extension (RFC 8843 §9.2), else — only for an input that has
     /// no SSRC yet — by payload type. A new SSRC is adopted only while the input's current
@@ -415,12 +437,50 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use rtc::receive::ReceiveStream;
+    use rtc::dtls::{DtlsCertificate, DtlsConfig};
+    use rtc::rand::Rng;
+    use rtc::receive::{ReceiveConfig, ReceiveStream};
 
-    use super::{Input, msid_id};
+    use super::{Input, OfferContext, answer_offer, msid_id};
+    use crate::control::Role;
     use crate::sources::Codec;
+
+    #[test]
+    fn a_publishers_loss_comes_from_our_receive_streams() {
+        let now = Instant::now();
+        let mut rng = Rng::system();
+        let dtls = Arc::new(DtlsConfig::new(
+            DtlsCertificate::generate(&mut rng).unwrap(),
+            &mut rng,
+        ));
+        let cx = OfferContext {
+            role: Role::Publish,
+            stream: "s",
+            tracks: &[],
+            candidates: &[],
+            dtls: &dtls,
+            congestion_feedback: true,
+        };
+        let offer = include_str!("../../../rtc/tests/fixtures/sdp/chromium-whip-vp8.sdp");
+        let (_, mut session) = answer_offer(now, offer, &cx, &mut rng).unwrap();
+        let input = session.inputs.first_mut().unwrap();
+        let mut receive = ReceiveStream::new(ReceiveConfig::new(9, 90_000));
+        // 100 packets of which 14 never come (not even after NACKs).
+        for seq in (0..100u16).filter(|s| s % 7 != 3) {
+            receive.push(now, seq, u32::from(seq) * 3000, &[0x80; 20]);
+        }
+        let later = now + Duration::from_secs(3);
+        while receive.poll_packet(later).is_some() {}
+        input.receive = Some(receive);
+        let blocks = session.report_blocks(later);
+        assert_eq!(blocks.len(), 1);
+        // 14 of 100: 35 of 256.
+        assert_eq!(session.fraction_lost, 35, "{blocks:?}");
+        assert_eq!(session.lost_packets(), 14);
+    }
 
     fn input(codec: Codec, nack: bool) -> Input {
         Input {
@@ -431,7 +491,6 @@ mod tests {
             rtx_pt: None,
             ssrcs: vec![7],
             track: 0,
-            last_timestamp: None,
             receive: None,
             last_packet: None,
         }

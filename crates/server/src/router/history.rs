@@ -56,6 +56,18 @@ impl History {
         index
     }
 
+    /// Marks packet `index` (still in the ring) as the start of the latest keyframe: a later
+    /// packet of its frame showed the frame is one.
+    pub fn mark_keyframe(&mut self, index: u64) {
+        let at = self.slot(index);
+        if let Some(slot) = self.slots.get_mut(at).filter(|s| s.index == index) {
+            slot.keyframe_start = true;
+            if self.keyframe.is_none_or(|k| k < index) {
+                self.keyframe = Some(index);
+            }
+        }
+    }
+
     /// The packet with this index, if it is still in the ring.
     pub fn get(&self, index: u64) -> Option<&[u8]> {
         let slot = self.slots.get(self.slot(index))?;

@@ -1,12 +1,15 @@
 //! The SFU's shape: streams, their tracks (with the packet history every viewer shares) and
 //! who watches them. The media thread owns it; the per-packet work is in `engine::media`.
 
+pub mod clock;
 pub mod history;
 pub mod output;
+pub mod replay;
 pub mod resend;
 
 use std::time::{Duration, Instant, SystemTime};
 
+use self::clock::SourceClock;
 use self::history::History;
 use crate::sources::{Codec, FilePlayer};
 
@@ -24,9 +27,23 @@ pub struct Track {
     pub history: History,
     /// Bytes received from the source, for the API's bitrate.
     pub bytes: u64,
-    /// The last source RTP timestamp and when it arrived (live sources: Sender Reports
-    /// extrapolate from it).
-    pub last_rtp: Option<(u32, Instant)>,
+    /// Live sources: the source's RTP clock, for Sender Reports.
+    pub clock: SourceClock,
+    /// Live sources: the newest frame seen, to mark it a keyframe from any of its packets.
+    pub frame: Option<Frame>,
+}
+
+/// The newest frame of a live track.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame {
+    /// Its source SSRC and RTP timestamp.
+    pub ssrc: u32,
+    /// Its RTP timestamp.
+    pub ts: u32,
+    /// History index of its first packet to arrive.
+    pub start: u64,
+    /// Whether one of its packets showed it is a keyframe.
+    pub keyframe: bool,
 }
 
 impl Track {
@@ -41,16 +58,9 @@ impl Track {
             codec,
             history: History::new(capacity),
             bytes: 0,
-            last_rtp: None,
+            clock: SourceClock::new(codec.clock_rate()),
+            frame: None,
         }
-    }
-
-    /// The source RTP timestamp now, extrapolated from the last packet (None before any).
-    pub fn rtp_timestamp_at(&self, now: Instant) -> Option<u32> {
-        let (ts, at) = self.last_rtp?;
-        let elapsed = now.saturating_duration_since(at);
-        let units = elapsed.as_micros() * u128::from(self.codec.clock_rate()) / 1_000_000;
-        Some(ts.wrapping_add(units as u32))
     }
 }
 
@@ -75,8 +85,11 @@ pub struct Pending {
     pub track: usize,
     /// Its index in the track's history.
     pub packet: u64,
-    /// Whether it starts a keyframe.
+    /// Whether it shows its frame is a keyframe (first of its frame to do so).
     pub keyframe_start: bool,
+    /// History index of the first packet of its frame to arrive: a viewer waiting for a
+    /// keyframe starts there (an AUD, SEI or reordered packet may have come before this one).
+    pub frame_start: u64,
 }
 
 /// A stream: a source, its tracks and its viewers.
@@ -92,6 +105,9 @@ pub struct Stream {
     pub pending: Vec<Pending>,
     /// When it started.
     pub since: SystemTime,
+    /// Live: our NTP time minus the publisher's, from its last Sender Report (RFC 5905
+    /// 32.32, wrapping).
+    ntp_offset: Option<u64>,
     /// Bitrate measurement: when the window started, bytes then, the last rate.
     window: (Instant, u64, u64),
 }
@@ -127,6 +143,7 @@ impl Stream {
             viewers: Vec::new(),
             pending: Vec::new(),
             since: SystemTime::now(),
+            ntp_offset: None,
             window: (now, 0, 0),
         }
     }
@@ -139,11 +156,33 @@ impl Stream {
         }
     }
 
-    /// The source RTP timestamp of track `index` now (for Sender Reports).
-    pub fn rtp_timestamp_at(&self, index: usize, now: Instant) -> Option<u32> {
+    /// The source RTP timestamp of track `index` at `now`, which is `ntp` on our NTP clock
+    /// (for Sender Reports). Files have their own exact clock; a live track maps through its
+    /// publisher's Sender Reports once it has them.
+    pub fn rtp_timestamp_at(&self, index: usize, now: Instant, ntp: u64) -> Option<u32> {
         match &self.source {
             Source::File(player) => player.rtp_timestamp_at(index, now),
-            Source::Live { .. } => self.tracks.get(index)?.rtp_timestamp_at(now),
+            Source::Live { .. } => {
+                let publisher_ntp = self.ntp_offset.map(|o| ntp.wrapping_sub(o));
+                self.tracks.get(index)?.clock.rtp_at(now, publisher_ntp)
+            }
+        }
+    }
+
+    /// A live packet from `ssrc` with RTP time `ts` arrived for track `index`.
+    pub fn on_packet(&mut self, index: usize, ssrc: u32, ts: u32, now: Instant) {
+        if let Some(track) = self.tracks.get_mut(index) {
+            track.clock.on_packet(ssrc, ts, now);
+        }
+    }
+
+    /// The publisher's Sender Report for track `index` (`ssrc` at its NTP time `ntp` was at
+    /// RTP time `rtp`) arrived at `our_ntp`. One offset between the two NTP clocks serves
+    /// every track, so the tracks' alignment is the publisher's own.
+    pub fn on_sender_report(&mut self, index: usize, ssrc: u32, ntp: u64, rtp: u32, our_ntp: u64) {
+        if let Some(track) = self.tracks.get_mut(index) {
+            track.clock.on_sender_report(ssrc, ntp, rtp);
+            self.ntp_offset = Some(our_ntp.wrapping_sub(ntp));
         }
     }
 

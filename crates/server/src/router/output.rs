@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use media::vp8::{self, Descriptor, PictureId};
 use rtc::rtp::{ExtIdMap, RtpPacket, RtpPacketMut, seq};
 
+use crate::router::replay::Replay;
 use crate::router::{AUDIO_HISTORY, VIDEO_HISTORY};
 use crate::sources::Codec;
 use rtc::rtp::rtx::RtxSender;
@@ -63,9 +64,11 @@ pub struct Output {
     source_ssrc: Option<u32>,
     /// When the last packet was admitted (a switch re-bases timestamps by the silence).
     last_at: Option<Instant>,
-    /// VP8 only: offsets added to the source's 15-bit PictureID and TL0PICIDX, and the last
+    /// VP8 only: offsets added to the source's PictureID and TL0PICIDX, and the last
     /// values sent.
     vp8: Option<Vp8Ids>,
+    /// Sending the GOP cache, paced: live packets wait for it to catch up.
+    pub replay: Option<Replay>,
 }
 
 /// One entry of the NACK map, 12 bytes: a viewer holds a thousand of them per video track.
@@ -99,6 +102,8 @@ struct Vp8Ids {
     tl0_offset: u8,
     last_picture: Option<u16>,
     last_tl0: Option<u8>,
+    /// The newest source PictureID seen, in one 15-bit space (see [`Vp8Ids::extend`]).
+    last_source: Option<u16>,
 }
 
 /// What to do with a source packet for one viewer.
@@ -139,6 +144,7 @@ impl Output {
             source_ssrc: None,
             last_at: None,
             vp8: is_vp8.then(Vp8Ids::default),
+            replay: None,
         }
     }
 
@@ -215,12 +221,12 @@ impl Output {
         source_ts.wrapping_add(self.ts_offset)
     }
 
-    /// Rewrites the packet in `buf` (a copy of the source's) for this viewer, as packet number
-    /// `index` of the source. Returns false if it does not parse (never sent).
-    pub fn rewrite(&mut self, buf: &mut [u8], index: u64) -> bool {
-        let Ok(mut packet) = RtpPacketMut::parse(buf) else {
-            return false;
-        };
+    /// Rewrites the packet in `buf[..len]` (a copy of the source's) for this viewer, as
+    /// packet number `index` of the source. Returns its new length (a 7-bit VP8 PictureID
+    /// is widened to 15 bits into the byte after it, which `buf` must have), or None if it
+    /// does not parse (never sent).
+    pub fn rewrite(&mut self, buf: &mut [u8], len: usize, index: u64) -> Option<usize> {
+        let mut packet = RtpPacketMut::parse(buf.get_mut(..len)?).ok()?;
         let view = packet.as_packet();
         let (seq, ts) = (
             view.sequence_number().wrapping_add(self.seq_offset),
@@ -228,9 +234,10 @@ impl Output {
         );
         let (payload_len, header_len) = (view.payload().len(), view.header_len());
         self.patch_header(&mut packet, seq, ts);
-        if let (Some(ids), Some(payload)) = (&mut self.vp8, buf.get_mut(header_len..)) {
-            ids.rewrite(payload);
-        }
+        let new_len = match &mut self.vp8 {
+            Some(ids) => ids.rewrite(buf, header_len, len),
+            None => len,
+        };
         let ring = self.sent.len().max(1);
         if let Some(slot) = self.sent.get_mut(usize::from(seq) % ring) {
             *slot = Sent {
@@ -244,25 +251,32 @@ impl Output {
             self.last = Some((seq, ts));
         }
         self.packets = self.packets.wrapping_add(1);
-        self.octets = self.octets.wrapping_add(payload_len as u32);
-        self.bytes_sent += buf.len() as u64;
-        true
+        self.octets = self
+            .octets
+            .wrapping_add((payload_len + new_len - len) as u32);
+        self.bytes_sent += new_len as u64;
+        Some(new_len)
     }
 
-    /// Rewrites a retransmission exactly as the original went out: same sequence number and
-    /// timestamp (RFC 4588 RTX is not negotiated; browsers take plain retransmissions).
-    pub fn rewrite_resend(&self, buf: &mut [u8], seq: u16, ts: u32) -> bool {
-        let Ok(mut packet) = RtpPacketMut::parse(buf) else {
-            return false;
-        };
+    /// Rewrites a retransmission in `buf[..len]` exactly as the original went out: same
+    /// sequence number and timestamp (RFC 4588 RTX is not negotiated; browsers take plain
+    /// retransmissions). Returns its new length, as [`Output::rewrite`].
+    pub fn rewrite_resend(&self, buf: &mut [u8], len: usize, seq: u16, ts: u32) -> Option<usize> {
+        let mut packet = RtpPacketMut::parse(buf.get_mut(..len)?).ok()?;
         let header_len = packet.as_packet().header_len();
         self.patch_header(&mut packet, seq, ts);
         // The same picture offsets as when first sent: a re-base that changed them forgot
         // every packet sent before it.
-        if let (Some(ids), Some(payload)) = (self.vp8, buf.get_mut(header_len..)) {
-            ids.apply(payload);
-        }
-        true
+        Some(match self.vp8 {
+            Some(ids) => ids.apply(buf, header_len, len),
+            None => len,
+        })
+    }
+
+    /// Whether a packet of source `ssrc` may only start a keyframe for this viewer (video
+    /// at the start, or a new source).
+    pub fn needs_keyframe(&self, ssrc: u32) -> bool {
+        self.waiting_for_keyframe || self.source_ssrc != Some(ssrc)
     }
 
     fn patch_header(&self, packet: &mut RtpPacketMut<'_>, seq: u16, ts: u32) {
@@ -324,12 +338,36 @@ impl Output {
 }
 
 impl Vp8Ids {
+    /// The source's PictureID in one 15-bit space: a 7-bit one (pion sends those below 128)
+    /// is unwrapped next to the last one seen, so it keeps counting past 127.
+    fn extend(&self, id: PictureId) -> u16 {
+        match (id, self.last_source) {
+            (PictureId::Long(id), _) => id,
+            (PictureId::Short(id), None) => u16::from(id),
+            (PictureId::Short(id), Some(last)) => {
+                let ahead = u16::from(id.wrapping_sub(last as u8) & 0x7f);
+                let step = if ahead < 64 {
+                    ahead
+                } else {
+                    ahead.wrapping_sub(128)
+                };
+                last.wrapping_add(step) & 0x7fff
+            }
+        }
+    }
+
     /// Offsets so that the picture in `payload` follows the last one sent.
     fn rebase(&mut self, payload: &[u8]) {
         let Ok(d) = Descriptor::parse(payload) else {
             return;
         };
-        if let (Some(PictureId::Long(id)), Some(last)) = (d.picture_id, self.last_picture) {
+        if let (Some(id), Some(last)) = (d.picture_id, self.last_picture) {
+            // A new source has its own numbering: start its 15-bit space at its id.
+            let id = match id {
+                PictureId::Long(id) => id,
+                PictureId::Short(id) => u16::from(id),
+            };
+            self.last_source = Some(id);
             self.picture_offset = last.wrapping_add(1).wrapping_sub(id) & 0x7fff;
         }
         if let (Some(tl0), Some(last)) = (d.tl0picidx, self.last_tl0) {
@@ -337,28 +375,64 @@ impl Vp8Ids {
         }
     }
 
-    /// Applies the offsets in place and remembers what was sent.
-    fn rewrite(&mut self, payload: &mut [u8]) {
-        self.apply(payload);
-        if let Ok(d) = Descriptor::parse(payload) {
+    /// Applies the offsets to the packet in `buf[..len]`, whose payload starts at `at`, and
+    /// remembers what was sent. Returns the new length.
+    fn rewrite(&mut self, buf: &mut [u8], at: usize, len: usize) -> usize {
+        if let Some(id) = buf
+            .get(at..len)
+            .and_then(|p| Descriptor::parse(p).ok())
+            .and_then(|d| d.picture_id)
+        {
+            let id = self.extend(id);
+            if self
+                .last_source
+                .is_none_or(|last| id != last && id.wrapping_sub(last) & 0x7fff < 0x4000)
+            {
+                self.last_source = Some(id);
+            }
+        }
+        let len = self.apply(buf, at, len);
+        if let Some(d) = buf.get(at..len).and_then(|p| Descriptor::parse(p).ok()) {
             if let Some(PictureId::Long(id)) = d.picture_id {
                 self.last_picture = Some(id);
             }
             self.last_tl0 = d.tl0picidx.or(self.last_tl0);
         }
+        len
     }
 
-    fn apply(self, payload: &mut [u8]) {
-        let Ok(d) = Descriptor::parse(payload) else {
-            return;
+    /// Writes the offset ids into the packet in `buf[..len]` (payload at `at`), always as a
+    /// 15-bit PictureID: a 7-bit one is widened by a byte, moving the rest of the packet, so
+    /// a viewer's ids run on whatever size each publisher sends. Returns the new length.
+    fn apply(self, buf: &mut [u8], at: usize, len: usize) -> usize {
+        let Some(d) = buf.get(at..len).and_then(|p| Descriptor::parse(p).ok()) else {
+            return len;
         };
-        // A 7-bit PictureID cannot take an offset in place (its size would change); such
-        // sources keep their ids.
-        if let Some(PictureId::Long(id)) = d.picture_id {
-            let _ = vp8::set_picture_id(payload, id.wrapping_add(self.picture_offset) & 0x7fff);
-        }
-        if let Some(tl0) = d.tl0picidx {
+        if let (Some(tl0), Some(payload)) = (d.tl0picidx, buf.get_mut(at..len)) {
             let _ = vp8::set_tl0picidx(payload, tl0.wrapping_add(self.tl0_offset));
+        }
+        let Some(id) = d.picture_id else {
+            return len;
+        };
+        let out = self.extend(id).wrapping_add(self.picture_offset) & 0x7fff;
+        match id {
+            PictureId::Long(_) => {
+                if let Some(payload) = buf.get_mut(at..len) {
+                    let _ = vp8::set_picture_id(payload, out);
+                }
+                len
+            }
+            // RFC 7741 §4.2: with X and I set the PictureID is the third descriptor byte; M = 1
+            // makes it two bytes.
+            PictureId::Short(_) if buf.len() > len => {
+                buf.copy_within(at + 3..len, at + 4);
+                let [hi, lo] = (0x8000 | out).to_be_bytes();
+                if let Some(field) = buf.get_mut(at + 2..at + 4) {
+                    field.copy_from_slice(&[hi, lo]);
+                }
+                len + 1
+            }
+            PictureId::Short(_) => len,
         }
     }
 }
@@ -391,7 +465,9 @@ mod tests {
 
     fn sent(out: &mut Output, p: &[u8], index: u64) -> (u16, u32, u16) {
         let mut buf = p.to_vec();
-        assert!(out.rewrite(&mut buf, index));
+        buf.push(0); // room to widen a 7-bit PictureID
+        let len = out.rewrite(&mut buf, p.len(), index).unwrap();
+        buf.truncate(len);
         let v = RtpPacket::parse(&buf).unwrap();
         assert_eq!((v.ssrc(), v.payload_type()), (0xabcd, 120));
         let pid = u16::from_be_bytes([v.payload()[2], v.payload()[3]]) & 0x7fff;
@@ -405,7 +481,8 @@ mod tests {
         for i in 0..(AUDIO_HISTORY as u64 + 1) {
             let seq = 65500u16.wrapping_add(i as u16);
             let mut buf = packet(1, seq, 0, 0);
-            assert!(out.rewrite(&mut buf, i));
+            let len = buf.len();
+            assert!(out.rewrite(&mut buf, len, i).is_some());
         }
         let first = 65500u16;
         let next = AUDIO_HISTORY as u64 + 1;
@@ -430,7 +507,8 @@ mod tests {
         let mut out = Output::new(0, 120, 0xabcd, 0, 0, false, false);
         let index = (1u64 << 32) + 5;
         let mut buf = packet(1, 9, 0, 0);
-        assert!(out.rewrite(&mut buf, index));
+        let len = buf.len();
+        assert!(out.rewrite(&mut buf, len, index).is_some());
         assert_eq!(out.source_of(9, index + 3).map(|s| s.0), Some(index));
         assert_eq!(out.source_of(9, index + 1).map(|s| s.0), Some(index));
     }
@@ -470,7 +548,7 @@ mod tests {
             (Some((42, 91_000)), Some((43, 94_000)), None)
         );
         assert_eq!((out.packets, out.octets), (2, 10));
-        assert!(!out.rewrite(&mut [0u8; 5], 1), "garbage is refused");
+        assert_eq!(out.rewrite(&mut [0u8; 5], 5, 1), None, "garbage is refused");
     }
 
     #[test]
@@ -544,6 +622,15 @@ mod tests {
         assert_eq!(sent(&mut out, &delta, 1), (13, 9000, 4));
     }
 
+    /// `p` as `out` sends it (one byte of room for a widened PictureID).
+    fn rewritten(out: &mut Output, p: &[u8], index: u64) -> Vec<u8> {
+        let mut buf = p.to_vec();
+        buf.push(0);
+        let n = out.rewrite(&mut buf, p.len(), index).expect("rewritten");
+        buf.truncate(n);
+        buf
+    }
+
     /// SRTP would protect a retransmission under the original's index (same SSRC, ROC and
     /// sequence number, so the same AES-GCM nonce): its bytes must be the original's, or it
     /// must not be sent at all.
@@ -556,16 +643,17 @@ mod tests {
         out.admit(&RtpPacket::parse(&key).unwrap(), true, Codec::Vp8, t0);
         let mut originals = Vec::new();
         for (index, p) in [&key, &delta].into_iter().enumerate() {
-            let mut buf = p.clone();
-            assert!(out.rewrite(&mut buf, index as u64));
-            originals.push(buf);
+            originals.push(rewritten(&mut out, p, index as u64));
         }
         let resend = |out: &Output, index: usize| {
             let v = RtpPacket::parse(&originals[index]).unwrap();
             let (source, ts) = out.source_of(v.sequence_number(), 2)?;
             assert_eq!(source, index as u64);
             let mut buf = [&key, &delta][index].clone();
-            assert!(out.rewrite_resend(&mut buf, v.sequence_number(), ts));
+            let len = buf.len();
+            buf.push(0);
+            let n = out.rewrite_resend(&mut buf, len, v.sequence_number(), ts)?;
+            buf.truncate(n);
             Some(buf)
         };
         assert_eq!(resend(&out, 1).as_ref(), Some(&originals[1]), "before");
@@ -587,7 +675,7 @@ mod tests {
         let mut out = Output::new(0, 120, 0xabcd, 0, 0, false, false);
         let (t0, rtt) = (Instant::now(), Duration::from_millis(50));
         for i in 0..AUDIO_HISTORY as u16 {
-            assert!(out.rewrite(&mut packet(1, i, 0, 0), u64::from(i)));
+            rewritten(&mut out, &packet(1, i, 0, 0), u64::from(i));
         }
         assert!(!out.resent_within(3, t0, rtt), "never resent");
         out.mark_resent(3, t0);
@@ -598,9 +686,64 @@ mod tests {
         assert!(out.resent_within(3, t0 + rtt, rtt));
         // The slot taken by a new packet forgets the retransmission.
         let next = 3 + AUDIO_HISTORY as u16;
-        assert!(out.rewrite(&mut packet(1, next, 0, 0), u64::from(next)));
+        rewritten(&mut out, &packet(1, next, 0, 0), u64::from(next));
         assert!(!out.resent_within(next, t0 + rtt, rtt));
         assert_eq!(out.source_of(3, 1000), None);
+    }
+
+    /// A VP8 packet with a 7-bit PictureID (X=1, S=1, I=1, M=0), then `0xaa 0xbb` of data.
+    fn short_id_packet(ssrc: u32, seq: u16, ts: u32, picture_id: u8) -> Vec<u8> {
+        let mut out = Vec::new();
+        RtpHeader {
+            payload_type: 96,
+            sequence_number: seq,
+            timestamp: ts,
+            ssrc,
+            ..Default::default()
+        }
+        .write_vec(&[0x90, 0x80, picture_id & 0x7f, 0xaa, 0xbb], 0, &mut out)
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn seven_bit_picture_ids_continue_after_a_takeover() {
+        // A publisher with 15-bit ids, then (a takeover) one with pion's 7-bit ids that wrap
+        // at 128: the viewer's ids run on 178, 179, 180, 181, 182, … in 15 bits.
+        let mut out = Output::new(0, 120, 0xabcd, 0, 0, true, true);
+        let t0 = Instant::now();
+        let mut index = 0;
+        for (i, pid) in (178..=180).enumerate() {
+            let p = packet(1, 10 + i as u16, 3000 * i as u32, pid);
+            out.admit(&RtpPacket::parse(&p).unwrap(), i == 0, Codec::Vp8, t0);
+            assert_eq!(sent(&mut out, &p, index).2, pid);
+            index += 1;
+        }
+        let mut expected = 181u16;
+        for (i, pid) in [126u8, 127, 0, 1, 2].into_iter().enumerate() {
+            let p = short_id_packet(2, 500 + i as u16, 90_000 + 3000 * i as u32, pid);
+            let admitted = out.admit(&RtpPacket::parse(&p).unwrap(), i == 0, Codec::Vp8, t0);
+            assert_eq!(admitted, Admit::Send);
+            let mut buf = p.clone();
+            buf.push(0);
+            let len = out.rewrite(&mut buf, p.len(), index).unwrap();
+            assert_eq!(len, p.len() + 1, "widened by one byte");
+            let v = RtpPacket::parse(&buf[..len]).unwrap();
+            let payload = v.payload();
+            assert_eq!(payload[2] & 0x80, 0x80, "M = 1");
+            let id = u16::from_be_bytes([payload[2], payload[3]]) & 0x7fff;
+            assert_eq!(id, expected, "source id {pid}");
+            assert_eq!(&payload[4..], &[0xaa, 0xbb], "the data moved intact");
+            // A retransmission of it comes out byte-identical.
+            let mut again = p.clone();
+            again.push(0);
+            let n = out
+                .rewrite_resend(&mut again, p.len(), v.sequence_number(), v.timestamp())
+                .unwrap();
+            assert_eq!(&again[..n], &buf[..len]);
+            expected += 1;
+            index += 1;
+        }
     }
 
     #[test]
