@@ -1,6 +1,7 @@
 //! HTTP: WHIP (RFC 9725) and WHEP (draft-ietf-wish-whep) endpoints, the web page and the
 //! JSON API. Runs on tokio; every media decision is the media thread's (see `control`).
 
+mod names;
 mod sessions;
 mod ui;
 

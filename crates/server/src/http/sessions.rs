@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 
-use super::{AppState, error};
+use super::{AppState, error, names};
 use crate::control::{Command, EngineError, Patched, Role};
 
 const SDP: &str = "application/sdp";
@@ -58,6 +58,24 @@ fn engine_gone() -> Response {
     )
 }
 
+/// The kind of endpoint a path segment names, or the 404 for one that is neither.
+fn endpoint(segment: &str) -> Result<Role, Response> {
+    role_of(segment).ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no endpoint /{}: use /whip or /whep",
+                segment.escape_debug()
+            ),
+        )
+    })
+}
+
+/// A stream name from the path, checked before anything is made for it.
+fn checked_name(stream: &str) -> Result<(), Response> {
+    names::check(stream).map_err(|e| error(StatusCode::BAD_REQUEST, e))
+}
+
 /// `POST /{whip|whep}/{stream}` with an SDP offer → `201 Created` with the answer.
 pub async fn create(
     State(state): State<AppState>,
@@ -65,12 +83,13 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(role) = role_of(&segment) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("no endpoint /{segment}: use /whip or /whep"),
-        );
+    let role = match endpoint(&segment) {
+        Ok(role) => role,
+        Err(res) => return res,
     };
+    if let Err(res) = checked_name(&stream) {
+        return res;
+    }
     if !content_type_is(&headers, SDP) {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -80,6 +99,9 @@ pub async fn create(
     let Ok(offer) = String::from_utf8(body.to_vec()) else {
         return error(StatusCode::BAD_REQUEST, "the offer is not UTF-8 text");
     };
+    // The Location's stream part is made before the session, so nothing is created for a
+    // request whose answer could not be sent.
+    let location = format!("/{segment}/{}/", names::encode_segment(&stream));
     let stream_name = stream.clone();
     let reply = state
         .engine
@@ -99,16 +121,33 @@ pub async fn create(
     for link in state.link_headers() {
         response = response.header(header::LINK, link);
     }
-    response
+    let session = created.session.clone();
+    match response
         .header(header::CONTENT_TYPE, SDP)
         .header(
             header::LOCATION,
-            format!("/{segment}/{stream_name}/{}", created.session),
+            format!("{location}{}", names::encode_segment(&created.session)),
         )
         .header(header::ETAG, created.etag)
         .header("Accept-Patch", SDPFRAG)
         .body(Body::from(created.answer))
-        .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))
+    {
+        Ok(res) => res,
+        Err(e) => {
+            // Cannot happen with the engine's ids and ETags; if it ever does, the client never
+            // learns the session, so it must not linger.
+            let _ = state
+                .engine
+                .call(|reply| Command::Delete {
+                    role,
+                    stream: stream_name,
+                    session,
+                    reply,
+                })
+                .await;
+            error(StatusCode::INTERNAL_SERVER_ERROR, e)
+        }
+    }
 }
 
 /// `OPTIONS` on an endpoint: CORS preflight, and what may be POSTed (RFC 9725 §4.2).
@@ -138,6 +177,9 @@ pub async fn probe_endpoint(
     State(state): State<AppState>,
     Path((segment, stream)): Path<(String, String)>,
 ) -> Response {
+    if let Err(res) = checked_name(&stream) {
+        return res;
+    }
     match role_of(&segment) {
         Some(Role::Play) => {
             let Ok(streams) = state.engine.call(|reply| Command::Streams { reply }).await else {
@@ -156,17 +198,27 @@ pub async fn probe_endpoint(
             StatusCode::METHOD_NOT_ALLOWED,
             "WHIP endpoints take POST and OPTIONS",
         ),
-        None => error(StatusCode::NOT_FOUND, format!("no endpoint /{segment}")),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("no endpoint /{}", segment.escape_debug()),
+        ),
     }
 }
 
 /// `PATCH` a session with an sdpfrag: trickle (204) or ICE restart (200 + new sdpfrag).
 pub async fn patch(
     State(state): State<AppState>,
-    Path((_segment, _stream, session)): Path<(String, String, String)>,
+    Path((segment, stream, session)): Path<(String, String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let role = match endpoint(&segment) {
+        Ok(role) => role,
+        Err(res) => return res,
+    };
+    if let Err(res) = checked_name(&stream) {
+        return res;
+    }
     if !content_type_is(&headers, SDPFRAG) {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -183,6 +235,8 @@ pub async fn patch(
     match state
         .engine
         .call(|reply| Command::Patch {
+            role,
+            stream,
             session,
             if_match,
             fragment,
@@ -208,11 +262,23 @@ pub async fn patch(
 /// `DELETE` a session → 200.
 pub async fn delete(
     State(state): State<AppState>,
-    Path((_segment, _stream, session)): Path<(String, String, String)>,
+    Path((segment, stream, session)): Path<(String, String, String)>,
 ) -> Response {
+    let role = match endpoint(&segment) {
+        Ok(role) => role,
+        Err(res) => return res,
+    };
+    if let Err(res) = checked_name(&stream) {
+        return res;
+    }
     match state
         .engine
-        .call(|reply| Command::Delete { session, reply })
+        .call(|reply| Command::Delete {
+            role,
+            stream,
+            session,
+            reply,
+        })
         .await
     {
         Ok(Ok(())) => Response::builder()

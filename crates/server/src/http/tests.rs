@@ -1,5 +1,6 @@
 //! The HTTP surface against a scripted media thread: statuses, headers and reasons.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 
 use axum::body::Body;
@@ -10,11 +11,16 @@ use tower::ServiceExt;
 use super::{AppState, router};
 use crate::control::{Command, Created, EngineError, EngineHandle, Patched, Role, StreamInfo};
 
-/// A media thread that knows one stream, `cam`, and one session, `s1` (ETag "e1").
-fn fake_engine() -> EngineHandle {
+/// The streams the fake media thread knows.
+const STREAMS: [&str; 2] = ["cam", "room/1 é"];
+
+/// A media thread that knows the [`STREAMS`] and one session, `s1` (ETag "e1"), a viewer of
+/// `cam`. It counts the commands it gets in `count`.
+fn fake_engine_counting(count: Arc<AtomicUsize>) -> EngineHandle {
     let (tx, rx) = mpsc::channel::<Command>();
     std::thread::spawn(move || {
         for cmd in rx {
+            count.fetch_add(1, Ordering::Relaxed);
             match cmd {
                 Command::Create {
                     role,
@@ -22,7 +28,7 @@ fn fake_engine() -> EngineHandle {
                     offer,
                     reply,
                 } => {
-                    let r = if stream != "cam" {
+                    let r = if !STREAMS.contains(&stream.as_str()) {
                         Err(EngineError::UnknownStream(stream))
                     } else if !offer.starts_with("v=0") {
                         Err(EngineError::BadOffer("line 1: expected v=0".into()))
@@ -38,11 +44,18 @@ fn fake_engine() -> EngineHandle {
                     let _ = reply.send(r);
                 }
                 Command::Patch {
+                    role,
+                    stream,
                     session,
                     if_match,
                     fragment,
                     reply,
                 } => {
+                    let session = if (role, stream.as_str()) == (Role::Play, "cam") {
+                        session
+                    } else {
+                        format!("{session} of another kind or stream")
+                    };
                     let r = match (session.as_str(), if_match.as_deref()) {
                         ("s1", _) if !fragment.contains("ice-ufrag") => Ok(Patched::Trickled),
                         ("s1", None) => Err(EngineError::PreconditionRequired),
@@ -55,8 +68,14 @@ fn fake_engine() -> EngineHandle {
                     };
                     let _ = reply.send(r);
                 }
-                Command::Delete { session, reply } => {
-                    let _ = reply.send(if session == "s1" {
+                Command::Delete {
+                    role,
+                    stream,
+                    session,
+                    reply,
+                } => {
+                    let ours = (role, stream.as_str()) == (Role::Play, "cam");
+                    let _ = reply.send(if ours && session == "s1" {
                         Ok(())
                     } else {
                         Err(EngineError::UnknownSession(session))
@@ -82,12 +101,24 @@ fn fake_engine() -> EngineHandle {
     EngineHandle::new(tx, Arc::new(|| {}))
 }
 
+fn fake_engine() -> EngineHandle {
+    fake_engine_counting(Arc::default())
+}
+
 async fn send(
     token: Option<&str>,
     req: Request<Body>,
 ) -> (StatusCode, axum::http::HeaderMap, String) {
+    send_to(fake_engine(), token, req).await
+}
+
+async fn send_to(
+    engine: EngineHandle,
+    token: Option<&str>,
+    req: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
     let app = router(AppState {
-        engine: fake_engine(),
+        engine,
         token: token.map(str::to_owned),
         ice_servers: vec!["stun:stun.example.org:3478".into()],
     });
@@ -196,7 +227,7 @@ async fn token_is_required_except_for_preflight() {
 async fn patch_trickle_restart_and_preconditions() {
     let frag = "application/trickle-ice-sdpfrag";
     let patch = |if_match: Option<&str>, body: &str| {
-        let mut b = Request::patch("/whip/cam/s1").header(header::CONTENT_TYPE, frag);
+        let mut b = Request::patch("/whep/cam/s1").header(header::CONTENT_TYPE, frag);
         if let Some(m) = if_match {
             b = b.header(header::IF_MATCH, m);
         }
@@ -229,7 +260,7 @@ async fn patch_trickle_restart_and_preconditions() {
             "a=ice-ufrag:x\r\n"
         )
     );
-    let wrong_type = Request::patch("/whip/cam/s1")
+    let wrong_type = Request::patch("/whep/cam/s1")
         .header(header::CONTENT_TYPE, "application/sdp")
         .body(Body::empty())
         .unwrap();
@@ -312,4 +343,78 @@ async fn page_and_api() {
         body.starts_with("[{\"name\":\"cam\",\"kind\":\"live\""),
         "{body}"
     );
+}
+
+/// A name that would forge a log line (`%0A`) or is too long is refused with the rule, and the
+/// media thread never hears of it: no session or stream is made for the request.
+#[tokio::test]
+async fn bad_stream_names_are_refused_before_anything_is_made() {
+    let long = "x".repeat(super::names::MAX_NAME + 1);
+    let cases = [
+        ("POST", "/whip/a%0AINFO%20forged".to_owned(), "control"),
+        ("POST", "/whep/a%1Bb".to_owned(), "control"),
+        ("POST", "/whep/a%E2%80%AEb".to_owned(), "bidirectional"),
+        ("POST", format!("/whip/{long}"), "at most 128"),
+        ("HEAD", "/whep/a%0Ab".to_owned(), ""),
+        ("DELETE", "/whep/a%0Ab/s1".to_owned(), "control"),
+        ("PATCH", "/whep/a%0Ab/s1".to_owned(), "control"),
+    ];
+    for (method, path, rule) in cases {
+        let count = Arc::new(AtomicUsize::new(0));
+        let req = Request::builder()
+            .method(method)
+            .uri(&path)
+            .header(header::CONTENT_TYPE, "application/sdp")
+            .body(Body::from("v=0\r\n"))
+            .unwrap();
+        let (status, _, body) = send_to(fake_engine_counting(count.clone()), None, req).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {body}");
+        assert!(
+            body.contains(rule),
+            "{method} {path}: {body:?} lacks {rule:?}"
+        );
+        assert_eq!(
+            count.load(Ordering::Relaxed),
+            0,
+            "{method} {path} reached the engine"
+        );
+    }
+}
+
+/// `Location` names the stream percent-encoded, so a name with `/`, a space or non-ASCII
+/// leads back to the same session (and the header holds only ASCII).
+#[tokio::test]
+async fn location_is_percent_encoded_and_leads_back() {
+    let req = post("/whep/room%2F1%20%C3%A9", "application/sdp", "v=0\r\n");
+    let (status, h, body) = send(None, req).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(h[header::LOCATION], "/whep/room%2F1%20%C3%A9/s1");
+}
+
+/// PATCH and DELETE reach a session only on its own kind and stream: a viewer's id on a WHIP
+/// path or another stream's path is not found.
+#[tokio::test]
+async fn patch_and_delete_must_name_the_sessions_kind_and_stream() {
+    let frag = "application/trickle-ice-sdpfrag";
+    let restart = "a=ice-ufrag:new\r\na=ice-pwd:newnewnewnewnewnewnewnew\r\n";
+    for path in ["/whip/cam/s1", "/whep/room%2F1%20%C3%A9/s1"] {
+        let req = Request::patch(path)
+            .header(header::CONTENT_TYPE, frag)
+            .header(header::IF_MATCH, "*")
+            .body(Body::from(restart))
+            .unwrap();
+        assert_eq!(
+            send(None, req).await.0,
+            StatusCode::NOT_FOUND,
+            "PATCH {path}"
+        );
+        let req = Request::delete(path).body(Body::empty()).unwrap();
+        assert_eq!(
+            send(None, req).await.0,
+            StatusCode::NOT_FOUND,
+            "DELETE {path}"
+        );
+    }
+    let req = Request::delete("/whep/cam/s1").body(Body::empty()).unwrap();
+    assert_eq!(send(None, req).await.0, StatusCode::OK);
 }
