@@ -5,6 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -54,4 +55,39 @@ pub struct Config {
     /// Test only: drop this percentage of outgoing media packets (to exercise NACK).
     #[arg(long, hide = true, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub test_send_loss: u32,
+
+    /// Seconds a client has to send a request's headers, counted from when the connection
+    /// opens or the previous response was sent (so also how long an idle connection stays).
+    #[arg(long, env = "LEANRTC_HTTP_HEADER_TIMEOUT", default_value = "10", value_parser = seconds)]
+    pub http_header_timeout: Duration,
+
+    /// Seconds a client has to send a request's body, once its headers are in.
+    #[arg(long, env = "LEANRTC_HTTP_BODY_TIMEOUT", default_value = "10", value_parser = seconds)]
+    pub http_body_timeout: Duration,
+
+    /// Seconds an HTTP connection may go without a byte moving either way before it is closed.
+    #[arg(long, env = "LEANRTC_HTTP_IDLE_TIMEOUT", default_value = "30", value_parser = seconds)]
+    pub http_idle_timeout: Duration,
+
+    /// Most open HTTP connections in all (also kept below the open-file limit).
+    #[arg(long, env = "LEANRTC_HTTP_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_max_connections: u32,
+
+    /// Most open HTTP connections from one client IP address.
+    #[arg(long, env = "LEANRTC_HTTP_MAX_PER_ADDRESS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_max_per_address: u32,
+}
+
+/// A positive number of seconds, fractions allowed (`0.5`).
+fn seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!(
+            "{s} s is out of range (more than 0, at most 86400)"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }

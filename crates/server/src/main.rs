@@ -28,6 +28,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
 
+    raise_open_file_limit();
     let engine::Engine {
         handle,
         udp_addr,
@@ -58,14 +59,51 @@ async fn serve(config: Config, engine: EngineHandle, udp_addr: SocketAddr) -> an
         engine,
         token: config.token.clone(),
         ice_servers: config.ice_server.clone(),
+        body_timeout: config.http_body_timeout,
     });
-    // `into_make_service` readies the router once; served as a plain `Router`, axum rebuilds
-    // its route table for every connection (`Router::with_state(())` in its
-    // `Service<IncomingStream>`), ~3 % of the server's CPU in a WHEP join storm.
-    axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(shutdown_signal())
+    let limits = http::Limits {
+        header_timeout: config.http_header_timeout,
+        idle_timeout: config.http_idle_timeout,
+        max_connections: connection_cap(config.http_max_connections as usize),
+        max_per_address: config.http_max_per_address as usize,
+    };
+    http::serve(listener, app, limits, shutdown_signal())
         .await
         .context("HTTP server failed")
+}
+
+/// Descriptors kept free for everything that is not an HTTP connection: the UDP socket, the
+/// listener, recordings, media files, the poll and wake descriptors.
+const RESERVED_FDS: usize = 64;
+
+/// Each HTTP connection is a file descriptor; most systems start a process with a soft limit
+/// of 1024 and a far higher hard limit.
+fn raise_open_file_limit() {
+    match udp::raise_nofile_limit() {
+        Ok((old, new)) if old != new => {
+            tracing::info!("open-file limit raised from {old} to {new}");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
+    }
+}
+
+/// `--http-max-connections`, lowered below the open-file limit if need be (past it, accept
+/// fails and every client times out).
+fn connection_cap(wanted: usize) -> usize {
+    let Ok((_, limit)) = udp::raise_nofile_limit() else {
+        return wanted;
+    };
+    let room = usize::try_from(limit)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(RESERVED_FDS)
+        .max(1);
+    if wanted > room {
+        tracing::warn!(
+            "--http-max-connections {wanted} is lowered to {room}: the open-file limit is {limit}"
+        );
+    }
+    wanted.min(room)
 }
 
 /// Ctrl-C (SIGINT) or SIGTERM.

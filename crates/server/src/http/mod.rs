@@ -2,11 +2,15 @@
 //! JSON API. Runs on tokio; every media decision is the media thread's (see `control`).
 
 mod names;
+mod ratelog;
+mod serve;
 mod sessions;
 mod ui;
 
 use axum::Router;
-use axum::body::Body;
+use std::time::Duration;
+
+use axum::body::{Body, to_bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -14,6 +18,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::control::EngineHandle;
+
+pub use serve::{Limits, serve};
 
 /// SDP offers are a few KiB; anything this large is not one.
 const MAX_BODY: usize = 256 * 1024;
@@ -27,6 +33,8 @@ pub struct AppState {
     pub token: Option<String>,
     /// STUN/TURN URLs for clients, as `Link` headers (RFC 9725 §4.6).
     pub ice_servers: Vec<String>,
+    /// How long a request's body may take to arrive.
+    pub body_timeout: Duration,
 }
 
 impl AppState {
@@ -60,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ui::metrics))
         .merge(endpoints)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(state.clone(), read_body))
         .layer(middleware::from_fn(cors))
         .with_state(state)
 }
@@ -97,6 +106,32 @@ fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Reads the whole request body within `body_timeout` before any handler runs, so a client
+/// that sends half a body and stalls gets `408` instead of holding the connection.
+async fn read_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = match tokio::time::timeout(state.body_timeout, to_bytes(body, MAX_BODY)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is larger than {MAX_BODY} bytes or broken off"),
+            );
+        }
+        Err(_) => {
+            let mut res = error(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the body did not arrive within {:?}", state.body_timeout),
+            );
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return res;
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// CORS for pages served from other origins (RFC 9725 §4.5 advises it for browser clients).

@@ -58,22 +58,20 @@ fn engine_gone() -> Response {
     )
 }
 
-/// The kind of endpoint a path segment names, or the 404 for one that is neither.
-fn endpoint(segment: &str) -> Result<Role, Response> {
-    role_of(segment).ok_or_else(|| {
-        error(
-            StatusCode::NOT_FOUND,
-            format!(
-                "no endpoint /{}: use /whip or /whep",
-                segment.escape_debug()
-            ),
-        )
-    })
+/// The 404 for a path segment that is neither `whip` nor `whep`.
+fn no_endpoint(segment: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no endpoint /{}: use /whip or /whep",
+            segment.escape_debug()
+        ),
+    )
 }
 
-/// A stream name from the path, checked before anything is made for it.
-fn checked_name(stream: &str) -> Result<(), Response> {
-    names::check(stream).map_err(|e| error(StatusCode::BAD_REQUEST, e))
+/// The 400 for a stream name [`names::check`] refused.
+fn bad_name(e: names::BadName) -> Response {
+    error(StatusCode::BAD_REQUEST, e)
 }
 
 /// `POST /{whip|whep}/{stream}` with an SDP offer → `201 Created` with the answer.
@@ -83,12 +81,11 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let role = match endpoint(&segment) {
-        Ok(role) => role,
-        Err(res) => return res,
+    let Some(role) = role_of(&segment) else {
+        return no_endpoint(&segment);
     };
-    if let Err(res) = checked_name(&stream) {
-        return res;
+    if let Err(e) = names::check(&stream) {
+        return bad_name(e);
     }
     if !content_type_is(&headers, SDP) {
         return error(
@@ -177,8 +174,8 @@ pub async fn probe_endpoint(
     State(state): State<AppState>,
     Path((segment, stream)): Path<(String, String)>,
 ) -> Response {
-    if let Err(res) = checked_name(&stream) {
-        return res;
+    if let Err(e) = names::check(&stream) {
+        return bad_name(e);
     }
     match role_of(&segment) {
         Some(Role::Play) => {
@@ -212,12 +209,11 @@ pub async fn patch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let role = match endpoint(&segment) {
-        Ok(role) => role,
-        Err(res) => return res,
+    let Some(role) = role_of(&segment) else {
+        return no_endpoint(&segment);
     };
-    if let Err(res) = checked_name(&stream) {
-        return res;
+    if let Err(e) = names::check(&stream) {
+        return bad_name(e);
     }
     if !content_type_is(&headers, SDPFRAG) {
         return error(
@@ -264,12 +260,11 @@ pub async fn delete(
     State(state): State<AppState>,
     Path((segment, stream, session)): Path<(String, String, String)>,
 ) -> Response {
-    let role = match endpoint(&segment) {
-        Ok(role) => role,
-        Err(res) => return res,
+    let Some(role) = role_of(&segment) else {
+        return no_endpoint(&segment);
     };
-    if let Err(res) = checked_name(&stream) {
-        return res;
+    if let Err(e) = names::check(&stream) {
+        return bad_name(e);
     }
     match state
         .engine

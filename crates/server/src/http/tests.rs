@@ -121,6 +121,7 @@ async fn send_to(
         engine,
         token: token.map(str::to_owned),
         ice_servers: vec!["stun:stun.example.org:3478".into()],
+        body_timeout: std::time::Duration::from_secs(5),
     });
     let res = app.oneshot(req).await.unwrap();
     let status = res.status();
