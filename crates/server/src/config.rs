@@ -38,9 +38,34 @@ pub struct Config {
     #[arg(long, env = "LEANRTC_RECORD_DIR")]
     pub record_dir: Option<PathBuf>,
 
-    /// Require `Authorization: Bearer TOKEN` on WHIP/WHEP requests.
-    #[arg(long, env = "LEANRTC_TOKEN", hide_env_values = true)]
+    /// Require `Authorization: Bearer TOKEN` on WHIP/WHEP requests: the publish and the watch
+    /// token at once, where --publish-token / --watch-token do not set them apart.
+    #[arg(long, env = "LEANRTC_TOKEN", hide_env_values = true, value_parser = non_empty)]
     pub token: Option<String>,
+
+    /// Bearer token that admits publishing (WHIP) to any stream, and watching.
+    #[arg(long, env = "LEANRTC_PUBLISH_TOKEN", hide_env_values = true, value_parser = non_empty)]
+    pub publish_token: Option<String>,
+
+    /// Bearer token that admits watching (WHEP) any stream. Without it (and --token) watching
+    /// is open.
+    #[arg(long, env = "LEANRTC_WATCH_TOKEN", hide_env_values = true, value_parser = non_empty)]
+    pub watch_token: Option<String>,
+
+    /// File of `STREAM KEY` lines: publishing STREAM needs its KEY as the Bearer token (or the
+    /// publish token); streams not listed need the publish token. Reloaded on SIGHUP.
+    #[arg(long, env = "LEANRTC_STREAM_KEYS")]
+    pub stream_keys: Option<PathBuf>,
+
+    /// Ask this http:// URL before admitting each publisher or viewer: a POST of JSON
+    /// {action, stream, token, client}; 2xx admits, anything else refuses (403), no answer
+    /// within 2 s refuses (503).
+    #[arg(long, env = "LEANRTC_AUTH_URL")]
+    pub auth_url: Option<String>,
+
+    /// Require `Authorization: Bearer TOKEN` on /metrics and /api/streams (open without it).
+    #[arg(long, env = "LEANRTC_API_TOKEN", hide_env_values = true, value_parser = non_empty)]
+    pub api_token: Option<String>,
 
     /// Test only: send publishers no transport-wide congestion-control feedback (to measure
     /// the bitrate a browser reaches without it).
@@ -78,6 +103,18 @@ pub struct Config {
     pub http_max_per_address: u32,
 }
 
+/// A token that is not empty (an empty `--token ""` would be a lock without a key, or, worse,
+/// read by some clients as "no token").
+fn non_empty(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("a token may not be empty".into());
+    }
+    if s.chars().any(|c| c.is_control() || c == ' ') {
+        return Err("a token may not hold spaces or control characters".into());
+    }
+    Ok(s.to_owned())
+}
+
 /// A positive number of seconds, fractions allowed (`0.5`).
 fn seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
@@ -90,4 +127,24 @@ fn seconds(s: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_tokens_are_refused_at_start() {
+        for flag in ["--token", "--publish-token", "--watch-token", "--api-token"] {
+            let err = Config::try_parse_from(["leanrtc", flag, ""]).unwrap_err();
+            assert!(
+                err.to_string().contains("may not be empty"),
+                "{flag}: {err}"
+            );
+            assert!(
+                Config::try_parse_from(["leanrtc", flag, "t0k"]).is_ok(),
+                "{flag}"
+            );
+        }
+    }
 }

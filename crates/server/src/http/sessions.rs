@@ -6,7 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 
-use super::{AppState, error, names};
+use super::access::Action;
+use super::{AppState, Client, error, names};
 use crate::control::{Command, EngineError, Patched, Role};
 
 const SDP: &str = "application/sdp";
@@ -17,6 +18,14 @@ fn role_of(segment: &str) -> Option<Role> {
         "whip" => Some(Role::Publish),
         "whep" => Some(Role::Play),
         _ => None,
+    }
+}
+
+/// What a session of `role` does with its stream, for the access rules.
+fn action_of(role: Role) -> Action {
+    match role {
+        Role::Publish => Action::Publish,
+        Role::Play => Action::Watch,
     }
 }
 
@@ -78,6 +87,7 @@ fn bad_name(e: names::BadName) -> Response {
 pub async fn create(
     State(state): State<AppState>,
     Path((segment, stream)): Path<(String, String)>,
+    Client(client): Client,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -86,6 +96,13 @@ pub async fn create(
     };
     if let Err(e) = names::check(&stream) {
         return bad_name(e);
+    }
+    if let Some(refusal) = state
+        .access
+        .check(action_of(role), &stream, &headers, client, true)
+        .await
+    {
+        return refusal;
     }
     if !content_type_is(&headers, SDP) {
         return error(
@@ -173,12 +190,21 @@ pub async fn options_session() -> Response {
 pub async fn probe_endpoint(
     State(state): State<AppState>,
     Path((segment, stream)): Path<(String, String)>,
+    Client(client): Client,
+    headers: HeaderMap,
 ) -> Response {
     if let Err(e) = names::check(&stream) {
         return bad_name(e);
     }
     match role_of(&segment) {
         Some(Role::Play) => {
+            if let Some(refusal) = state
+                .access
+                .check(Action::Watch, &stream, &headers, client, false)
+                .await
+            {
+                return refusal;
+            }
             let Ok(streams) = state.engine.call(|reply| Command::Streams { reply }).await else {
                 return engine_gone();
             };
@@ -206,6 +232,7 @@ pub async fn probe_endpoint(
 pub async fn patch(
     State(state): State<AppState>,
     Path((segment, stream, session)): Path<(String, String, String)>,
+    Client(client): Client,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -214,6 +241,13 @@ pub async fn patch(
     };
     if let Err(e) = names::check(&stream) {
         return bad_name(e);
+    }
+    if let Some(refusal) = state
+        .access
+        .check(action_of(role), &stream, &headers, client, false)
+        .await
+    {
+        return refusal;
     }
     if !content_type_is(&headers, SDPFRAG) {
         return error(
@@ -259,12 +293,21 @@ pub async fn patch(
 pub async fn delete(
     State(state): State<AppState>,
     Path((segment, stream, session)): Path<(String, String, String)>,
+    Client(client): Client,
+    headers: HeaderMap,
 ) -> Response {
     let Some(role) = role_of(&segment) else {
         return no_endpoint(&segment);
     };
     if let Err(e) = names::check(&stream) {
         return bad_name(e);
+    }
+    if let Some(refusal) = state
+        .access
+        .check(action_of(role), &stream, &headers, client, false)
+        .await
+    {
+        return refusal;
     }
     match state
         .engine

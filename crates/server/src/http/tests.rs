@@ -8,7 +8,7 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-use super::{AppState, router};
+use super::{Access, AppState, router};
 use crate::control::{Command, Created, EngineError, EngineHandle, Patched, Role, StreamInfo};
 
 /// The streams the fake media thread knows.
@@ -117,9 +117,17 @@ async fn send_to(
     token: Option<&str>,
     req: Request<Body>,
 ) -> (StatusCode, axum::http::HeaderMap, String) {
+    send_with(engine, Access::with_token(token.map(str::to_owned)), req).await
+}
+
+async fn send_with(
+    engine: EngineHandle,
+    access: Access,
+    req: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
     let app = router(AppState {
         engine,
-        token: token.map(str::to_owned),
+        access: Arc::new(access),
         ice_servers: vec!["stun:stun.example.org:3478".into()],
         body_timeout: std::time::Duration::from_secs(5),
     });
@@ -418,4 +426,182 @@ async fn patch_and_delete_must_name_the_sessions_kind_and_stream() {
     }
     let req = Request::delete("/whep/cam/s1").body(Body::empty()).unwrap();
     assert_eq!(send(None, req).await.0, StatusCode::OK);
+}
+
+fn with_bearer(mut req: Request<Body>, token: &str) -> Request<Body> {
+    req.headers_mut().insert(
+        header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    req
+}
+
+/// One token used to let any viewer publish. Now the watch token only watches, the publish
+/// token does both, and a stream's key publishes that stream only.
+#[tokio::test]
+async fn publishing_and_watching_have_separate_keys() {
+    let keys_file = std::env::temp_dir().join(format!("leanrtc-keys-{}", std::process::id()));
+    std::fs::write(&keys_file, "cam cam-key\n").unwrap();
+    let access = || Access {
+        publish_token: Some("pub".into()),
+        watch_token: Some("watch".into()),
+        keys: Some(super::StreamKeys::load(&keys_file).unwrap()),
+        ..Access::default()
+    };
+    // The fake engine answers every admitted WHIP POST on `cam` with 409 "already being
+    // published", every admitted WHEP POST with 201.
+    let cases = [
+        ("/whip/cam", Some("watch"), StatusCode::UNAUTHORIZED),
+        ("/whip/cam", None, StatusCode::UNAUTHORIZED),
+        ("/whip/cam", Some("cam-key"), StatusCode::CONFLICT),
+        ("/whip/cam", Some("pub"), StatusCode::CONFLICT),
+        (
+            "/whip/room%2F1%20%C3%A9",
+            Some("cam-key"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        ("/whep/cam", None, StatusCode::UNAUTHORIZED),
+        ("/whep/cam", Some("wrong"), StatusCode::UNAUTHORIZED),
+        ("/whep/cam", Some("watch"), StatusCode::CREATED),
+        ("/whep/cam", Some("pub"), StatusCode::CREATED),
+    ];
+    for (path, token, want) in cases {
+        let mut req = post(path, "application/sdp", "v=0\r\n");
+        if let Some(t) = token {
+            req = with_bearer(req, t);
+        }
+        let (status, h, body) = send_with(fake_engine(), access(), req).await;
+        assert_eq!(status, want, "POST {path} with {token:?}: {body}");
+        if want == StatusCode::UNAUTHORIZED {
+            assert_eq!(h[header::WWW_AUTHENTICATE], "Bearer");
+            assert!(body.contains("needs"), "{body}");
+        }
+    }
+    // A viewer's token cannot end or restart a publisher's session either.
+    let req = with_bearer(
+        Request::delete("/whip/cam/s1").body(Body::empty()).unwrap(),
+        "watch",
+    );
+    assert_eq!(
+        send_with(fake_engine(), access(), req).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let _ = std::fs::remove_file(&keys_file);
+}
+
+/// `/metrics` and `/api/streams` are open by default and closed by `--api-token`.
+#[tokio::test]
+async fn api_token_closes_the_api() {
+    for path in ["/metrics", "/api/streams"] {
+        let get = || Request::get(path).body(Body::empty()).unwrap();
+        assert_eq!(send(None, get()).await.0, StatusCode::OK, "{path}");
+        let closed = || Access {
+            api_token: Some("api".into()),
+            ..Access::default()
+        };
+        assert_eq!(
+            send_with(fake_engine(), closed(), get()).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
+        assert_eq!(
+            send_with(fake_engine(), closed(), with_bearer(get(), "api"))
+                .await
+                .0,
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+}
+
+/// A hook on loopback that admits the token `good`, refuses others, and records what it was
+/// asked. `mute` makes it accept connections and never answer.
+fn hook_server(mute: bool) -> (std::net::SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = Arc::clone(&asked);
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for tcp in listener.incoming() {
+            let Ok(tcp) = tcp else { return };
+            if mute {
+                held.push(tcp);
+                continue;
+            }
+            let mut reader = BufReader::new(tcp);
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            let body = String::from_utf8(body).unwrap();
+            let status = if body.contains("\"token\":\"good\"") {
+                "200 OK"
+            } else {
+                "403 Forbidden"
+            };
+            record.lock().unwrap().push(body);
+            let _ = write!(
+                reader.get_mut(),
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (addr, asked)
+}
+
+/// The auth hook admits or refuses each publisher and viewer; a hook that does not answer
+/// refuses with 503 after its 2 s, not never.
+#[tokio::test]
+async fn auth_hook_decides_and_a_silent_one_refuses() {
+    let (addr, asked) = hook_server(false);
+    let hooked = || Access {
+        hook: Some(super::AuthHook::new(&format!("http://{addr}/auth")).unwrap()),
+        ..Access::default()
+    };
+    let mut req = with_bearer(post("/whep/cam", "application/sdp", "v=0\r\n"), "good");
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo::<std::net::SocketAddr>(
+            "192.0.2.7:5000".parse().unwrap(),
+        ));
+    assert_eq!(
+        send_with(fake_engine(), hooked(), req).await.0,
+        StatusCode::CREATED
+    );
+    let req = with_bearer(post("/whip/cam", "application/sdp", "v=0\r\n"), "bad");
+    let (status, _, body) = send_with(fake_engine(), hooked(), req).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(
+        asked,
+        [
+            r#"{"action":"watch","stream":"cam","token":"good","client":"192.0.2.7:5000"}"#,
+            r#"{"action":"publish","stream":"cam","token":"bad","client":null}"#,
+        ]
+    );
+
+    let (mute, _) = hook_server(true);
+    let silent = Access {
+        hook: Some(super::AuthHook::new(&format!("http://{mute}/auth")).unwrap()),
+        ..Access::default()
+    };
+    let started = std::time::Instant::now();
+    let (status, h, body) = send_with(
+        fake_engine(),
+        silent,
+        post("/whep/cam", "application/sdp", "v=0\r\n"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(h.contains_key(header::RETRY_AFTER));
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
 }
