@@ -84,3 +84,71 @@ fn a_session_id_on_another_kind_or_stream_is_not_found() {
     assert_eq!(delete(&server, &viewer), 200, "DELETE {viewer}");
     assert_eq!(delete(&server, &publisher), 200, "DELETE {publisher}");
 }
+
+/// A stream's key admits its publisher; a new keys file takes over on SIGHUP, and a broken
+/// one leaves the keys in force.
+#[test]
+fn stream_keys_are_reloaded_on_sighup() {
+    let file = std::env::temp_dir().join(format!("leanrtc-keys-test-{}", std::process::id()));
+    std::fs::write(&file, "cam old-key\n").unwrap();
+    let server = Server::start(&["--stream-keys", file.to_str().unwrap()]);
+    let offer = fixture("chromium-whip-vp8.sdp");
+    let publish = |key: &str| {
+        let auth = format!("Bearer {key}");
+        request(
+            server.http,
+            "POST",
+            "/whip/cam",
+            &[SDP, ("Authorization", &auth)],
+            offer.as_bytes(),
+        )
+        .unwrap()
+    };
+    let hangup = || {
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &server.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    // One publisher at a time per stream: each is ended with its key before the next.
+    let publish_and_end = |key: &str| {
+        let res = publish(key);
+        assert_eq!(res.status, 201, "{}", res.text());
+        let location = res.header("location").unwrap().to_owned();
+        let auth = format!("Bearer {key}");
+        let res = request(
+            server.http,
+            "DELETE",
+            &location,
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .unwrap();
+        assert_eq!(res.status, 200, "{}", res.text());
+    };
+    publish_and_end("old-key");
+    assert_eq!(publish("new-key").status, 401);
+    let before = server.log().matches("stream keys reloaded").count();
+    std::fs::write(&file, "cam new-key\n").unwrap();
+    hangup();
+    let wait_for_log = |what: &str, n: usize| {
+        let start = std::time::Instant::now();
+        while server.log().matches(what).count() < n {
+            assert!(
+                start.elapsed().as_secs() < 5,
+                "no {what:?}:\n{}",
+                server.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    wait_for_log("stream keys reloaded", before + 1);
+    assert_eq!(publish("old-key").status, 401, "the old key still works");
+    publish_and_end("new-key");
+    std::fs::write(&file, "cam\n").unwrap();
+    hangup();
+    wait_for_log("stream keys not reloaded", 1);
+    publish_and_end("new-key");
+    let _ = std::fs::remove_file(&file);
+}
