@@ -5,6 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -37,9 +38,34 @@ pub struct Config {
     #[arg(long, env = "LEANRTC_RECORD_DIR")]
     pub record_dir: Option<PathBuf>,
 
-    /// Require `Authorization: Bearer TOKEN` on WHIP/WHEP requests.
-    #[arg(long, env = "LEANRTC_TOKEN", hide_env_values = true)]
+    /// Require `Authorization: Bearer TOKEN` on WHIP/WHEP requests: the publish and the watch
+    /// token at once, where --publish-token / --watch-token do not set them apart.
+    #[arg(long, env = "LEANRTC_TOKEN", hide_env_values = true, value_parser = non_empty)]
     pub token: Option<String>,
+
+    /// Bearer token that admits publishing (WHIP) to any stream, and watching.
+    #[arg(long, env = "LEANRTC_PUBLISH_TOKEN", hide_env_values = true, value_parser = non_empty)]
+    pub publish_token: Option<String>,
+
+    /// Bearer token that admits watching (WHEP) any stream. Without it (and --token) watching
+    /// is open.
+    #[arg(long, env = "LEANRTC_WATCH_TOKEN", hide_env_values = true, value_parser = non_empty)]
+    pub watch_token: Option<String>,
+
+    /// File of `STREAM KEY` lines: publishing STREAM needs its KEY as the Bearer token (or the
+    /// publish token); streams not listed need the publish token. Reloaded on SIGHUP.
+    #[arg(long, env = "LEANRTC_STREAM_KEYS")]
+    pub stream_keys: Option<PathBuf>,
+
+    /// Ask this http:// URL before admitting each publisher or viewer: a POST of JSON
+    /// {action, stream, token, client}; 2xx admits, anything else refuses (403), no answer
+    /// within 2 s refuses (503).
+    #[arg(long, env = "LEANRTC_AUTH_URL")]
+    pub auth_url: Option<String>,
+
+    /// Require `Authorization: Bearer TOKEN` on /metrics and /api/streams (open without it).
+    #[arg(long, env = "LEANRTC_API_TOKEN", hide_env_values = true, value_parser = non_empty)]
+    pub api_token: Option<String>,
 
     /// Test only: send publishers no transport-wide congestion-control feedback (to measure
     /// the bitrate a browser reaches without it).
@@ -54,4 +80,71 @@ pub struct Config {
     /// Test only: drop this percentage of outgoing media packets (to exercise NACK).
     #[arg(long, hide = true, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub test_send_loss: u32,
+
+    /// Seconds a client has to send a request's headers, counted from when the connection
+    /// opens or the previous response was sent (so also how long an idle connection stays).
+    #[arg(long, env = "LEANRTC_HTTP_HEADER_TIMEOUT", default_value = "10", value_parser = seconds)]
+    pub http_header_timeout: Duration,
+
+    /// Seconds a client has to send a request's body, once its headers are in.
+    #[arg(long, env = "LEANRTC_HTTP_BODY_TIMEOUT", default_value = "10", value_parser = seconds)]
+    pub http_body_timeout: Duration,
+
+    /// Seconds an HTTP connection may go without a byte moving either way before it is closed.
+    #[arg(long, env = "LEANRTC_HTTP_IDLE_TIMEOUT", default_value = "30", value_parser = seconds)]
+    pub http_idle_timeout: Duration,
+
+    /// Most open HTTP connections in all (also kept below the open-file limit).
+    #[arg(long, env = "LEANRTC_HTTP_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_max_connections: u32,
+
+    /// Most open HTTP connections from one client IP address.
+    #[arg(long, env = "LEANRTC_HTTP_MAX_PER_ADDRESS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_max_per_address: u32,
+}
+
+/// A token that is not empty (an empty `--token ""` would be a lock without a key, or, worse,
+/// read by some clients as "no token").
+fn non_empty(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("a token may not be empty".into());
+    }
+    if s.chars().any(|c| c.is_control() || c == ' ') {
+        return Err("a token may not hold spaces or control characters".into());
+    }
+    Ok(s.to_owned())
+}
+
+/// A positive number of seconds, fractions allowed (`0.5`).
+fn seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!(
+            "{s} s is out of range (more than 0, at most 86400)"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_tokens_are_refused_at_start() {
+        for flag in ["--token", "--publish-token", "--watch-token", "--api-token"] {
+            let err = Config::try_parse_from(["leanrtc", flag, ""]).unwrap_err();
+            assert!(
+                err.to_string().contains("may not be empty"),
+                "{flag}: {err}"
+            );
+            assert!(
+                Config::try_parse_from(["leanrtc", flag, "t0k"]).is_ok(),
+                "{flag}"
+            );
+        }
+    }
 }

@@ -39,6 +39,10 @@ pub enum Command {
     },
     /// A trickle-ICE / ICE-restart PATCH (`application/trickle-ice-sdpfrag`).
     Patch {
+        /// The kind and stream of the path it came on; a session of another kind or stream
+        /// is not found (its id alone must not reach it).
+        role: Role,
+        stream: String,
         session: SessionId,
         if_match: Option<String>,
         fragment: String,
@@ -46,6 +50,9 @@ pub enum Command {
     },
     /// End a session.
     Delete {
+        /// As for `Patch`: the path's kind and stream must be the session's.
+        role: Role,
+        stream: String,
         session: SessionId,
         reply: oneshot::Sender<Result<(), EngineError>>,
     },

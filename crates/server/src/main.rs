@@ -14,6 +14,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::config::Config;
 use crate::control::EngineHandle;
@@ -28,6 +29,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
 
+    raise_open_file_limit();
     let engine::Engine {
         handle,
         udp_addr,
@@ -37,7 +39,10 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start tokio")?;
-    runtime.block_on(serve(config, handle, udp_addr))?;
+    let served = runtime.block_on(serve(config, handle, udp_addr));
+    // Tasks still holding a handle (a connection that was closing) go with the runtime.
+    drop(runtime);
+    served?;
     // The HTTP side held the last handles: the media thread now finishes the recordings and
     // ends. Wait for it, so no file is left half-written.
     if thread.join().is_err() {
@@ -47,6 +52,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, engine: EngineHandle, udp_addr: SocketAddr) -> anyhow::Result<()> {
+    let access = Arc::new(access(&config)?);
+    if access.keys.is_some() {
+        tokio::spawn(reload_keys_on_hangup(Arc::clone(&access)));
+    }
     let listener = tokio::net::TcpListener::bind(config.http)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
@@ -56,20 +65,89 @@ async fn serve(config: Config, engine: EngineHandle, udp_addr: SocketAddr) -> an
     );
     let app = http::router(http::AppState {
         engine,
-        token: config.token.clone(),
+        access,
         ice_servers: config.ice_server.clone(),
+        body_timeout: config.http_body_timeout,
     });
-    // `into_make_service` readies the router once; served as a plain `Router`, axum rebuilds
-    // its route table for every connection (`Router::with_state(())` in its
-    // `Service<IncomingStream>`), ~3 % of the server's CPU in a WHEP join storm. The client's
-    // address goes with each request: pending sessions are capped per client.
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("HTTP server failed")
+    let limits = http::Limits {
+        header_timeout: config.http_header_timeout,
+        idle_timeout: config.http_idle_timeout,
+        max_connections: connection_cap(config.http_max_connections as usize),
+        max_per_address: config.http_max_per_address as usize,
+    };
+    http::serve(listener, app, limits, shutdown_signal())
+        .await
+        .context("HTTP server failed")
+}
+
+/// The access rules from the flags; a keys file or hook URL that cannot be used stops the start.
+fn access(config: &Config) -> anyhow::Result<http::Access> {
+    let mut access = http::Access::with_token(config.token.clone());
+    if let Some(t) = &config.publish_token {
+        access.publish_token = Some(t.clone());
+    }
+    if let Some(t) = &config.watch_token {
+        access.watch_token = Some(t.clone());
+    }
+    access.api_token.clone_from(&config.api_token);
+    if let Some(path) = &config.stream_keys {
+        let keys = http::StreamKeys::load(path)?;
+        tracing::info!(streams = keys.len(), file = %path.display(), "stream keys loaded");
+        access.keys = Some(keys);
+    }
+    if let Some(url) = &config.auth_url {
+        access.hook = Some(http::AuthHook::new(url)?);
+    }
+    Ok(access)
+}
+
+/// SIGHUP reads the stream-keys file again; a broken file keeps the keys in force.
+async fn reload_keys_on_hangup(access: Arc<http::Access>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot catch SIGHUP: the stream keys will not be reloaded");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let Some(keys) = &access.keys else { return };
+        match keys.reload() {
+            Ok(n) => tracing::info!(streams = n, "stream keys reloaded"),
+            Err(e) => tracing::error!("stream keys not reloaded, the old ones stay: {e}"),
+        }
+    }
+}
+
+/// Descriptors kept free for everything that is not an HTTP connection: the UDP socket, the
+/// listener, recordings, media files, the poll and wake descriptors.
+const RESERVED_FDS: usize = 64;
+
+/// Each HTTP connection is a file descriptor; most systems start a process with a soft limit
+/// of 1024 and a far higher hard limit.
+fn raise_open_file_limit() {
+    match udp::raise_nofile_limit() {
+        Ok((old, new)) if old != new => {
+            tracing::info!("open-file limit raised from {old} to {new}");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
+    }
+}
+
+/// `--http-max-connections`, lowered below the open-file limit if need be (past it, accept
+/// fails and every client times out).
+fn connection_cap(wanted: usize) -> usize {
+    let Ok((_, limit)) = udp::raise_nofile_limit() else {
+        return wanted;
+    };
+    let room = usize::try_from(limit)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(RESERVED_FDS)
+        .max(1);
+    if wanted > room {
+        tracing::warn!(
+            "--http-max-connections {wanted} is lowered to {room}: the open-file limit is {limit}"
+        );
+    }
+    wanted.min(room)
 }
 
 /// Ctrl-C (SIGINT) or SIGTERM.

@@ -443,15 +443,26 @@ impl MediaLoop {
                 reply,
             } => drop(reply.send(self.create(now, role, &stream, &offer, client))),
             Command::Patch {
+                role,
+                stream,
                 session,
                 if_match,
                 fragment,
                 reply,
             } => {
-                drop(reply.send(self.patch(now, &session, if_match.as_deref(), &fragment)));
+                let result = match self.lookup(role, &stream, &session) {
+                    Some(_) => self.patch(now, &session, if_match.as_deref(), &fragment),
+                    None => Err(EngineError::UnknownSession(session)),
+                };
+                drop(reply.send(result));
             }
-            Command::Delete { session, reply } => {
-                let result = match self.by_id.get(&session).copied() {
+            Command::Delete {
+                role,
+                stream,
+                session,
+                reply,
+            } => {
+                let result = match self.lookup(role, &stream, &session) {
                     Some(key) => {
                         self.ended.push((key, "DELETE".into()));
                         if let Some(s) = self.sessions.get_mut(&key) {
@@ -468,6 +479,13 @@ impl MediaLoop {
             Command::Streams { reply } => drop(reply.send(self.stream_list(now))),
             Command::Metrics { reply } => drop(reply.send(self.metrics())),
         }
+    }
+
+    /// The session `id`, if it is of `role` and on `stream` (the path it was addressed by).
+    fn lookup(&self, role: Role, stream: &str, id: &str) -> Option<u64> {
+        let key = self.by_id.get(id).copied()?;
+        let s = self.sessions.get(&key)?;
+        (s.role == role && s.stream == stream).then_some(key)
     }
 
     fn create(

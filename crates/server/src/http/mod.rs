@@ -1,18 +1,33 @@
 //! HTTP: WHIP (RFC 9725) and WHEP (draft-ietf-wish-whep) endpoints, the web page and the
 //! JSON API. Runs on tokio; every media decision is the media thread's (see `control`).
 
+mod access;
+mod hook;
+mod names;
+mod ratelog;
+mod serve;
 mod sessions;
 mod ui;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::control::{CallError, EngineHandle};
+
+pub use access::{Access, StreamKeys};
+pub use hook::AuthHook;
+pub use serve::{Limits, serve};
 
 /// SDP offers are a few KiB; anything this large is not one.
 const MAX_BODY: usize = 256 * 1024;
@@ -22,10 +37,12 @@ const MAX_BODY: usize = 256 * 1024;
 pub struct AppState {
     /// The media thread.
     pub engine: EngineHandle,
-    /// The Bearer token WHIP/WHEP requests must carry, if any.
-    pub token: Option<String>,
+    /// Tokens, stream keys and the auth hook.
+    pub access: Arc<Access>,
     /// STUN/TURN URLs for clients, as `Link` headers (RFC 9725 §4.6).
     pub ice_servers: Vec<String>,
+    /// How long a request's body may take to arrive.
+    pub body_timeout: Duration,
 }
 
 impl AppState {
@@ -51,51 +68,73 @@ pub fn router(state: AppState) -> Router {
             axum::routing::patch(sessions::patch)
                 .delete(sessions::delete)
                 .options(sessions::options_session),
-        )
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new()
-        .route("/", get(ui::index))
+        );
+    let api = Router::new()
         .route("/api/streams", get(ui::streams))
         .route("/metrics", get(ui::metrics))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_api_token,
+        ));
+    Router::new()
+        .route("/", get(ui::index))
+        .merge(api)
         .merge(endpoints)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(state.clone(), read_body))
         .layer(middleware::from_fn(cors))
         .with_state(state)
 }
 
-/// Bearer-token check (RFC 6750) for the WHIP/WHEP routes. OPTIONS stays open: browsers send
-/// CORS preflights without credentials.
-async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(token) = &state.token
-        && req.method() != Method::OPTIONS
-        && !bearer_matches(req.headers(), token)
-    {
-        return Response::builder()
-            .status(StatusCode::UNAUTHORIZED)
-            .header(header::WWW_AUTHENTICATE, "Bearer")
-            .body(Body::from("missing or wrong Bearer token\n"))
-            .unwrap_or_default();
+/// `--api-token` for `/metrics` and `/api/streams` (open without it).
+async fn require_api_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match state.access.check_api(req.headers()) {
+        Some(refusal) => refusal,
+        None => next.run(req).await,
     }
-    next.run(req).await
 }
 
-fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
-    let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let Some((scheme, given)) = value.split_once(' ') else {
-        return false;
-    };
-    // Constant-time comparison, so the token cannot be guessed byte by byte from timings.
-    scheme.eq_ignore_ascii_case("bearer")
-        && constant_time_eq(given.trim().as_bytes(), token.as_bytes())
+/// The client's address, where the accept loop recorded it (not in in-process tests).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Client(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(Client(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+        ))
+    }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Reads the whole request body within `body_timeout` before any handler runs, so a client
+/// that sends half a body and stalls gets `408` instead of holding the connection.
+async fn read_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = match tokio::time::timeout(state.body_timeout, to_bytes(body, MAX_BODY)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is larger than {MAX_BODY} bytes or broken off"),
+            );
+        }
+        Err(_) => {
+            let mut res = error(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the body did not arrive within {:?}", state.body_timeout),
+            );
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return res;
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// CORS for pages served from other origins (RFC 9725 §4.5 advises it for browser clients).

@@ -1,15 +1,15 @@
 //! The WHIP and WHEP resources: `POST /{whip|whep}/{stream}` makes a session,
 //! `PATCH`/`DELETE /{whip|whep}/{stream}/{session}` change and end it.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 
-use axum::Extension;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 
-use super::{AppState, error, unavailable};
+use super::access::Action;
+use super::{AppState, Client, error, names, unavailable};
 use crate::control::{Command, EngineError, Patched, Role};
 
 const SDP: &str = "application/sdp";
@@ -20,6 +20,14 @@ fn role_of(segment: &str) -> Option<Role> {
         "whip" => Some(Role::Publish),
         "whep" => Some(Role::Play),
         _ => None,
+    }
+}
+
+/// What a session of `role` does with its stream, for the access rules.
+fn action_of(role: Role) -> Action {
+    match role {
+        Role::Publish => Action::Publish,
+        Role::Play => Action::Watch,
     }
 }
 
@@ -54,22 +62,43 @@ fn refused(e: &EngineError) -> Response {
     res
 }
 
+/// The 404 for a path segment that is neither `whip` nor `whep`.
+fn no_endpoint(segment: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no endpoint /{}: use /whip or /whep",
+            segment.escape_debug()
+        ),
+    )
+}
+
+/// The 400 for a stream name [`names::check`] refused.
+fn bad_name(e: names::BadName) -> Response {
+    error(StatusCode::BAD_REQUEST, e)
+}
+
 /// `POST /{whip|whep}/{stream}` with an SDP offer → `201 Created` with the answer.
 pub async fn create(
     State(state): State<AppState>,
     Path((segment, stream)): Path<(String, String)>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Client(client): Client,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // Served without connect info (in-process tests), every client is one.
-    let client = connect.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.0.ip());
     let Some(role) = role_of(&segment) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("no endpoint /{segment}: use /whip or /whep"),
-        );
+        return no_endpoint(&segment);
     };
+    if let Err(e) = names::check(&stream) {
+        return bad_name(e);
+    }
+    if let Some(refusal) = state
+        .access
+        .check(action_of(role), &stream, &headers, client, true)
+        .await
+    {
+        return refusal;
+    }
     if !content_type_is(&headers, SDP) {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -79,6 +108,9 @@ pub async fn create(
     let Ok(offer) = String::from_utf8(body.to_vec()) else {
         return error(StatusCode::BAD_REQUEST, "the offer is not UTF-8 text");
     };
+    // The Location's stream part is made before the session, so nothing is created for a
+    // request whose answer could not be sent.
+    let location = format!("/{segment}/{}/", names::encode_segment(&stream));
     let stream_name = stream.clone();
     let reply = state
         .engine
@@ -86,7 +118,8 @@ pub async fn create(
             role,
             stream,
             offer,
-            client,
+            // Served without connect info (in-process tests), every client is one.
+            client: client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip()),
             reply,
         })
         .await;
@@ -99,16 +132,33 @@ pub async fn create(
     for link in state.link_headers() {
         response = response.header(header::LINK, link);
     }
-    response
+    let session = created.session.clone();
+    match response
         .header(header::CONTENT_TYPE, SDP)
         .header(
             header::LOCATION,
-            format!("/{segment}/{stream_name}/{}", created.session),
+            format!("{location}{}", names::encode_segment(&created.session)),
         )
         .header(header::ETAG, created.etag)
         .header("Accept-Patch", SDPFRAG)
         .body(Body::from(created.answer))
-        .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))
+    {
+        Ok(res) => res,
+        Err(e) => {
+            // Cannot happen with the engine's ids and ETags; if it ever does, the client never
+            // learns the session, so it must not linger.
+            let _ = state
+                .engine
+                .call(|reply| Command::Delete {
+                    role,
+                    stream: stream_name,
+                    session,
+                    reply,
+                })
+                .await;
+            error(StatusCode::INTERNAL_SERVER_ERROR, e)
+        }
+    }
 }
 
 /// `OPTIONS` on an endpoint: CORS preflight, and what may be POSTed (RFC 9725 §4.2).
@@ -137,9 +187,21 @@ pub async fn options_session() -> Response {
 pub async fn probe_endpoint(
     State(state): State<AppState>,
     Path((segment, stream)): Path<(String, String)>,
+    Client(client): Client,
+    headers: HeaderMap,
 ) -> Response {
+    if let Err(e) = names::check(&stream) {
+        return bad_name(e);
+    }
     match role_of(&segment) {
         Some(Role::Play) => {
+            if let Some(refusal) = state
+                .access
+                .check(Action::Watch, &stream, &headers, client, false)
+                .await
+            {
+                return refusal;
+            }
             let streams = match state.engine.call(|reply| Command::Streams { reply }).await {
                 Ok(streams) => streams,
                 Err(e) => return unavailable(e),
@@ -157,17 +219,34 @@ pub async fn probe_endpoint(
             StatusCode::METHOD_NOT_ALLOWED,
             "WHIP endpoints take POST and OPTIONS",
         ),
-        None => error(StatusCode::NOT_FOUND, format!("no endpoint /{segment}")),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("no endpoint /{}", segment.escape_debug()),
+        ),
     }
 }
 
 /// `PATCH` a session with an sdpfrag: trickle (204) or ICE restart (200 + new sdpfrag).
 pub async fn patch(
     State(state): State<AppState>,
-    Path((_segment, _stream, session)): Path<(String, String, String)>,
+    Path((segment, stream, session)): Path<(String, String, String)>,
+    Client(client): Client,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let Some(role) = role_of(&segment) else {
+        return no_endpoint(&segment);
+    };
+    if let Err(e) = names::check(&stream) {
+        return bad_name(e);
+    }
+    if let Some(refusal) = state
+        .access
+        .check(action_of(role), &stream, &headers, client, false)
+        .await
+    {
+        return refusal;
+    }
     if !content_type_is(&headers, SDPFRAG) {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -184,6 +263,8 @@ pub async fn patch(
     match state
         .engine
         .call(|reply| Command::Patch {
+            role,
+            stream,
             session,
             if_match,
             fragment,
@@ -209,11 +290,31 @@ pub async fn patch(
 /// `DELETE` a session → 200.
 pub async fn delete(
     State(state): State<AppState>,
-    Path((_segment, _stream, session)): Path<(String, String, String)>,
+    Path((segment, stream, session)): Path<(String, String, String)>,
+    Client(client): Client,
+    headers: HeaderMap,
 ) -> Response {
+    let Some(role) = role_of(&segment) else {
+        return no_endpoint(&segment);
+    };
+    if let Err(e) = names::check(&stream) {
+        return bad_name(e);
+    }
+    if let Some(refusal) = state
+        .access
+        .check(action_of(role), &stream, &headers, client, false)
+        .await
+    {
+        return refusal;
+    }
     match state
         .engine
-        .call(|reply| Command::Delete { session, reply })
+        .call(|reply| Command::Delete {
+            role,
+            stream,
+            session,
+            reply,
+        })
         .await
     {
         Ok(Ok(())) => Response::builder()

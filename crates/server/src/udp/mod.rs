@@ -28,6 +28,12 @@ use mio::{Interest, Registry, Token};
 pub use batch::{Datagram, RecvBatch, SLOT, SendBatch};
 use sys::{MAX_IOVS, MAX_MSGS, OutMsg};
 
+/// Raises the process's soft open-file limit to its hard limit; (old, new) soft limit. Lives
+/// here because it needs libc's `setrlimit` and `sys.rs` is the one file allowed `unsafe`.
+pub(crate) fn raise_nofile_limit() -> io::Result<(u64, u64)> {
+    sys::raise_nofile_limit()
+}
+
 /// The kernel's cap on segments per GSO send (UDP_MAX_SEGMENTS).
 const GSO_MAX_SEGMENTS: usize = 64;
 /// Payload bytes one GSO send may carry (an IPv4 datagram's 65535 less headers, rounded down).

@@ -398,3 +398,25 @@ pub(super) fn get_opt(fd: RawFd, level: i32, name: i32) -> io::Result<i32> {
         Ok(value)
     }
 }
+
+/// Raises the soft limit on open files to the hard limit (each HTTP connection is a file
+/// descriptor; distributions start processes at 1024). Returns (old soft, new soft).
+pub(crate) fn raise_nofile_limit() -> io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: passes a pointer to a live `rlimit`, which the kernel fills.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let old = lim.rlim_cur;
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: passes a pointer to a live, initialised `rlimit`, which the kernel reads.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok((old, lim.rlim_cur))
+}
