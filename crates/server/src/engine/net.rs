@@ -97,6 +97,11 @@ impl Net {
         }
     }
 
+    /// Whether datagrams wait to be sent.
+    pub fn has_pending(&self) -> bool {
+        self.send.has_pending()
+    }
+
     /// The socket's counters.
     pub fn stats(&self) -> crate::udp::UdpStats {
         self.io.stats()
