@@ -73,10 +73,7 @@ fn default_udp() -> std::net::SocketAddr {
         .output()
         .expect("leanrtc --help");
     let help = String::from_utf8_lossy(&help.stdout);
-    let udp = help
-        .split("--udp <UDP>")
-        .nth(1)
-        .expect("--udp in --help");
+    let udp = help.split("--udp <UDP>").nth(1).expect("--udp in --help");
     let default = udp
         .split("[default: ")
         .nth(1)

@@ -107,17 +107,17 @@ mod tests {
             "{hint}"
         );
         assert!(hint.contains("[127.0.0.1:8189]"), "{hint}");
-        assert!(hint.contains("all loopback, which Firefox never uses"), "{hint}");
+        assert!(
+            hint.contains("all loopback, which Firefox never uses"),
+            "{hint}"
+        );
         assert!(hint.contains("--udp to 0.0.0.0:PORT"), "{hint}");
         assert!(hint.contains("--public-ip"), "{hint}");
         assert!(hint.contains("UDP port 8189"), "{hint}");
 
         let wildcard = addrs(&["10.99.0.1:8189", "127.0.0.1:8189"]);
         let hint = never_reached(&ended(&not_nominated, false, 0, &wildcard)).unwrap();
-        assert!(
-            hint.contains("[10.99.0.1:8189, 127.0.0.1:8189]"),
-            "{hint}"
-        );
+        assert!(hint.contains("[10.99.0.1:8189, 127.0.0.1:8189]"), "{hint}");
         assert!(!hint.contains("all loopback"), "{hint}");
         assert!(hint.contains("Firefox on this machine"), "{hint}");
         assert!(hint.contains("--public-ip"), "{hint}");
@@ -144,7 +144,11 @@ mod tests {
             DisconnectCause::ClosedLocally,
             DisconnectCause::Dtls(DtlsError::NoCertificate),
         ] {
-            assert_eq!(never_reached(&ended(&cause, false, 0, &c)), None, "{cause:?}");
+            assert_eq!(
+                never_reached(&ended(&cause, false, 0, &c)),
+                None,
+                "{cause:?}"
+            );
         }
     }
 }
