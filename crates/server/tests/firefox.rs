@@ -11,7 +11,8 @@
 //! default route it gathers nothing). Against leanrtc on 127.0.0.1 it therefore sends not a
 //! single STUN check and fails after ~5 s (seen with tshark). So these tests bind the media
 //! port to the namespace's own 10.99.0.1 — and refuse to run outside that namespace, where
-//! the address would not be ours.
+//! the address would not be ours. One test instead uses the server's default, 0.0.0.0, which
+//! announces the default route's address (10.99.0.1 here) besides loopback.
 //!
 //! Firefox negotiates AEAD_AES_128_GCM SRTP and offers DTLS 1.3 with a post-quantum key share
 //! (docs/TESTING.md); both tests require DTLS 1.2. The page is a blank page on another
