@@ -138,6 +138,15 @@ impl Server {
         }
     }
 
+    /// Kills the server (SIGKILL: a crash, no goodbye to anyone) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+
     /// The server's CPU time so far (see [`cpu_time_of`]).
     pub fn cpu_time(&self) -> Duration {
         cpu_time_of(self.pid())
