@@ -119,8 +119,16 @@ function install() {
       player: session('player'),
       publisher: session('publisher'),
       videoPlaying: (() => {
-        const v = document.querySelector('video');
+        const v = document.querySelector('#video');
         return v ? { width: v.videoWidth, height: v.videoHeight, paused: v.paused, currentTime: v.currentTime } : null;
+      })(),
+      // The publisher's local preview of its camera.
+      preview: (() => {
+        const v = document.querySelector('#preview');
+        return v ? {
+          hidden: v.hidden, muted: v.muted, width: v.videoWidth, height: v.videoHeight, paused: v.paused,
+          currentTime: v.currentTime, live: !!v.srcObject,
+        } : null;
       })(),
     };
   };

@@ -1,13 +1,19 @@
 //! Command-line flags, each with an environment variable, and their defaults.
 //!
-//! `leanrtc` with no arguments must just work on a developer's machine: HTTP and media on
-//! loopback, the built-in `sample` stream.
+//! `leanrtc` with no arguments must just work on a developer's machine, in every browser:
+//! HTTP on loopback, media on every interface (announcing the default route's address and
+//! loopback — Firefox never pairs a loopback candidate with its own addresses), the built-in
+//! `sample` stream.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+
+/// The default media address: every interface, so that a browser on this machine that
+/// ignores loopback candidates (Firefox) reaches us on the default route's address.
+pub const DEFAULT_UDP: &str = "0.0.0.0:8189";
 
 /// leanrtc: a small WebRTC media server (WHIP/WHEP, file playback, recording, SFU).
 #[derive(Debug, Clone, Parser)]
@@ -18,8 +24,9 @@ pub struct Config {
     pub http: SocketAddr,
 
     /// The one UDP address all media uses, for every peer. With an unspecified IP
-    /// (0.0.0.0 or ::) every local address is announced as a candidate.
-    #[arg(long, env = "LEANRTC_UDP", default_value = "127.0.0.1:8189")]
+    /// (0.0.0.0 or ::) the address of the default route's interface and loopback are
+    /// announced as candidates; with a specific IP, that address alone.
+    #[arg(long, env = "LEANRTC_UDP", default_value = DEFAULT_UDP)]
     pub udp: SocketAddr,
 
     /// IP to announce in ICE candidates (for 1:1 NAT, e.g. a cloud VM's public address).

@@ -11,7 +11,8 @@
 //! default route it gathers nothing). Against leanrtc on 127.0.0.1 it therefore sends not a
 //! single STUN check and fails after ~5 s (seen with tshark). So these tests bind the media
 //! port to the namespace's own 10.99.0.1 — and refuse to run outside that namespace, where
-//! the address would not be ours.
+//! the address would not be ours. One test instead uses the server's default, 0.0.0.0, which
+//! announces the default route's address (10.99.0.1 here) besides loopback.
 //!
 //! Firefox negotiates AEAD_AES_128_GCM SRTP and offers DTLS 1.3 with a post-quantum key share
 //! (docs/TESTING.md); both tests require DTLS 1.2. The page is a blank page on another
@@ -41,6 +42,12 @@ const NAMESPACE_IP: &str = "10.99.0.1";
 /// Starts leanrtc with its media port on the namespace's veth address, after checking that
 /// this is `./test.sh`'s private namespace (interfaces lo, t0 and t1 only, 10.99.0.1 ours).
 fn start_server() -> Server {
+    require_namespace();
+    Server::start_on(&format!("{NAMESPACE_IP}:0"), &[])
+}
+
+/// Panics unless this is `./test.sh`'s private namespace.
+fn require_namespace() {
     // /proc/self/net/dev lists this network namespace's interfaces (/sys/class/net shows
     // the namespace /sys was mounted in).
     let dev = std::fs::read_to_string("/proc/self/net/dev").expect("/proc/self/net/dev");
@@ -58,7 +65,22 @@ fn start_server() -> Server {
          not use a server on 127.0.0.1 (see this file's header). Run ./test.sh, or wrap cargo \
          test as docs/TESTING.md shows"
     );
-    Server::start_on(&format!("{NAMESPACE_IP}:0"), &[])
+}
+
+/// The `--udp` default `leanrtc --help` shows.
+fn default_udp() -> std::net::SocketAddr {
+    let help = std::process::Command::new(common::server::binary())
+        .arg("--help")
+        .output()
+        .expect("leanrtc --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    let udp = help.split("--udp <UDP>").nth(1).expect("--udp in --help");
+    let default = udp
+        .split("[default: ")
+        .nth(1)
+        .and_then(|d| d.split(']').next())
+        .expect("a default for --udp");
+    default.parse().expect("an IP:PORT default")
 }
 
 /// What both directions must show about the connection.
@@ -156,6 +178,60 @@ fn firefox_publishes_over_whip_and_str0m_plays_it() {
         n(&s["outboundAudio"], "packetsSent") > 0.0,
         "no audio sent: {s}"
     );
+    assert_connection(&s);
+    let closed = b.call("p", "close", json!({"id": id, "del": true}));
+    assert_eq!(closed["deleteStatus"], 200, "{closed}");
+    b.quit();
+}
+
+/// The first run, in Firefox: leanrtc on its default media address (only the port is
+/// changed, to 0, so tests never clash over 8189; the IP is the default's, read from
+/// `--help`) plays to Firefox. Firefox gathers only the namespace's 10.99.0.1 and never pairs
+/// it with a loopback candidate (this file's header): the default must therefore announce
+/// an address of the machine, which the unspecified 0.0.0.0 does (the default route's
+/// interface, 10.99.0.1 here, and loopback). With the old default, 127.0.0.1, Firefox sent
+/// no check and the server logged only `NotNominated` 30 s later.
+#[test]
+fn firefox_plays_sample_on_the_default_udp_address() {
+    let _one_browser = browser_lock();
+    require_namespace();
+    let mut udp = default_udp();
+    udp.set_port(0);
+    let server = Server::start_on(&udp.to_string(), &[]);
+    let log = server.log();
+    assert!(
+        log.contains(&format!("{NAMESPACE_IP}:{}", server.udp.port())),
+        "the default route's address is announced: {log}"
+    );
+    let mut b = WebBrowser::launch("firefox");
+    let blank = b.blank.clone();
+    b.open("p", &blank);
+    let posted_at = Instant::now();
+    let r = b.call(
+        "p",
+        "whep",
+        json!({"url": format!("{}/whep/sample", server.base_url())}),
+    );
+    assert_eq!(r["status"], 201, "{r}");
+    let id = r["id"].as_u64().expect("id");
+    let (s, ok) = b.poll(
+        "p",
+        "stats",
+        json!({"id": id}),
+        WITHIN.saturating_sub(posted_at.elapsed()),
+        |s| frames(s) >= MIN_FRAMES,
+    );
+    eprintln!(
+        "firefox on the default --udp {udp} after {:?}: {s}",
+        posted_at.elapsed()
+    );
+    assert!(
+        ok,
+        "Firefox decoded {} frames within {WITHIN:?} of the POST, want ≥ {MIN_FRAMES}: {s}\nserver log:\n{}",
+        frames(&s),
+        server.log()
+    );
+    assert_eq!(s["pair"]["remote"]["address"], NAMESPACE_IP, "{s}");
     assert_connection(&s);
     let closed = b.call("p", "close", json!({"id": id, "del": true}));
     assert_eq!(closed["deleteStatus"], 200, "{closed}");

@@ -2,6 +2,7 @@
 //! through [`Command`]s; nothing on the packet path takes a lock.
 
 mod budget;
+mod hint;
 mod media;
 mod metrics;
 mod net;
@@ -10,6 +11,7 @@ mod publish;
 mod ratelimit;
 mod routes;
 mod session;
+mod shutdown;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -247,6 +249,7 @@ impl MediaLoop {
             self.receive(now);
             if !self.take_commands(now) {
                 tracing::info!("media thread: every handle is gone, stopping");
+                self.shutdown(now);
                 return;
             }
             self.play_files(now);
@@ -412,7 +415,19 @@ impl MediaLoop {
                     tracing::info!(session = %session.id, stream = %session.stream, grace_s = PUBLISHER_GRACE.as_secs(), "publisher closed without DELETE; its stream waits for it");
                     session.closed_at = Some(now);
                 }
-                PeerEvent::Disconnected(cause) => self.ended.push((key, describe(&cause))),
+                PeerEvent::Disconnected(cause) => {
+                    let ended = hint::Ended {
+                        cause: &cause,
+                        validated: session.remote.is_some(),
+                        refused_checks: session.peer.stats().stun_rejected,
+                        lived: now.saturating_duration_since(session.created),
+                        candidates: &self.candidates,
+                    };
+                    if let Some(hint) = hint::never_reached(&ended) {
+                        tracing::warn!(session = %session.id, stream = %session.stream, "{hint}");
+                    }
+                    self.ended.push((key, describe(&cause)));
+                }
             }
         }
         session.timeout = session.peer.poll_timeout();

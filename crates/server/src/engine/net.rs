@@ -97,6 +97,11 @@ impl Net {
         }
     }
 
+    /// Whether datagrams wait to be sent.
+    pub fn has_pending(&self) -> bool {
+        self.send.has_pending()
+    }
+
     /// The socket's counters.
     pub fn stats(&self) -> crate::udp::UdpStats {
         self.io.stats()
@@ -184,6 +189,61 @@ pub fn candidates(bound: SocketAddr, public: &[IpAddr]) -> Vec<SocketAddr> {
     } else {
         out.push(bound);
     }
-    out.dedup();
+    // An address given twice (a --public-ip that is also the default route's) is announced
+    // once, where it first appears.
+    let mut seen = Vec::with_capacity(out.len());
+    out.retain(|a| {
+        let new = !seen.contains(a);
+        seen.push(*a);
+        new
+    });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_specific_address_is_announced_alone_after_the_public_ones() {
+        let bound: SocketAddr = "127.0.0.1:8189".parse().unwrap();
+        assert_eq!(candidates(bound, &[]), [bound]);
+        let public: IpAddr = "203.0.113.7".parse().unwrap();
+        let other: IpAddr = "198.51.100.1".parse().unwrap();
+        // Each address once, where it first appears.
+        assert_eq!(
+            candidates(bound, &[public, other, public, bound.ip()]),
+            [
+                SocketAddr::new(public, 8189),
+                SocketAddr::new(other, 8189),
+                bound
+            ]
+        );
+    }
+
+    /// The default `--udp 0.0.0.0:8189`: the default route's address (when there is a
+    /// default route: 10.99.0.1 in the tests' namespace) and loopback, on the bound port,
+    /// never the unspecified address itself.
+    #[test]
+    fn an_unspecified_address_announces_the_default_route_and_loopback() {
+        let bound: SocketAddr = crate::config::DEFAULT_UDP.parse().unwrap();
+        assert!(bound.ip().is_unspecified());
+        let list = candidates(bound, &[]);
+        assert_eq!(list.last(), Some(&"127.0.0.1:8189".parse().unwrap()));
+        assert!(list.len() <= 2, "{list:?}");
+        for c in &list {
+            assert_eq!(c.port(), 8189, "{list:?}");
+            assert!(!c.ip().is_unspecified(), "{list:?}");
+        }
+        if let Some(first) = list.iter().find(|c| !c.ip().is_loopback()) {
+            // Whatever the machine, the address a socket would send from by default.
+            let probe = StdUdpSocket::bind("0.0.0.0:0").unwrap();
+            probe.connect("192.0.2.1:9").unwrap();
+            assert_eq!(first.ip(), probe.local_addr().unwrap().ip());
+        }
+        let public: IpAddr = "203.0.113.7".parse().unwrap();
+        let with_public = candidates(bound, &[public]);
+        assert_eq!(with_public[0], SocketAddr::new(public, 8189));
+        assert_eq!(&with_public[1..], &list[..]);
+    }
 }

@@ -21,6 +21,8 @@ pub struct Server {
     /// Its one UDP media address.
     pub udp: SocketAddr,
     log: Arc<Mutex<String>>,
+    /// The thread that copies stderr into `log`.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// The binary under test: `LEANRTC_BIN` if set (e.g. a release build for measurements),
@@ -41,8 +43,19 @@ impl Server {
     /// [`Server::start`] with the UDP media socket on `udp` (an `IP:PORT`) instead of an
     /// OS-chosen loopback port.
     pub fn start_on(udp: &str, args: &[&str]) -> Server {
+        Self::start_at("127.0.0.1:0", udp, args)
+    }
+
+    /// The server again on the same HTTP and UDP addresses as `self` (after
+    /// [`Server::terminate`]), as a restarted service would come back.
+    pub fn restart(&self, args: &[&str]) -> Server {
+        Self::start_at(&self.http.to_string(), &self.udp.to_string(), args)
+    }
+
+    /// [`Server::start`] with HTTP on `http` and the UDP media socket on `udp` (`IP:PORT`).
+    pub fn start_at(http: &str, udp: &str, args: &[&str]) -> Server {
         let mut child = Command::new(binary())
-            .args(["--http", "127.0.0.1:0", "--udp", udp])
+            .args(["--http", http, "--udp", udp])
             .args(args)
             .env("LEANRTC_LOG", "info")
             .stdin(Stdio::null())
@@ -54,7 +67,7 @@ impl Server {
         let (ready_tx, ready_rx) = channel();
         let stderr = child.stderr.take().expect("stderr piped");
         let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("ready: open") {
                     let _ = ready_tx.send(line.clone());
@@ -69,6 +82,7 @@ impl Server {
             http: "0.0.0.0:0".parse().unwrap(),
             udp: "0.0.0.0:0".parse().unwrap(),
             log,
+            reader: Some(reader),
         };
         let line = ready_rx.recv_timeout(READY_TIMEOUT).unwrap_or_else(|e| {
             panic!(
@@ -95,6 +109,41 @@ impl Server {
     pub fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
             panic!("leanrtc exited ({status}); log:\n{}", self.log());
+        }
+    }
+
+    /// Stops the server as a service manager does, with SIGTERM, and waits up to 10 s for it
+    /// to exit; returns its exit status (and the log is complete).
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {} failed", self.pid());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for leanrtc") {
+                // The log reader ends at the pipe's EOF: wait for the last lines.
+                if let Some(reader) = self.reader.take() {
+                    let _ = reader.join();
+                }
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "leanrtc did not exit within 10 s of SIGTERM; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server (SIGKILL: a crash, no goodbye to anyone) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
         }
     }
 

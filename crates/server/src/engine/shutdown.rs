@@ -1,0 +1,100 @@
+//! Stopping the server (SIGTERM, Ctrl-C): every session is told, so browsers learn at once
+//! that it is over — and can reconnect — instead of seeing a silent connection for the ~30 s
+//! consent freshness takes to expire (RFC 7675 §5.1).
+
+use std::time::{Duration, Instant};
+
+use mio::Events;
+use rtc::rtcp::RtcpWriter;
+
+use super::MediaLoop;
+use super::media::{self, Tx};
+use super::session::Session;
+
+/// The reason the logs give for every session ended by a shutdown.
+pub const REASON: &str = "server shutting down";
+/// The BYE reason (RFC 3550 §6.6: for the peer's logs).
+const BYE_REASON: &[u8] = b"server shutting down";
+/// How long the last datagrams may wait for room in the socket's send buffer.
+const FLUSH_LIMIT: Duration = Duration::from_millis(500);
+
+impl MediaLoop {
+    /// Ends every session: an RTCP BYE for the SSRCs it sends from (RFC 3550 §6.6), then the
+    /// DTLS close_notify (RFC 5246 §7.2.1), each logged as ended; then sends it all.
+    pub(super) fn shutdown(&mut self, now: Instant) {
+        let mut keys = std::mem::take(&mut self.keys);
+        keys.clear();
+        keys.extend(self.sessions.keys().copied());
+        if !keys.is_empty() {
+            tracing::info!(
+                sessions = keys.len(),
+                "closing every session: RTCP BYE and DTLS close_notify"
+            );
+        }
+        for &key in &keys {
+            // First, so the log names the shutdown rather than the local close it causes.
+            self.ended.push((key, REASON.into()));
+            if let Some(session) = self.sessions.get_mut(&key) {
+                send_bye(
+                    session,
+                    &mut Tx {
+                        now,
+                        out: &mut self.out,
+                        net: &mut self.net,
+                    },
+                );
+                session.peer.close(now);
+            }
+            // Queues the close_notify.
+            self.after_io(now, key);
+        }
+        self.keys = keys;
+        self.remove_ended(now);
+        // Ending a live stream queues its viewers again; they are gone already.
+        self.ended.clear();
+        self.flush_all(now + FLUSH_LIMIT);
+    }
+
+    /// Sends everything queued, waiting for the socket to be writable until `deadline`.
+    fn flush_all(&mut self, deadline: Instant) {
+        let mut events = Events::with_capacity(4);
+        loop {
+            self.net.flush(self.poll.registry());
+            let now = Instant::now();
+            if !self.net.has_pending() || now >= deadline {
+                return;
+            }
+            // A failed poll only ends the wait early.
+            if self.poll.poll(&mut events, Some(deadline - now)).is_err() {
+                self.net.flush(self.poll.registry());
+                return;
+            }
+        }
+    }
+}
+
+/// RTCP BYE for the SSRCs a session sends from: a viewer's outputs, or a publisher's own
+/// RTCP SSRC (its receiver reports and feedback come from it).
+fn send_bye(session: &mut Session, tx: &mut Tx<'_>) {
+    let mut ssrcs = [0u32; 31];
+    let mut n = 0;
+    for output in session.outputs.iter().take(ssrcs.len()) {
+        ssrcs[n] = output.ssrc;
+        n += 1;
+    }
+    if n == 0 {
+        ssrcs[0] = session.rtcp_ssrc;
+        n = 1;
+    }
+    let ssrcs = &ssrcs[..n];
+    tx.out.clear();
+    let mut writer = RtcpWriter::new(tx.out);
+    // A compound packet starts with a report (RFC 3550 §6.1); an empty RR does.
+    if writer
+        .rr(ssrcs[0], &[])
+        .and_then(|w| w.bye(ssrcs, Some(BYE_REASON)))
+        .is_ok()
+    {
+        media::send_rtcp(&mut session.peer, tx);
+    }
+}
