@@ -25,7 +25,7 @@ use self::net::Net;
 use self::session::{OfferContext, OfferedTrack, Session, answer_offer};
 use crate::config::Config;
 use crate::control::{Command, Created, EngineError, EngineHandle, Patched, Role, StreamInfo};
-use crate::recorder::Recorder;
+use crate::recorder::{Limits, Recorder};
 use crate::router::{Source, Stream};
 use crate::sources::{self, FilePlayer};
 use rtc::ice::Credentials;
@@ -80,7 +80,7 @@ pub fn start(config: &Config) -> Result<Engine, StartError> {
         Some(dir) => {
             Recorder::check_dir(dir)?;
             tracing::info!(dir = %dir.display(), "recording published tracks");
-            Some(Recorder::spawn(dir.clone())?)
+            Some(Recorder::spawn(dir.clone(), Limits::default())?)
         }
         None => None,
     };
@@ -614,9 +614,7 @@ impl MediaLoop {
                 .remove(&session.peer.local_credentials().ufrag);
             self.by_addr.retain(|_, k| *k != key);
             if let (Role::Publish, Some(recorder)) = (session.role, &mut self.recorder) {
-                for i in 0..session.inputs.len() {
-                    recorder.end(publish::recording_id(key, i));
-                }
+                recorder.end(key);
             }
             if session.role == Role::Publish
                 && publish::is_current_publisher(&self.streams, key, &session)
