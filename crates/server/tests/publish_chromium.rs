@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use common::browser::browser_lock;
 use common::files::is_vp8_keyframe;
 use common::publish::{Pages, num};
-use common::recording::{TempDir, check_av_recording, probe, wait_recorded, write_ivf};
+use common::recording::{
+    TempDir, check_av_recording, check_plays_in_chromium, probe, wait_recorded, write_ivf,
+};
 use common::server::Server;
 use common::viewer::Viewer;
 use serde_json::Value;
@@ -109,7 +111,7 @@ fn chromium_publishes_chromium_and_str0m_play_and_the_recording_decodes() {
     );
 
     let paths = wait_recorded(&server, 1, Duration::from_secs(10));
-    check_av_recording(
+    let duration = check_av_recording(
         &paths,
         "webm",
         "vp8",
@@ -117,6 +119,8 @@ fn chromium_publishes_chromium_and_str0m_play_and_the_recording_decodes() {
         publish_time,
     );
     pages.quit();
+    // What a user does with it: open it in a browser.
+    check_plays_in_chromium(&paths[0], "video/webm", duration);
 }
 
 /// The viewer's connection states as strings.

@@ -268,3 +268,32 @@ pub fn write_ivf(path: &Path, width: u16, height: u16, frames: &[(&[u8], u64)]) 
     }
     std::fs::write(path, out).expect("write the IVF file");
 }
+
+/// Plays `path` in a `<video>` element of headless Chromium for 3 s (`tests/browser/
+/// play-file.js`, serving it over loopback HTTP) and checks what a user sees: its duration
+/// (within 2 % of `duration`), the picture size, that it plays on (currentTime advances),
+/// and that both the audio and the video decoder get bytes.
+pub fn check_plays_in_chromium(path: &Path, content_type: &str, duration: f64) {
+    let file = path.to_str().expect("UTF-8 path");
+    let mut node =
+        super::browser::NodeScript::start("chromium", "play-file.js", &[file, content_type, "3"]);
+    let r = node.next_json(Duration::from_secs(90));
+    eprintln!("Chromium <video> plays {}: {r}", path.display());
+    assert!(r["error"].is_null(), "{r}");
+    let number = |k: &str| r[k].as_f64().unwrap_or(0.0);
+    let d = number("duration");
+    assert!(
+        (d - duration).abs() <= 0.02 * duration,
+        "<video>.duration {d} for a {duration} s recording: {r}"
+    );
+    assert_eq!(
+        (number("videoWidth"), number("videoHeight")),
+        (640.0, 360.0),
+        "{r}"
+    );
+    assert!(number("currentTime") >= 2.0, "it does not play on: {r}");
+    assert!(
+        number("audioBytes") > 0.0 && number("videoBytes") > 0.0,
+        "{r}"
+    );
+}
