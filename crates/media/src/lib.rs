@@ -5,6 +5,7 @@
 //! needs (marker bit, timestamp increment); the server builds the headers.
 //!
 //! * [`ivf`]: IVF reader and writer (VP8 files).
+//! * [`mkv`]: Matroska/WebM writer (recordings: audio and video in one file).
 //! * [`ogg`], [`oggopus`]: Ogg pages and packets (RFC 3533), Opus in Ogg (RFC 7845).
 //! * [`opus`]: TOC parsing and the RTP payload format (RFC 6716, RFC 7587).
 //! * [`vp8`]: the RTP payload format (RFC 7741).
@@ -14,6 +15,7 @@
 mod assemble;
 pub mod h264;
 pub mod ivf;
+pub mod mkv;
 pub mod ogg;
 pub mod oggopus;
 pub mod opus;

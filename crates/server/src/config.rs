@@ -40,8 +40,9 @@ pub struct Config {
     #[arg(long, env = "LEANRTC_MEDIA_DIR")]
     pub media_dir: Option<PathBuf>,
 
-    /// Record every track a WHIP publisher sends into this folder (created if missing):
-    /// `{stream}-{UTC time}.ivf` (VP8), `.ogg` (Opus) or `.h264` (Annex B).
+    /// Record each WHIP publish into this folder (created if missing), audio and video in
+    /// one file from the first keyframe: `{stream}-{UTC time}.webm` (VP8/Opus) or `.mkv`
+    /// (H.264).
     #[arg(long, env = "LEANRTC_RECORD_DIR")]
     pub record_dir: Option<PathBuf>,
 

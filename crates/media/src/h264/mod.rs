@@ -4,10 +4,14 @@
 //! payloader and out of the depacketizer, so files and recordings need no conversion.
 
 mod annexb;
+mod avc;
 mod packetize;
+mod sps;
 
 pub use annexb::{AccessUnits, NalUnits};
+pub use avc::{avcc, parameter_sets, to_length_prefixed};
 pub use packetize::{H264Depacketizer, H264Payloader};
+pub use sps::sps_size;
 
 /// NAL unit types used here (ITU-T H.264 Table 7-1; RFC 6184 §5.2 for 24-29).
 pub mod types {

@@ -36,7 +36,7 @@ use self::routes::Routes;
 use self::session::{OfferContext, OfferedTrack, Session, answer_offer};
 use crate::config::Config;
 use crate::control::{Command, Created, EngineError, EngineHandle, Patched, Role, StreamInfo};
-use crate::recorder::Recorder;
+use crate::recorder::{Limits, Recorder};
 use crate::router::{Source, Stream};
 use crate::sources::{self, FilePlayer};
 use rtc::ice::Credentials;
@@ -97,7 +97,7 @@ pub fn start(config: &Config) -> Result<Engine, StartError> {
         Some(dir) => {
             Recorder::check_dir(dir)?;
             tracing::info!(dir = %dir.display(), "recording published tracks");
-            Some(Recorder::spawn(dir.clone())?)
+            Some(Recorder::spawn(dir.clone(), Limits::default())?)
         }
         None => None,
     };
@@ -791,9 +791,7 @@ impl MediaLoop {
             self.routes.remove_session(key);
             self.pending.remove(key);
             if let (Role::Publish, Some(recorder)) = (session.role, &mut self.recorder) {
-                for i in 0..session.inputs.len() {
-                    recorder.end(publish::recording_id(key, i));
-                }
+                recorder.end(key);
             }
             if session.role == Role::Publish
                 && publish::is_current_publisher(&self.streams, key, &session)

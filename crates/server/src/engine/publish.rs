@@ -74,9 +74,12 @@ impl MediaLoop {
             }
         }
         if let Some(recorder) = &mut self.recorder {
-            for (i, input) in session.inputs.iter().enumerate() {
-                recorder.start(recording_id(key, i), name, record_codec(input.codec));
-            }
+            let codecs: Vec<_> = session
+                .inputs
+                .iter()
+                .map(|i| record_codec(i.codec))
+                .collect();
+            recorder.start(key, name, &codecs);
         }
         stream.source = Source::Live {
             publisher: key,
@@ -216,7 +219,7 @@ impl MediaLoop {
             };
             while let Some(packet) = receive.poll_packet(now) {
                 if let Some(recorder) = &mut self.recorder {
-                    recorder.packet(recording_id(key, i), packet);
+                    recorder.packet(key, i, now, packet);
                 }
             }
             nacks.clear();
@@ -404,11 +407,6 @@ fn shows_h264_keyframe(payload: &[u8]) -> bool {
 #[cfg(test)]
 pub(super) fn tests_shows_h264_keyframe(payload: &[u8]) -> bool {
     shows_h264_keyframe(payload)
-}
-
-/// The recorder's id for input `index` of session `key`.
-pub(super) fn recording_id(key: u64, index: usize) -> u64 {
-    key * 16 + index as u64
 }
 
 fn record_codec(codec: Codec) -> RecordCodec {
