@@ -14,9 +14,16 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::control::EngineHandle;
+
+/// How long, after SIGTERM or Ctrl-C, open HTTP requests may take to finish.
+const HTTP_GRACE: Duration = Duration::from_secs(3);
 
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
@@ -38,8 +45,12 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("cannot start tokio")?;
     runtime.block_on(serve(config, handle, udp_addr))?;
-    // The HTTP side held the last handles: the media thread now finishes the recordings and
-    // ends. Wait for it, so no file is left half-written.
+    // Requests still open after the grace period hold engine handles in their tasks:
+    // dropping the runtime drops them.
+    drop(runtime);
+    // The HTTP side held the last handles: the media thread now closes every session (BYE,
+    // close_notify), finishes the recordings and ends. Wait for it, so no file is left
+    // half-written.
     if thread.join().is_err() {
         tracing::error!("the media thread panicked");
     }
@@ -62,10 +73,27 @@ async fn serve(config: Config, engine: EngineHandle, udp_addr: SocketAddr) -> an
     // `into_make_service` readies the router once; served as a plain `Router`, axum rebuilds
     // its route table for every connection (`Router::with_state(())` in its
     // `Service<IncomingStream>`), ~3 % of the server's CPU in a WHEP join storm.
-    axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server failed")
+    let signalled = Arc::new(Notify::new());
+    let graceful = axum::serve(listener, app.into_make_service()).with_graceful_shutdown({
+        let signalled = Arc::clone(&signalled);
+        async move {
+            shutdown_signal().await;
+            signalled.notify_one();
+        }
+    });
+    // A client that keeps a request open (or a slow one) must not keep the media sessions
+    // from being closed: after the grace period the server stops without it.
+    let overdue = async {
+        signalled.notified().await;
+        tokio::time::sleep(HTTP_GRACE).await;
+    };
+    tokio::select! {
+        served = graceful => served.context("HTTP server failed"),
+        () = overdue => {
+            tracing::warn!(grace_s = HTTP_GRACE.as_secs(), "HTTP requests still open after the grace period; stopping without them");
+            Ok(())
+        }
+    }
 }
 
 /// Ctrl-C (SIGINT) or SIGTERM.
