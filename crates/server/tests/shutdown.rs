@@ -79,3 +79,45 @@ fn sigterm_sends_bye_and_close_notify_to_every_session_and_logs_them() {
     }
     assert_eq!(ended.len(), 4, "one line per session:\n{log}");
 }
+
+/// A client that never finishes its request (here: a POST whose body never comes) cannot
+/// hold up the shutdown: after a grace period the server closes its sessions and exits.
+#[test]
+fn a_request_left_open_does_not_hold_up_the_shutdown() {
+    let mut server = Server::start(&[]);
+    let mut d = Driver::new().unwrap();
+    let viewers = view_until_first_frame(&mut d, &server, "sample", 1);
+    let mut stuck = std::net::TcpStream::connect(server.http).unwrap();
+    std::io::Write::write_all(
+        &mut stuck,
+        b"POST /whep/sample HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\n\
+          Content-Length: 1000\r\n\r\nv=0\r\n",
+    )
+    .unwrap();
+    // The request is being read when the signal comes.
+    std::thread::sleep(Duration::from_millis(200));
+    let stopped = Instant::now();
+    server.send_sigterm();
+    wait_for(
+        &mut d,
+        Duration::from_secs(10),
+        "BYE and close_notify",
+        |d| {
+            d.viewer(viewers[0]).unwrap().bye.is_some()
+                && d.session(viewers[0]).unwrap().closed.is_some()
+        },
+    );
+    let closed = stopped.elapsed();
+    let status = server.wait_exit(Duration::from_secs(5));
+    let took = stopped.elapsed();
+    assert!(status.success(), "exit status {status}\n{}", server.log());
+    eprintln!("with a request open: sessions closed {closed:?} and exit {took:?} after SIGTERM");
+    assert!(
+        server
+            .log()
+            .contains("HTTP requests still open after the grace period"),
+        "{}",
+        server.log()
+    );
+    drop(stuck);
+}

@@ -115,12 +115,23 @@ impl Server {
     /// Stops the server as a service manager does, with SIGTERM, and waits up to 10 s for it
     /// to exit; returns its exit status (and the log is complete).
     pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.send_sigterm();
+        self.wait_exit(Duration::from_secs(10))
+    }
+
+    /// Sends SIGTERM and returns at once.
+    pub fn send_sigterm(&self) {
         let sent = Command::new("kill")
             .args(["-TERM", &self.pid().to_string()])
             .status()
             .expect("run kill");
         assert!(sent.success(), "kill -TERM {} failed", self.pid());
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    }
+
+    /// Waits up to `limit` for the server to exit (panics if it does not); returns its exit
+    /// status, with the log complete.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait for leanrtc") {
                 // The log reader ends at the pipe's EOF: wait for the last lines.
@@ -131,7 +142,7 @@ impl Server {
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "leanrtc did not exit within 10 s of SIGTERM; log:\n{}",
+                "leanrtc did not exit within {limit:?}; log:\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
