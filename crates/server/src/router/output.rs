@@ -719,8 +719,8 @@ mod tests {
             assert_eq!(sent(&mut out, &p, index).2, pid);
             index += 1;
         }
-        let mut expected = 181u16;
         for (i, pid) in [126u8, 127, 0, 1, 2].into_iter().enumerate() {
+            let expected = 181 + i as u16;
             let p = short_id_packet(2, 500 + i as u16, 90_000 + 3000 * i as u32, pid);
             let admitted = out.admit(&RtpPacket::parse(&p).unwrap(), i == 0, Codec::Vp8, t0);
             assert_eq!(admitted, Admit::Send);
@@ -741,7 +741,6 @@ mod tests {
                 .rewrite_resend(&mut again, p.len(), v.sequence_number(), v.timestamp())
                 .unwrap();
             assert_eq!(&again[..n], &buf[..len]);
-            expected += 1;
             index += 1;
         }
     }
