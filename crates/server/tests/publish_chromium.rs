@@ -102,7 +102,11 @@ fn chromium_publishes_chromium_and_str0m_play_and_the_recording_decodes() {
     let unpublished = pages.unpublish("pub");
     let publish_time = published_at.elapsed().as_secs_f64();
     assert_eq!(unpublished["deleteStatus"], 200, "{unpublished}");
-    eprintln!("publisher before DELETE: {publisher}");
+    eprintln!(
+        "publisher before DELETE: {publisher}; RTX unwrapped {}, NACKed {}",
+        common::http::metric(server.http, "leanrtc_rtx_unwrapped_total"),
+        common::http::metric(server.http, "leanrtc_nacks_sent_total")
+    );
     let video = &publisher["outboundVideo"];
     assert_eq!(video["codec"], "video/VP8", "{publisher}");
     assert_eq!(

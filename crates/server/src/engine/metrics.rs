@@ -31,6 +31,8 @@ pub struct Counters {
     pub nacks_sent: u64,
     /// PLIs sent to publishers.
     pub keyframe_requests_sent: u64,
+    /// RTX packets from publishers unwrapped to their originals.
+    pub rtx_unwrapped: u64,
 }
 
 impl Counters {
@@ -55,6 +57,7 @@ impl Counters {
             Role::Publish => {
                 self.nacks_sent += session.nacks;
                 self.keyframe_requests_sent += session.keyframe_requests;
+                self.rtx_unwrapped += session.rtx_unwrapped.1;
             }
         }
     }
@@ -212,6 +215,12 @@ impl MediaLoop {
             "counter",
             "NACKed sequence numbers not read: past the FCIs read per RTCP packet.",
             c.resends.refused_fci,
+        );
+        put(
+            "rtx_unwrapped_total",
+            "counter",
+            "RTX retransmissions (RFC 4588) from publishers unwrapped to their originals.",
+            c.rtx_unwrapped,
         );
         put(
             "nacks_sent_total",

@@ -660,12 +660,9 @@ mod tests {
         // A new publisher's keyframe with other picture ids re-bases the VP8 offsets.
         let other = packet(2, 500, 90_000, 7000);
         out.admit(&RtpPacket::parse(&other).unwrap(), true, Codec::Vp8, t0);
-        for index in 0..2 {
+        for (index, original) in originals.iter().enumerate() {
             if let Some(bytes) = resend(&out, index) {
-                assert_eq!(
-                    bytes, originals[index],
-                    "packet {index} resent with other bytes"
-                );
+                assert_eq!(&bytes, original, "packet {index} resent with other bytes");
             }
         }
     }
