@@ -372,6 +372,9 @@ impl MediaLoop {
                         "connected"
                     );
                     session.next_report = Some(now);
+                    if let (Role::Publish, Some(recorder)) = (session.role, &mut self.recorder) {
+                        publish::start_recording(recorder, key, session);
+                    }
                     // The viewer starts at a keyframe now; the PLI browsers send as soon as a
                     // stream starts must not replay it a second time.
                     session.last_keyframe_request = Some(now);

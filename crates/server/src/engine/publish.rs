@@ -12,7 +12,7 @@ use super::media;
 use super::media::Tx;
 use super::session::{OfferContext, Session, answer_offer};
 use crate::control::{Created, EngineError, Role};
-use crate::recorder::RecordCodec;
+use crate::recorder::{RecordCodec, Recorder};
 use crate::router::{Source, Stream};
 use crate::sources::Codec;
 
@@ -71,11 +71,6 @@ impl MediaLoop {
                 && track.codec != input.codec
             {
                 tracing::warn!(stream = %name, was = track.codec.name(), now = input.codec.name(), "publisher changed codec; viewers of the old one get nothing");
-            }
-        }
-        if let Some(recorder) = &mut self.recorder {
-            for (i, input) in session.inputs.iter().enumerate() {
-                recorder.start(recording_id(key, i), name, record_codec(input.codec));
             }
         }
         stream.source = Source::Live {
@@ -354,6 +349,18 @@ impl MediaLoop {
 }
 
 /// The recorder's id for input `index` of session `key`.
+/// Starts recording a publisher's tracks, once it is connected: an offer alone must not
+/// create files (a flood of WHIP offers with `--record-dir` made one per track each).
+pub(super) fn start_recording(recorder: &mut Recorder, key: u64, session: &Session) {
+    for (i, input) in session.inputs.iter().enumerate() {
+        recorder.start(
+            recording_id(key, i),
+            &session.stream,
+            record_codec(input.codec),
+        );
+    }
+}
+
 pub(super) fn recording_id(key: u64, index: usize) -> u64 {
     key * 16 + index as u64
 }
