@@ -54,6 +54,8 @@ const PUBLISHER_GRACE: Duration = Duration::from_secs(10);
 /// A bound on sessions past their first valid ICE check, so a flood of POSTs cannot exhaust
 /// memory. Sessions before it are bounded apart ([`pending`]).
 const MAX_SESSIONS: usize = 10_000;
+/// Sessions that end before the allocator is asked to give free memory back to the kernel.
+const TRIM_AFTER: usize = 256;
 /// Commands HTTP may queue for the media thread; beyond that it answers 503 at once.
 const COMMAND_QUEUE: usize = 256;
 
@@ -137,6 +139,7 @@ pub fn start(config: &Config) -> Result<Engine, StartError> {
         next_key: 1,
         routes: Routes::default(),
         pending: PendingTable::default(),
+        removed_since_trim: 0,
         budget: Budget::default(),
         errors: ErrorLimiter::standard(now),
         limits: LimitCounters::default(),
@@ -195,6 +198,8 @@ struct MediaLoop {
     routes: Routes,
     /// Sessions without a valid ICE check yet: short-lived, capped apart.
     pending: PendingTable,
+    /// Sessions removed since the allocator last gave free memory back.
+    removed_since_trim: usize,
     /// Work per round.
     budget: Budget,
     /// STUN error responses per source and in total.
@@ -250,6 +255,7 @@ impl MediaLoop {
             self.fan_out(now);
             if now >= self.next_tick {
                 self.tick(now);
+                self.trim_memory();
                 self.next_tick = now + TICK;
             }
             self.remove_ended(now);
@@ -744,6 +750,7 @@ impl MediaLoop {
                 stream.viewers.retain(|k| *k != key);
             }
             self.totals.add_session(&session);
+            self.removed_since_trim += 1;
             let stats = session.peer.stats();
             tracing::info!(
                 session = %session.id, stream = %session.stream, role = ?session.role,
@@ -755,10 +762,20 @@ impl MediaLoop {
             );
         }
         // After a mass disconnect the tables give their memory back (a HashMap never
-        // shrinks by itself).
+        // shrinks by itself), and so does the allocator: once many sessions have gone, and
+        // only while no offers pour in (each trim walks the heap, ~1 ms).
         if self.sessions.capacity() > 64 && self.sessions.len() < self.sessions.capacity() / 4 {
             self.sessions.shrink_to(self.sessions.len() * 2);
             self.by_id.shrink_to(self.by_id.len() * 2);
+        }
+    }
+
+    /// Gives free memory back to the kernel once [`TRIM_AFTER`] sessions have ended since
+    /// the last time and no new pending session holds memory meanwhile (called each tick).
+    fn trim_memory(&mut self) {
+        if self.removed_since_trim >= TRIM_AFTER && self.pending.len() < TRIM_AFTER {
+            self.removed_since_trim = 0;
+            crate::udp::release_free_memory();
         }
     }
 }
