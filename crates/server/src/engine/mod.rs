@@ -475,7 +475,7 @@ impl MediaLoop {
             self.limits.pending_client_full += 1;
             return Err(EngineError::Overloaded);
         }
-        if self.sessions.len() - self.pending.len() >= MAX_SESSIONS {
+        if self.sessions.len().saturating_sub(self.pending.len()) >= MAX_SESSIONS {
             self.limits.sessions_full += 1;
             return Err(EngineError::Overloaded);
         }
