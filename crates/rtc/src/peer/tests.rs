@@ -323,3 +323,63 @@ fn consent_expiry_disconnects_the_server() {
         "{events:?}"
     );
 }
+
+/// Valid checks from 200 more addresses (a peer that knows the password, or a NAT that
+/// keeps rebinding): the peer keeps a bounded set, reports each address it forgets, and
+/// never forgets the selected path — media from it still gets through.
+#[test]
+fn many_validated_addresses_never_push_out_the_selected_path() {
+    use crate::stun::{Class, Key, MessageBuilder, Method, TransactionId};
+    let mut p = pair(3);
+    p.connect();
+    let key = Key::new(p.server.local_credentials().pwd.as_bytes());
+    let username = format!(
+        "{}:{}",
+        p.server.local_credentials().ufrag,
+        p.client.local_credentials().ufrag
+    );
+    p.server_events.clear();
+    for n in 0..200u16 {
+        let mut check = Vec::new();
+        let mut tid = [0u8; 12];
+        tid[..2].copy_from_slice(&n.to_be_bytes());
+        MessageBuilder::new(
+            &mut check,
+            Class::Request,
+            Method::BINDING,
+            TransactionId(tid),
+        )
+        .username(username.as_bytes())
+        .priority(1)
+        .ice_controlling(1)
+        .message_integrity(&key)
+        .fingerprint();
+        let from = SocketAddr::from(([10, 0, 1 + (n / 250) as u8, (n % 250) as u8], 7000 + n));
+        p.now += Duration::from_millis(10);
+        p.server
+            .handle_datagram(p.now, from, addr(SERVER), &mut check);
+        while p.server.poll_transmit().is_some() {}
+        p.server_events
+            .extend(std::iter::from_fn(|| p.server.poll_event()));
+    }
+    let count = |f: fn(&PeerEvent) -> bool| p.server_events.iter().filter(|e| f(e)).count();
+    let validated = count(|e| matches!(e, PeerEvent::AddressValidated { .. }));
+    let removed = count(|e| matches!(e, PeerEvent::AddressRemoved { .. }));
+    assert_eq!(validated, 200);
+    // The client's address plus 15 others are kept.
+    assert_eq!(validated - removed, MAX_VALIDATED - 1);
+    assert!(
+        !p.server_events
+            .iter()
+            .any(|e| matches!(e, PeerEvent::AddressRemoved { remote } if *remote == addr(CLIENT)))
+    );
+    assert_eq!(p.server.path(), Some((addr(CLIENT), addr(SERVER))));
+    let plain = rtp(9, b"still here");
+    let mut buf = plain.clone();
+    buf.resize(plain.len() + 16, 0);
+    let len = p.client.protect_rtp(&mut buf, plain.len()).unwrap();
+    let got = p
+        .server
+        .handle_datagram(p.now, addr(CLIENT), addr(SERVER), &mut buf[..len]);
+    assert_eq!(got, Received::Rtp(&plain[..]));
+}

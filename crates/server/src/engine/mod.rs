@@ -59,6 +59,8 @@ const PUBLISHER_GRACE: Duration = Duration::from_secs(10);
 /// A bound on sessions past their first valid ICE check, so a flood of POSTs cannot exhaust
 /// memory. Sessions before it are bounded apart ([`pending`]).
 const MAX_SESSIONS: usize = 10_000;
+/// Sessions that end before the allocator is asked to give free memory back to the kernel.
+const TRIM_AFTER: usize = 256;
 /// Commands HTTP may queue for the media thread; beyond that it answers 503 at once.
 const COMMAND_QUEUE: usize = 256;
 
@@ -142,6 +144,7 @@ pub fn start(config: &Config) -> Result<Engine, StartError> {
         next_key: 1,
         routes: Routes::default(),
         pending: PendingTable::default(),
+        removed_since_trim: 0,
         budget: Budget::default(),
         errors: ErrorLimiter::standard(now),
         limits: LimitCounters::default(),
@@ -200,6 +203,8 @@ struct MediaLoop {
     routes: Routes,
     /// Sessions without a valid ICE check yet: short-lived, capped apart.
     pending: PendingTable,
+    /// Sessions removed since the allocator last gave free memory back.
+    removed_since_trim: usize,
     /// Work per round.
     budget: Budget,
     /// STUN error responses per source and in total.
@@ -256,6 +261,7 @@ impl MediaLoop {
             self.fan_out(now);
             if now >= self.next_tick {
                 self.tick(now);
+                self.trim_memory();
                 self.next_tick = now + TICK;
             }
             self.remove_ended(now);
@@ -516,7 +522,7 @@ impl MediaLoop {
             self.limits.pending_client_full += 1;
             return Err(EngineError::Overloaded);
         }
-        if self.sessions.len() - self.pending.len() >= MAX_SESSIONS {
+        if self.sessions.len().saturating_sub(self.pending.len()) >= MAX_SESSIONS {
             self.limits.sessions_full += 1;
             return Err(EngineError::Overloaded);
         }
@@ -801,6 +807,7 @@ impl MediaLoop {
                 stream.viewers.retain(|k| *k != key);
             }
             self.totals.add_session(&session);
+            self.removed_since_trim += 1;
             let stats = session.peer.stats();
             tracing::info!(
                 session = %session.id, stream = %session.stream, role = ?session.role,
@@ -813,10 +820,20 @@ impl MediaLoop {
             );
         }
         // After a mass disconnect the tables give their memory back (a HashMap never
-        // shrinks by itself).
+        // shrinks by itself), and so does the allocator: once many sessions have gone, and
+        // only while no offers pour in (each trim walks the heap, ~1 ms).
         if self.sessions.capacity() > 64 && self.sessions.len() < self.sessions.capacity() / 4 {
             self.sessions.shrink_to(self.sessions.len() * 2);
             self.by_id.shrink_to(self.by_id.len() * 2);
+        }
+    }
+
+    /// Gives free memory back to the kernel once [`TRIM_AFTER`] sessions have ended since
+    /// the last time and no new pending session holds memory meanwhile (called each tick).
+    fn trim_memory(&mut self) {
+        if self.removed_since_trim >= TRIM_AFTER && self.pending.len() < TRIM_AFTER {
+            self.removed_since_trim = 0;
+            crate::udp::release_free_memory();
         }
     }
 }

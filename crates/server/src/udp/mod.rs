@@ -13,6 +13,11 @@
 
 mod batch;
 mod sys;
+
+/// Returns the allocator's free memory to the kernel (after many sessions ended).
+pub fn release_free_memory() {
+    sys::trim_heap();
+}
 #[cfg(test)]
 mod tests;
 

@@ -420,3 +420,16 @@ pub(crate) fn raise_nofile_limit() -> io::Result<(u64, u64)> {
     }
     Ok((old, lim.rlim_cur))
 }
+
+/// Hands the allocator's free memory back to the kernel (glibc `malloc_trim`). After a
+/// flood of sessions ends, glibc keeps their freed memory in its arenas: the process's
+/// resident size would stay at its peak. Not a socket call, but this is the one file that
+/// may call libc.
+pub(crate) fn trim_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only walks and shrinks the allocator's own arenas (taking their
+    // locks); it takes no pointers and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
