@@ -7,6 +7,42 @@ cd "$(dirname "$0")"
 
 step() { printf '\n== %s\n' "$*"; }
 
+# What the interop and browser tests run, as Debian packages. openssl: DTLS interop peer;
+# chromium/firefox-esr: real browsers; tshark: captures; ffmpeg: ffprobe checks recordings;
+# iproute2/util-linux: the test network namespace; python3-gst-1.0 & co.: GStreamer's
+# webrtcbin publishes with WHIP (tests/gstreamer/); python3-venv: the aiortc venv below.
+PACKAGES=(ca-certificates openssl iproute2 util-linux chromium firefox-esr ffmpeg tshark
+  python3 python3-venv python3-gst-1.0 gir1.2-gst-plugins-bad-1.0 gstreamer1.0-plugins-base
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice gstreamer1.0-libav)
+
+# Installs what is missing (as root), or stops at once with the command that would.
+setup() {
+  if ! command -v dpkg-query >/dev/null; then
+    echo "not Debian: make sure these (or your system's equivalents) are installed: ${PACKAGES[*]} nodejs npm" >&2
+    return
+  fi
+  local missing=() p
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  # Node (with npm) runs the browser drivers; some machines have it from NodeSource instead.
+  command -v npm >/dev/null || missing+=(nodejs npm)
+  [ ${#missing[@]} -eq 0 ] && return
+  step "installing what the tests need: ${missing[*]}"
+  if [ "$(id -u)" -eq 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends "${missing[@]}"
+  else
+    echo "missing packages; run this, then ./test.sh again:" >&2
+    echo "  sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 1
+  fi
+}
+
+step "system packages"
+setup
+
 step "format"
 cargo fmt --all --check
 
@@ -30,4 +66,6 @@ if [ -f tests/aiortc/requirements.txt ]; then
 fi
 
 step "tests, in a private network namespace (loopback + an unrouted veth)"
-tests/netns.sh cargo test --workspace --offline --locked "$@"
+# With arguments (`./test.sh -p rtc stun`) they choose what runs; without, everything does.
+if [ $# -eq 0 ]; then set -- --workspace; fi
+tests/netns.sh cargo test --offline --locked "$@"

@@ -19,8 +19,9 @@ pub const DEFAULT_UDP: &str = "0.0.0.0:8189";
 #[derive(Debug, Clone, Parser)]
 #[command(name = "leanrtc", version, about)]
 pub struct Config {
-    /// Address for HTTP: WHIP/WHEP endpoints, the web page and the JSON API.
-    #[arg(long, env = "LEANRTC_HTTP", default_value = "127.0.0.1:8080")]
+    /// Address for HTTP: WHIP/WHEP endpoints, the web page and the JSON API. `IP:PORT`,
+    /// `HOST:PORT` (e.g. localhost:8080) or `:PORT` (every address).
+    #[arg(long, env = "LEANRTC_HTTP", default_value = "127.0.0.1:8080", value_parser = http_addr)]
     pub http: SocketAddr,
 
     /// The one UDP address all media uses, for every peer. With an unspecified IP
@@ -111,6 +112,26 @@ pub struct Config {
     pub http_max_per_address: u32,
 }
 
+/// `IP:PORT`, `HOST:PORT` (resolved now; IPv4 preferred) or `:PORT` (all IPv4 addresses).
+fn http_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    if let Some(port) = s.strip_prefix(':') {
+        let port: u16 = port.parse().map_err(|_| format!("{s:?}: bad port"))?;
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(s)
+        .map_err(|e| format!("{s:?} is not IP:PORT, HOST:PORT or :PORT ({e})"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{s:?} resolves to no address"))
+}
+
 /// A token that is not empty (an empty `--token ""` would be a lock without a key, or, worse,
 /// read by some clients as "no token").
 fn non_empty(s: &str) -> Result<String, String> {
@@ -140,6 +161,19 @@ fn seconds(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_takes_host_names_and_a_bare_port() {
+        let http = |v: &str| Config::try_parse_from(["leanrtc", "--http", v]).map(|c| c.http);
+        assert_eq!(
+            http("localhost:8080").unwrap(),
+            "127.0.0.1:8080".parse().unwrap()
+        );
+        assert_eq!(http(":8080").unwrap(), "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(http("[::1]:81").unwrap(), "[::1]:81".parse().unwrap());
+        assert!(http("localhost").is_err());
+        assert!(http(":x").is_err());
+    }
 
     #[test]
     fn empty_tokens_are_refused_at_start() {

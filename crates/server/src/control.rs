@@ -113,6 +113,9 @@ pub enum EngineError {
     /// The SDP offer does not parse.
     #[error("malformed SDP offer: {0}")]
     BadOffer(String),
+    /// A file is served under that name; publishing cannot replace it.
+    #[error("stream {0:?} is a file served from --media-dir; publish under another name")]
+    FileStream(String),
     /// The offer parses but we cannot answer it (no common codec, no BUNDLE, ...).
     #[error("cannot answer this offer: {0}")]
     Unanswerable(String),

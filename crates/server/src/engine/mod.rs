@@ -78,14 +78,22 @@ pub struct Engine {
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The socket or poller.
-    #[error("{0}")]
+    /// The poller. (Each variant's message leaves its cause to the error chain, so the cause
+    /// is printed once.)
+    #[error(transparent)]
     Io(#[from] io::Error),
+    /// The media socket.
+    #[error("cannot bind the UDP media socket to {addr} (--udp / LEANRTC_UDP)")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: io::Error,
+    },
     /// A media file.
-    #[error("{0}")]
+    #[error(transparent)]
     Media(#[from] sources::file::FileError),
     /// Our DTLS certificate.
-    #[error("cannot make the DTLS certificate: {0}")]
+    #[error("cannot make the DTLS certificate")]
     Certificate(#[from] rtc::dtls::DtlsError),
 }
 
@@ -104,7 +112,12 @@ pub fn start(config: &Config) -> Result<Engine, StartError> {
         None => None,
     };
     let poll = Poll::new()?;
-    let net = Net::bind(config.udp, poll.registry(), SOCKET, config.test_send_loss)?;
+    let net = Net::bind(config.udp, poll.registry(), SOCKET, config.test_send_loss).map_err(
+        |source| StartError::Bind {
+            addr: config.udp,
+            source,
+        },
+    )?;
     let udp_addr = net.local_addr();
     let candidates = net::candidates(udp_addr, &config.public_ip);
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);

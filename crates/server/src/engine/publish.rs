@@ -32,7 +32,7 @@ impl MediaLoop {
         offer: &str,
     ) -> Result<Created, EngineError> {
         let previous = match self.streams.get(name).map(|s| &s.source) {
-            Some(Source::File(_)) => return Err(EngineError::StreamBusy(name.to_owned())),
+            Some(Source::File(_)) => return Err(EngineError::FileStream(name.to_owned())),
             Some(Source::Live { publisher, .. }) => Some(*publisher),
             None => None,
         };

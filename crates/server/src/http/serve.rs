@@ -42,6 +42,9 @@ pub struct Limits {
     pub max_per_address: usize,
 }
 
+/// How long shutdown waits for open requests to finish.
+const DRAIN: Duration = Duration::from_secs(2);
+
 /// Sent to a connection over a limit before it is closed.
 const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 5\r\nConnection: close\r\nContent-Length: 32\r\n\r\ntoo many connections, try later\n";
 
@@ -137,10 +140,12 @@ pub async fn serve(
             stop_rx.clone(),
         ));
     }
-    // Stop accepting; idle connections close now, busy ones after their response.
+    // Stop accepting; idle connections close now, busy ones after their response. One still
+    // sending its headers is not waited for past DRAIN (the caller drops the runtime, which
+    // ends it).
     drop((listener, stop_rx));
     let _ = stop_tx.send(true);
-    stop_tx.closed().await;
+    let _ = tokio::time::timeout(DRAIN, stop_tx.closed()).await;
     Ok(())
 }
 

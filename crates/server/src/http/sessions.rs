@@ -44,7 +44,7 @@ fn content_type_is(headers: &HeaderMap, want: &str) -> bool {
 fn status_of(e: &EngineError) -> StatusCode {
     match e {
         EngineError::UnknownStream(_) | EngineError::UnknownSession(_) => StatusCode::NOT_FOUND,
-        EngineError::StreamBusy(_) => StatusCode::CONFLICT,
+        EngineError::StreamBusy(_) | EngineError::FileStream(_) => StatusCode::CONFLICT,
         EngineError::BadOffer(_) | EngineError::BadFragment(_) => StatusCode::BAD_REQUEST,
         EngineError::Unanswerable(_) => StatusCode::UNPROCESSABLE_ENTITY,
         EngineError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,

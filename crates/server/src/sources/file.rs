@@ -22,7 +22,7 @@ use super::Codec;
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
     /// Reading failed.
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,

@@ -133,6 +133,13 @@ pub fn scan_media_dir(dir: &Path) -> Result<BTreeMap<String, FileStream>, FileEr
             stream.audio = Some(FileTrack::from_ogg(&path, data)?);
         }
     }
+    // An empty folder (or a wrong one) would start a server with nothing to play.
+    if streams.is_empty() {
+        return Err(FileError::Invalid {
+            path: dir.to_owned(),
+            reason: "holds no NAME.ivf, NAME.h264 or NAME.ogg file: no stream to serve".into(),
+        });
+    }
     Ok(streams)
 }
 
