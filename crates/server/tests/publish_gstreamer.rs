@@ -68,17 +68,26 @@ fn finish(publisher: Process, mut tick: impl FnMut()) -> Value {
     r
 }
 
-/// The recording: one file (`ext`) with video (`codec`) and audio, lasting as long as the
-/// publisher was connected.
+/// The recording: one file (`ext`) with video (`codec`) and audio. Its duration is checked
+/// against the audio GStreamer sent (20 ms packets): after connecting, webrtcbin also sends
+/// what queued up while ICE and DTLS were being set up (0.3–0.5 s seen), with its earlier
+/// timestamps, so the media spans more than the connected time.
 fn check_recordings(paths: &[PathBuf], ext: &str, codec: &str, r: &Value) {
     let sent = num(&r["framesAfterConnected"]);
     let connected = num(&r["connectedSeconds"]);
-    eprintln!("GStreamer encoded {sent} frames while connected for {connected} s");
+    let audio = num(&r["audioPacketsAfterConnected"]) * 0.020;
+    eprintln!(
+        "GStreamer encoded {sent} frames and {audio:.2} s of audio while connected for {connected} s"
+    );
     assert!(
         sent >= 20.0 * SECONDS as f64,
         "GStreamer encoded only {sent} frames in {SECONDS} s"
     );
-    check_av_recording(paths, ext, codec, sent, connected);
+    let duration = check_av_recording(paths, ext, codec, sent, audio);
+    assert!(
+        duration >= connected - 0.5 && duration <= connected + 1.5,
+        "the recording lasts {duration} s for {connected} s of publishing"
+    );
 }
 
 #[test]

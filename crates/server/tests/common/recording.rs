@@ -178,7 +178,8 @@ pub fn probe_streams(path: &Path) -> Vec<Probe> {
 /// A publish's recording, as a user expects it: one file (`ext`) holding a `codec` video
 /// stream at 640x360 that decodes to ≥ 90 % of the `frames_sent` the publisher reports and
 /// an Opus stream, both running from the start to the end; the file's duration within 2 %
-/// of the `publish_time` (s) and no decoding errors. Returns the duration.
+/// of the `publish_time` (s: how long the publisher published, or the media time it sent)
+/// and no decoding errors. Returns the duration.
 pub fn check_av_recording(
     paths: &[PathBuf],
     ext: &str,
