@@ -20,6 +20,8 @@ use ebml::{id, put_bytes, put_float, put_id, put_master, put_size, put_uint};
 /// The longest a Cluster runs without a video keyframe, in milliseconds. (A block's time is
 /// a signed 16-bit offset from its Cluster's, so it must stay under 32.768 s.)
 pub const CLUSTER_MS: u64 = 5_000;
+/// The longest step between two blocks of a track taken as a frame's duration (ms).
+const MAX_STEP_MS: u64 = 1_000;
 /// Nanoseconds per timestamp unit: 1 ms, the usual WebM scale (§11.1.8 TimestampScale).
 const TIMESTAMP_SCALE: u64 = 1_000_000;
 /// The Void placeholder for the Duration: a Duration element with an 8-byte float is
@@ -214,7 +216,11 @@ impl MkvWriter {
             if time < last {
                 return Err(MkvError::Backwards { time, last });
             }
-            t.step = time - last;
+            // A frame's duration is taken to be the step before it; a step over a second is
+            // a gap (lost packets, silence), not a frame's length, and is not taken.
+            if time - last <= MAX_STEP_MS {
+                t.step = time - last;
+            }
         }
         t.last = Some(time);
         self.end = self.end.max(time + t.step);
