@@ -1,7 +1,8 @@
 // Plays a media file (a leanrtc recording) in a <video> element of headless Chromium, served
 // from a tiny loopback HTTP server (with Range requests, as a browser's media loader uses),
-// and prints one JSON line: the element's duration, size, how far it played, the bytes its
-// audio and video decoders took, and any error. The browser's pids go to stderr as
+// then seeks to 2 s before its end and plays on for 1 s; prints one JSON line: the element's
+// duration, size, how far it played, where it was after the seek, the bytes its audio and
+// video decoders took, and any error. The browser's pids go to stderr as
 // {"pids":[..]} so a supervisor (the Rust tests) can kill them if this script dies.
 //   node play-file.js <file> <content-type> [seconds-to-play=3]
 'use strict';
@@ -54,11 +55,20 @@ async function pagePlay({ seconds }) {
   } catch (e) {
     return { error: String(e) };
   }
+  const currentTime = v.currentTime;
+  // Then a seek near the end (the file's Cues say where), and a second of play from there.
+  const seekTarget = Math.max(0, v.duration - 2);
+  const seeked = new Promise((r) => v.addEventListener('seeked', r, { once: true }));
+  v.currentTime = seekTarget;
+  await Promise.race([seeked, new Promise((r) => setTimeout(r, 5000))]);
+  await new Promise((r) => setTimeout(r, 1000));
   return {
     duration: v.duration,
     videoWidth: v.videoWidth,
     videoHeight: v.videoHeight,
-    currentTime: v.currentTime,
+    currentTime,
+    seekTarget,
+    afterSeek: v.currentTime,
     paused: v.paused,
     audioBytes: v.webkitAudioDecodedByteCount,
     videoBytes: v.webkitVideoDecodedByteCount,

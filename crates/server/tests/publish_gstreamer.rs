@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use common::browser::browser_lock;
 use common::process::Process;
 use common::publish::{Pages, gstreamer_python, num, wait_publisher_connected};
-use common::recording::{TempDir, check_av_recording, wait_recorded};
+use common::recording::{TempDir, check_av_recording, check_plays_in_chromium, wait_recorded};
 use common::repo_root;
 use common::server::Server;
 use common::viewer::Viewer;
@@ -68,17 +68,27 @@ fn finish(publisher: Process, mut tick: impl FnMut()) -> Value {
     r
 }
 
-/// The recording: one file (`ext`) with video (`codec`) and audio, lasting as long as the
-/// publisher was connected.
-fn check_recordings(paths: &[PathBuf], ext: &str, codec: &str, r: &Value) {
+/// The recording: one file (`ext`) with video (`codec`) and audio. Its duration is checked
+/// against the audio GStreamer sent (20 ms packets): after connecting, webrtcbin also sends
+/// what queued up while ICE and DTLS were being set up (0.3–0.5 s seen), with its earlier
+/// timestamps, so the media spans more than the connected time.
+fn check_recordings(paths: &[PathBuf], ext: &str, codec: &str, r: &Value) -> f64 {
     let sent = num(&r["framesAfterConnected"]);
     let connected = num(&r["connectedSeconds"]);
-    eprintln!("GStreamer encoded {sent} frames while connected for {connected} s");
+    let audio = num(&r["audioPacketsAfterConnected"]) * 0.020;
+    eprintln!(
+        "GStreamer encoded {sent} frames and {audio:.2} s of audio while connected for {connected} s"
+    );
     assert!(
         sent >= 20.0 * SECONDS as f64,
         "GStreamer encoded only {sent} frames in {SECONDS} s"
     );
-    check_av_recording(paths, ext, codec, sent, connected);
+    let duration = check_av_recording(paths, ext, codec, sent, audio);
+    assert!(
+        duration >= connected - 0.5 && duration <= connected + 1.5,
+        "the recording lasts {duration} s for {connected} s of publishing"
+    );
+    duration
 }
 
 #[test]
@@ -125,6 +135,8 @@ fn gstreamer_publishes_h264_chromium_plays_and_the_recording_decodes() {
 
     let r = finish(publisher, || std::thread::sleep(Duration::from_millis(100)));
     let paths = wait_recorded(&server, 1, Duration::from_secs(10));
-    check_recordings(&paths, "mkv", "h264", &r);
+    let duration = check_recordings(&paths, "mkv", "h264", &r);
     pages.quit();
+    // Chromium's `<video>` plays Matroska with H.264 too.
+    check_plays_in_chromium(&paths[0], "video/x-matroska", duration);
 }

@@ -8,10 +8,12 @@
 //! killed) is still a valid live-style Matroska file, like what a browser's MediaRecorder
 //! writes: an unknown-size Segment whose unknown-size last Cluster ends where the file ends.
 //!
-//! Layout: EBML header; Segment { Info (1 ms timestamps, Duration), Tracks, Cluster* }.
-//! A Cluster begins at each video keyframe (so a player can start at any Cluster) and at
-//! least every [`CLUSTER_MS`]; blocks are SimpleBlocks (§10.2), one frame each, no lacing.
-//! No Cues: players find Clusters by scanning, which is enough to play and seek roughly.
+//! Layout: EBML header; Segment { Info (1 ms timestamps, Duration), SeekHead, Tracks,
+//! Cluster*, Cues }. A Cluster begins at each video keyframe (so a player can start at any
+//! Cluster) and at least every [`CLUSTER_MS`]; blocks are SimpleBlocks (§10.2), one frame
+//! each, no lacing. `finish` appends Cues (a seek index: one entry per Cluster that starts
+//! with a keyframe) and fills the SeekHead placeholder with their position; a killed file
+//! has neither, and players find its Clusters by scanning.
 
 mod ebml;
 
@@ -20,11 +22,16 @@ use ebml::{id, put_bytes, put_float, put_id, put_master, put_size, put_uint};
 /// The longest a Cluster runs without a video keyframe, in milliseconds. (A block's time is
 /// a signed 16-bit offset from its Cluster's, so it must stay under 32.768 s.)
 pub const CLUSTER_MS: u64 = 5_000;
+/// The longest step between two blocks of a track taken as a frame's duration (ms).
+const MAX_STEP_MS: u64 = 1_000;
 /// Nanoseconds per timestamp unit: 1 ms, the usual WebM scale (§11.1.8 TimestampScale).
 const TIMESTAMP_SCALE: u64 = 1_000_000;
 /// The Void placeholder for the Duration: a Duration element with an 8-byte float is
 /// 2 (ID) + 1 (size) + 8 bytes; the Void is 1 (ID) + 1 (size) + 9 bytes.
 const DURATION_LEN: usize = 11;
+/// The Void placeholder for the SeekHead: SeekHead (4 + 1) { Seek (2 + 1) { SeekID (2 + 1 +
+/// 4), SeekPosition (2 + 1 + 8) } }.
+const SEEK_HEAD_LEN: usize = 26;
 
 /// Which document type the file declares: WebM allows only VP8/VP9/AV1 and Opus/Vorbis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +130,12 @@ pub struct MkvWriter {
     segment_size_at: u64,
     segment_data_at: u64,
     duration_at: u64,
+    seek_head_at: u64,
     cluster: Option<Cluster>,
+    /// Cue points: time (ms) and position (from the Segment's data) of each Cluster that
+    /// begins with a keyframe; and the track they are of.
+    cues: Vec<(u64, u64)>,
+    cue_track: u64,
     tracks: Vec<TrackTime>,
     /// Where the last block ends, the last block's time plus its track's last step (ms).
     end: u64,
@@ -166,13 +178,17 @@ impl MkvWriter {
         info.resize(void_in_info + DURATION_LEN, 0);
         put_bytes(out, id::INFO, &info);
         let duration_at = out.len() - info.len() + void_in_info;
+        let seek_head_at = out.len();
+        put_id(out, id::VOID);
+        put_size(out, SEEK_HEAD_LEN as u64 - 2);
+        out.resize(seek_head_at + SEEK_HEAD_LEN, 0);
 
         put_master(out, id::TRACKS, |b| {
             for (i, t) in tracks.iter().enumerate() {
                 put_master(b, id::TRACK_ENTRY, |e| track_entry(e, i as u64 + 1, t));
             }
         });
-        let tracks = tracks
+        let tracks: Vec<TrackTime> = tracks
             .iter()
             .map(|t| TrackTime {
                 video: t.is_video(),
@@ -180,12 +196,20 @@ impl MkvWriter {
             })
             .collect();
         let at = |p: usize| (p - start) as u64;
+        // The video track is the one to seek by; an audio-only file seeks by its first.
+        let cue_track = tracks
+            .iter()
+            .position(|t| t.video)
+            .map_or(1, |i| i as u64 + 1);
         MkvWriter {
             written: at(out.len()),
             segment_size_at: at(segment_size_at),
             segment_data_at: at(segment_data_at),
             duration_at: at(duration_at),
+            seek_head_at: at(seek_head_at),
             cluster: None,
+            cues: Vec::new(),
+            cue_track,
             tracks,
             end: 0,
             blocks: 0,
@@ -214,7 +238,11 @@ impl MkvWriter {
             if time < last {
                 return Err(MkvError::Backwards { time, last });
             }
-            t.step = time - last;
+            // A frame's duration is taken to be the step before it; a step over a second is
+            // a gap (lost packets, silence), not a frame's length, and is not taken.
+            if time - last <= MAX_STEP_MS {
+                t.step = time - last;
+            }
         }
         t.last = Some(time);
         self.end = self.end.max(time + t.step);
@@ -222,7 +250,11 @@ impl MkvWriter {
         let fits = |c: &Cluster| time + 32_768 > c.time && time < c.time + CLUSTER_MS;
         match self.cluster {
             Some(c) if !(video && keyframe) && fits(&c) => {}
-            _ => self.begin_cluster(time, out),
+            _ => {
+                // Audio frames are all keyframes: an audio-only file cues every Cluster.
+                let all_audio = self.tracks.iter().all(|t| !t.video);
+                self.begin_cluster(time, video && keyframe || all_audio, out);
+            }
         }
         let cluster_time = self.cluster.map_or(time, |c| c.time);
         let relative = (time as i64 - cluster_time as i64) as i16;
@@ -243,14 +275,44 @@ impl MkvWriter {
         Ok(())
     }
 
-    /// Ends the file: the last Cluster's size, the Segment's size and the Duration become
-    /// patches (take them with [`MkvWriter::take_patches`]). Nothing is appended.
-    pub fn finish(&mut self) {
+    /// Ends the file: appends the Cues; the last Cluster's size, the Segment's size, the
+    /// Duration and the SeekHead become patches (take them with
+    /// [`MkvWriter::take_patches`]).
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
         if self.finished {
             return;
         }
         self.finished = true;
         self.close_cluster();
+        if !self.cues.is_empty() {
+            let cues_at = self.written - self.segment_data_at;
+            let start = out.len();
+            put_master(out, id::CUES, |c| {
+                for (time, position) in &self.cues {
+                    put_master(c, id::CUE_POINT, |p| {
+                        put_uint(p, id::CUE_TIME, *time);
+                        put_master(p, id::CUE_TRACK_POSITIONS, |t| {
+                            put_uint(t, id::CUE_TRACK, self.cue_track);
+                            put_uint(t, id::CUE_CLUSTER_POSITION, *position);
+                        });
+                    });
+                }
+            });
+            self.written += (out.len() - start) as u64;
+            let mut seek_head = Vec::with_capacity(SEEK_HEAD_LEN);
+            put_master(&mut seek_head, id::SEEK_HEAD, |h| {
+                put_master(h, id::SEEK, |s| {
+                    put_bytes(s, id::SEEK_ID, &id::CUES.to_be_bytes());
+                    // Fixed 8 bytes, so the SeekHead fills its placeholder exactly.
+                    put_bytes(s, id::SEEK_POSITION, &cues_at.to_be_bytes());
+                });
+            });
+            debug_assert_eq!(seek_head.len(), SEEK_HEAD_LEN);
+            self.patches.push(Patch {
+                offset: self.seek_head_at,
+                bytes: seek_head,
+            });
+        }
         let mut duration = Vec::with_capacity(DURATION_LEN);
         put_float(&mut duration, id::DURATION, self.end as f64);
         self.patches.push(Patch {
@@ -288,8 +350,11 @@ impl MkvWriter {
         self.written == 0
     }
 
-    fn begin_cluster(&mut self, time: u64, out: &mut Vec<u8>) {
+    fn begin_cluster(&mut self, time: u64, cue: bool, out: &mut Vec<u8>) {
         self.close_cluster();
+        if cue {
+            self.cues.push((time, self.written - self.segment_data_at));
+        }
         let start = out.len();
         put_id(out, id::CLUSTER);
         let size_at = self.written + (out.len() - start) as u64;

@@ -21,6 +21,7 @@ fn sample(name: &str) -> Vec<u8> {
 #[derive(Debug, Clone, Copy)]
 struct El {
     id: u32,
+    start: usize,
     data: usize,
     end: usize,
     unknown: bool,
@@ -59,6 +60,7 @@ fn children(b: &[u8], from: usize, to: usize) -> Vec<El> {
         assert!(end <= to, "element {id:x} at {at} overruns its parent");
         out.push(El {
             id,
+            start: at,
             data,
             end,
             unknown,
@@ -157,12 +159,12 @@ fn mux(doc: DocType, tracks: &[MkvTrack], blocks: &[Block], finish: bool) -> Vec
             patch(&mut file, &mut w);
         }
     }
+    if finish {
+        w.finish(&mut out);
+    }
     file.append(&mut out);
     assert_eq!(file.len() as u64, w.len());
-    if finish {
-        w.finish();
-        patch(&mut file, &mut w);
-    }
+    patch(&mut file, &mut w);
     file
 }
 
@@ -267,6 +269,26 @@ fn webm_reads_back_with_known_sizes_duration_and_every_block() {
         .map(|(t, time, key, d)| (*t, *time, *key, d.len()))
         .collect();
     assert_eq!(got, want);
+
+    // Cues: one point per Cluster (each begins at a video keyframe), at its time and
+    // position; the SeekHead points at the Cues. Positions count from the Segment's data.
+    let cues = find(&file, segment, id::CUES);
+    let points = children(&file, cues.data, cues.end);
+    assert_eq!(points.len(), clusters.len());
+    for (p, c) in points.iter().zip(&clusters) {
+        let time = uint(&file, find(&file, *p, id::CUE_TIME));
+        let cluster_time = uint(&file, children(&file, c.data, c.end)[0]);
+        assert_eq!(time, cluster_time);
+        let pos = find(&file, *p, id::CUE_TRACK_POSITIONS);
+        assert_eq!(uint(&file, find(&file, pos, id::CUE_TRACK)), 1);
+        let at = uint(&file, find(&file, pos, id::CUE_CLUSTER_POSITION)) as usize;
+        assert_eq!(segment.data + at, c.start);
+    }
+    let seek = find(&file, find(&file, segment, id::SEEK_HEAD), id::SEEK);
+    let target = find(&file, seek, id::SEEK_ID);
+    assert_eq!(&file[target.data..target.end], &id::CUES.to_be_bytes());
+    let at = uint(&file, find(&file, seek, id::SEEK_POSITION)) as usize;
+    assert_eq!(segment.data + at, cues.start);
 }
 
 #[test]
@@ -338,13 +360,20 @@ fn blocks_keep_order_per_track_and_clusters_stay_short() {
         w.write_block(0, t, true, b"c", &mut out).unwrap();
     }
     assert_eq!(w.take_patches().len(), 2, "two Clusters closed");
-    w.finish();
-    assert_eq!(w.take_patches().len(), 3, "last Cluster, Duration, Segment");
+    w.finish(&mut out);
+    let patches = w.take_patches();
+    assert_eq!(
+        patches.len(),
+        4,
+        "last Cluster, SeekHead, Duration, Segment"
+    );
     assert_eq!(
         w.write_block(0, 70_000, true, b"d", &mut out),
         Err(MkvError::Finished)
     );
-    assert_eq!(w.duration_ms(), 60_000 + 54_900);
+    // The file ends with the last block plus the last step that was a frame's length (1 ms
+    // from 5 099 to 5 100), not the 55 s gap before it.
+    assert_eq!(w.duration_ms(), 60_001);
 }
 
 #[test]

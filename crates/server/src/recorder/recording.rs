@@ -204,7 +204,7 @@ impl Recording {
             }
             return;
         };
-        open.writer.finish();
+        open.writer.finish(&mut open.out);
         if self.flush().is_err() {
             return;
         }

@@ -72,10 +72,14 @@ impl Track {
         let ts = self.clock.extend(meta.timestamp);
         let (first, at) = *self.start.get_or_insert((ts, arrival));
         let rate = match self.codec {
-            RecordCodec::Opus => i64::from(opus::CLOCK_RATE),
+            RecordCodec::Opus => i128::from(opus::CLOCK_RATE),
             _ => 90_000,
         };
-        let time_ns = |ts: i64| at.as_nanos() as i64 + (ts - first) * 1_000_000_000 / rate;
+        // In 128 bits: ticks × 10^9 overflows 64 bits after 28 h at 90 kHz.
+        let time_ns = |ts: i64| {
+            let ns = at.as_nanos() as i128 + i128::from(ts - first) * 1_000_000_000 / rate;
+            i64::try_from(ns).unwrap_or(i64::MAX)
+        };
         match &mut self.depacketizer {
             Depacketizer::Vp8(d) => {
                 let f = d.push(meta, p.payload()).ok()??;
@@ -131,5 +135,37 @@ impl Clock {
         };
         self.last = Some((ts, ext));
         ext
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An Opus packet (one 20 ms CELT frame) with RTP timestamp `ts`.
+    fn opus_rtp(seq: u16, ts: u32) -> Vec<u8> {
+        let header = rtc::rtp::RtpHeader {
+            sequence_number: seq,
+            timestamp: ts,
+            payload_type: 111,
+            ..Default::default()
+        };
+        let mut p = Vec::new();
+        header.write_vec(&[0xfc, 0xff, 0xfe], 0, &mut p).unwrap();
+        p
+    }
+
+    #[test]
+    fn times_hold_past_days_of_rtp_time() {
+        // 2^30 ticks (6.2 h at 48 kHz) per packet, 12 packets: 75 h, past where ticks × 10^9
+        // overflows 64 bits (53 h at 48 kHz).
+        let mut t = Track::new(RecordCodec::Opus);
+        let arrival = Duration::from_millis(250);
+        for i in 0..12u32 {
+            let rtp = opus_rtp(i as u16, 7u32.wrapping_add(i.wrapping_mul(1 << 30)));
+            let f = t.push(&rtp, arrival).unwrap();
+            let want = 250_000_000 + i128::from(i) * (1 << 30) * 1_000_000_000 / 48_000;
+            assert_eq!(i128::from(f.time_ns), want, "packet {i}");
+        }
     }
 }

@@ -178,7 +178,8 @@ pub fn probe_streams(path: &Path) -> Vec<Probe> {
 /// A publish's recording, as a user expects it: one file (`ext`) holding a `codec` video
 /// stream at 640x360 that decodes to ≥ 90 % of the `frames_sent` the publisher reports and
 /// an Opus stream, both running from the start to the end; the file's duration within 2 %
-/// of the `publish_time` (s) and no decoding errors. Returns the duration.
+/// of the `publish_time` (s: how long the publisher published, or the media time it sent)
+/// and no decoding errors. Returns the duration.
 pub fn check_av_recording(
     paths: &[PathBuf],
     ext: &str,
@@ -272,7 +273,8 @@ pub fn write_ivf(path: &Path, width: u16, height: u16, frames: &[(&[u8], u64)]) 
 /// Plays `path` in a `<video>` element of headless Chromium for 3 s (`tests/browser/
 /// play-file.js`, serving it over loopback HTTP) and checks what a user sees: its duration
 /// (within 2 % of `duration`), the picture size, that it plays on (currentTime advances),
-/// and that both the audio and the video decoder get bytes.
+/// that a seek to 2 s before the end plays on from there, and that both the audio and the
+/// video decoder get bytes.
 pub fn check_plays_in_chromium(path: &Path, content_type: &str, duration: f64) {
     let file = path.to_str().expect("UTF-8 path");
     let mut node =
@@ -292,6 +294,11 @@ pub fn check_plays_in_chromium(path: &Path, content_type: &str, duration: f64) {
         "{r}"
     );
     assert!(number("currentTime") >= 2.0, "it does not play on: {r}");
+    let target = number("seekTarget");
+    assert!(
+        number("afterSeek") >= target + 0.5,
+        "after a seek to {target} s it does not play on: {r}"
+    );
     assert!(
         number("audioBytes") > 0.0 && number("videoBytes") > 0.0,
         "{r}"
