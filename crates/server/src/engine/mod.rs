@@ -864,3 +864,34 @@ fn describe(cause: &DisconnectCause) -> String {
         DisconnectCause::ClosedLocally => "closed".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rtc::stun::{Class, MessageBuilder, Method, TransactionId};
+
+    use super::is_stun_error;
+
+    /// Only error responses are rate-limited: success responses, requests, DTLS and RTP pass.
+    #[test]
+    fn only_stun_error_responses_count_as_errors() {
+        let message = |class| {
+            let mut buf = Vec::new();
+            MessageBuilder::new(&mut buf, class, Method::BINDING, TransactionId([7; 12]))
+                .fingerprint();
+            buf
+        };
+        assert!(is_stun_error(&message(Class::Error)));
+        for class in [Class::Success, Class::Request, Class::Indication] {
+            assert!(!is_stun_error(&message(class)), "{class:?}");
+        }
+        for other in [
+            &[22u8, 0xfe, 0xfd][..],
+            &[0x80, 0x60],
+            &[0x81, 0xc9],
+            &[0x01],
+            &[],
+        ] {
+            assert!(!is_stun_error(other), "{other:?}");
+        }
+    }
+}
