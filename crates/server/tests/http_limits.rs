@@ -119,3 +119,57 @@ fn slowloris_is_closed_within_the_timeouts_and_others_are_served() {
     let (said, closed) = until_closed(&mut again, Duration::from_secs(5));
     assert!(closed && said.starts_with("HTTP/1.1 200"), "{said:?}");
 }
+
+/// A connection on which nothing moves is closed after `--http-idle-timeout`, even when the
+/// header timeout is long.
+#[test]
+fn a_silent_connection_is_closed_after_the_idle_timeout() {
+    let server = Server::start(&["--http-header-timeout", "60", "--http-idle-timeout", "1"]);
+    let opened = Instant::now();
+    let mut silent = connect_from("127.0.0.1", server.http);
+    let (_, closed) = until_closed(&mut silent, Duration::from_secs(5));
+    let after = opened.elapsed();
+    assert!(closed, "still open after {after:?}");
+    assert!(
+        after >= Duration::from_millis(900) && after < Duration::from_secs(3),
+        "closed after {after:?}"
+    );
+}
+
+/// Started with a low soft open-file limit, the server raises it to the hard limit (a soft
+/// 1024 let ~1 100 idle connections lock out every client).
+#[test]
+fn the_soft_open_file_limit_is_raised_to_the_hard_limit() {
+    let hard = |limits: &str| -> (String, String) {
+        let line = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .expect("Max open files");
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f[3].to_owned(), f[4].to_owned())
+    };
+    let mine = hard(&std::fs::read_to_string("/proc/self/limits").unwrap());
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -Sn 256 && exec {} --http 127.0.0.1:0 --udp 127.0.0.1:0",
+            common::server::binary().display()
+        ))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once it is ready (and so past `ulimit` and `exec`), its limits are read.
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let ready = std::io::BufRead::lines(stderr)
+        .map_while(Result::ok)
+        .any(|l| l.contains("ready: open"));
+    let soft = hard(&std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap()).0;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ready, "the server did not start");
+    assert_eq!(
+        soft, mine.1,
+        "soft limit not raised to the hard limit {}",
+        mine.1
+    );
+}
