@@ -244,6 +244,9 @@ impl Assembly {
 pub struct Viewer {
     config: ViewerConfig,
     video_pt: Option<u8>,
+    /// The video's RTX payload type (RFC 4588), if negotiated, and the buffer an RTX packet
+    /// is unwrapped into.
+    video_rtx: (Option<u8>, Vec<u8>),
     video_ssrc: Option<u32>,
     sender_ssrc: u32,
     jitter: Jitter,
@@ -271,9 +274,11 @@ pub struct Viewer {
 impl Viewer {
     /// A viewer of what `negotiated` accepted; `random` picks the SSRC its feedback comes from.
     pub fn new(config: ViewerConfig, negotiated: &Negotiated, random: u64) -> Self {
-        let video_pt = (negotiated.media.iter())
-            .find(|m| m.kind == MediaKind::Video && m.direction.receives())
-            .and_then(|m| m.payload_type(Codec::Vp8));
+        let video = (negotiated.media.iter())
+            .find(|m| m.kind == MediaKind::Video && m.direction.receives());
+        let vp8 = video.and_then(|m| m.codecs.iter().find(|c| c.codec == Codec::Vp8));
+        let video_pt = vp8.map(|c| c.pt);
+        let video_rtx = (vp8.and_then(|c| c.rtx_pt), Vec::new());
         Viewer {
             jitter: Jitter::new(config.hold),
             asm: Assembly {
@@ -282,6 +287,7 @@ impl Viewer {
             },
             config,
             video_pt,
+            video_rtx,
             video_ssrc: None,
             sender_ssrc: (random as u32).max(1),
             last_pli: None,
@@ -375,6 +381,18 @@ impl Viewer {
         let Ok(view) = RtpPacket::parse(packet) else {
             return;
         };
+        // A retransmission over RTX is handled as its original.
+        if let (Some(rtx_pt), Some(pt), Some(ssrc)) =
+            (self.video_rtx.0, self.video_pt, self.video_ssrc)
+            && view.payload_type() == rtx_pt
+        {
+            let mut buf = std::mem::take(&mut self.video_rtx.1);
+            if rtc::rtp::rtx::unwrap(&view, ssrc, pt, &mut buf) {
+                self.on_rtp(now, &buf);
+            }
+            self.video_rtx.1 = buf;
+            return;
+        }
         let seq = view.sequence_number();
         self.count(now, view.ssrc(), view.payload_type(), seq, packet.len());
         if Some(view.payload_type()) != self.video_pt {

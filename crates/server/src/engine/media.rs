@@ -15,7 +15,7 @@ use super::net::Net;
 use super::session::Session;
 use crate::router::output::{Admit, Output};
 use crate::router::replay::Replay;
-use crate::router::resend::{MAX_FCIS, ResendBudget, repeat_gap};
+use crate::router::resend::{MAX_FCIS, ResendBudget, read_fcis, repeat_gap};
 use crate::router::{Frame, Pending, Source, Stream, Track};
 
 /// Room after a packet for the SRTP tag (16 for GCM, 10 for HMAC-SHA1-80) or SRTCP trailer.
@@ -349,11 +349,8 @@ pub fn handle_rtcp(
                 }
             }
             RtcpPacket::Nack(nack) => {
-                let named = |(_, blp): (u16, u16)| u64::from(1 + blp.count_ones());
-                *nacks += nack.pairs().map(named).sum::<u64>();
-                let read = nack.pairs().count().min(fcis);
-                fcis -= read;
-                resends.counts.refused_fci += nack.pairs().skip(read).map(named).sum::<u64>();
+                let (read, named) = read_fcis(nack.pairs(), &mut fcis, &mut resends.counts);
+                *nacks += named;
                 let sent: u64 = outputs.iter().map(|o| o.bytes_sent).sum();
                 let Some(output) = outputs.iter_mut().find(|o| o.ssrc == nack.media_ssrc()) else {
                     continue;
@@ -362,9 +359,7 @@ pub fn handle_rtcp(
                     continue;
                 };
                 let gap = repeat_gap(*rtt);
-                // `lost` lists the FCIs' numbers in order: the first `read` FCIs' are these.
-                let allowed = nack.pairs().take(read).map(named).sum::<u64>();
-                for seq in nack.lost().take(allowed as usize) {
+                for seq in nack.lost().take(read) {
                     answer_nack(peer, output, track, seq, gap, (resends, sent), tx);
                 }
             }

@@ -87,6 +87,29 @@ impl ResendBudget {
     }
 }
 
+/// Of a NACK's FCIs (`(PID, BLP)` pairs), how many sequence numbers to read with `fcis` FCIs
+/// left for its RTCP packet (which it lowers), and how many it names in all. The numbers read
+/// are the first ones [`Nack::lost`](rtc::rtcp::Nack::lost) yields; the rest are counted as
+/// refused.
+pub fn read_fcis(
+    pairs: impl Iterator<Item = (u16, u16)>,
+    fcis: &mut usize,
+    counts: &mut ResendCounts,
+) -> (usize, u64) {
+    let (mut read, mut named) = (0, 0);
+    for (_, blp) in pairs {
+        let n = 1 + blp.count_ones() as usize;
+        named += n as u64;
+        if *fcis > 0 {
+            *fcis -= 1;
+            read += n;
+        } else {
+            counts.refused_fci += n as u64;
+        }
+    }
+    (read, named)
+}
+
 /// How long after a retransmission the same packet may be resent: the viewer's RTT, bounded.
 pub fn repeat_gap(rtt: Option<Duration>) -> Duration {
     rtt.unwrap_or(DEFAULT_GAP).clamp(MIN_GAP, MAX_GAP)
@@ -96,7 +119,33 @@ pub fn repeat_gap(rtt: Option<Duration>) -> Duration {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use super::{FLOOR, ResendBudget};
+    use super::{FLOOR, MAX_FCIS, ResendBudget, ResendCounts, read_fcis};
+
+    #[test]
+    fn an_rtcp_packet_gets_its_first_fcis_read() {
+        let mut counts = ResendCounts::default();
+        let mut left = MAX_FCIS;
+        // 20 FCIs naming 17 numbers each, then 20 naming 1: 32 read in all.
+        let full = vec![(7u16, 0xffffu16); 20];
+        assert_eq!(
+            read_fcis(full.into_iter(), &mut left, &mut counts),
+            (340, 340)
+        );
+        let single = vec![(9u16, 0u16); 20];
+        assert_eq!(
+            read_fcis(single.into_iter(), &mut left, &mut counts),
+            (12, 20)
+        );
+        assert_eq!((left, counts.refused_fci), (0, 8));
+        // A 1200-byte packet's ~290 FCIs name ~5 000 numbers; 32 are read.
+        let (mut left, mut counts) = (MAX_FCIS, ResendCounts::default());
+        let flood = vec![(1u16, 0xffffu16); 290];
+        assert_eq!(
+            read_fcis(flood.into_iter(), &mut left, &mut counts),
+            (544, 4930)
+        );
+        assert_eq!(counts.refused_fci, 4930 - 544);
+    }
 
     /// Resends of 1000 bytes taken at `now` until refused.
     fn fill(b: &mut ResendBudget, now: Instant, sent: u64) -> u64 {
