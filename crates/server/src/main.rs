@@ -15,15 +15,9 @@ use tracing_subscriber::EnvFilter;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
-
-use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::control::EngineHandle;
-
-/// How long, after SIGTERM or Ctrl-C, open HTTP requests may take to finish.
-const HTTP_GRACE: Duration = Duration::from_secs(3);
 
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
@@ -83,27 +77,11 @@ async fn serve(config: Config, engine: EngineHandle, udp_addr: SocketAddr) -> an
         max_connections: connection_cap(config.http_max_connections as usize),
         max_per_address: config.http_max_per_address as usize,
     };
-    let signalled = Arc::new(Notify::new());
-    let graceful = http::serve(listener, app, limits, {
-        let signalled = Arc::clone(&signalled);
-        async move {
-            shutdown_signal().await;
-            signalled.notify_one();
-        }
-    });
-    // A client that keeps a request open (or a slow one) must not keep the media sessions
-    // from being closed: after the grace period the server stops without it.
-    let overdue = async {
-        signalled.notified().await;
-        tokio::time::sleep(HTTP_GRACE).await;
-    };
-    tokio::select! {
-        served = graceful => served.context("HTTP server failed"),
-        () = overdue => {
-            tracing::warn!(grace_s = HTTP_GRACE.as_secs(), "HTTP requests still open after the grace period; stopping without them");
-            Ok(())
-        }
-    }
+    // `serve` waits at most a short grace period for requests still open at the signal: a
+    // client that keeps one open must not keep the media sessions from being closed.
+    http::serve(listener, app, limits, shutdown_signal())
+        .await
+        .context("HTTP server failed")
 }
 
 /// The access rules from the flags; a keys file or hook URL that cannot be used stops the start.

@@ -145,7 +145,12 @@ pub async fn serve(
     // ends it).
     drop((listener, stop_rx));
     let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(DRAIN, stop_tx.closed()).await;
+    if tokio::time::timeout(DRAIN, stop_tx.closed()).await.is_err() {
+        tracing::warn!(
+            grace_s = DRAIN.as_secs(),
+            "HTTP requests still open after the grace period; stopping without them"
+        );
+    }
     Ok(())
 }
 
