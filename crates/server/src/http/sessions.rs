@@ -1,7 +1,7 @@
 //! The WHIP and WHEP resources: `POST /{whip|whep}/{stream}` makes a session,
 //! `PATCH`/`DELETE /{whip|whep}/{stream}/{session}` change and end it.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -78,6 +78,28 @@ fn bad_name(e: names::BadName) -> Response {
     error(StatusCode::BAD_REQUEST, e)
 }
 
+/// What every session request checks first, in this order: the endpoint, the stream name
+/// (before anything is made or logged), then the token, key or hook (`ask_hook` on POST only).
+async fn admit(
+    state: &AppState,
+    segment: &str,
+    stream: &str,
+    headers: &HeaderMap,
+    client: Option<SocketAddr>,
+    ask_hook: bool,
+) -> Result<Role, Response> {
+    let role = role_of(segment).ok_or_else(|| no_endpoint(segment))?;
+    names::check(stream).map_err(bad_name)?;
+    match state
+        .access
+        .check(action_of(role), stream, headers, client, ask_hook)
+        .await
+    {
+        Some(refusal) => Err(refusal),
+        None => Ok(role),
+    }
+}
+
 /// `POST /{whip|whep}/{stream}` with an SDP offer → `201 Created` with the answer.
 pub async fn create(
     State(state): State<AppState>,
@@ -86,19 +108,10 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(role) = role_of(&segment) else {
-        return no_endpoint(&segment);
+    let role = match admit(&state, &segment, &stream, &headers, client, true).await {
+        Ok(role) => role,
+        Err(refused) => return refused,
     };
-    if let Err(e) = names::check(&stream) {
-        return bad_name(e);
-    }
-    if let Some(refusal) = state
-        .access
-        .check(action_of(role), &stream, &headers, client, true)
-        .await
-    {
-        return refusal;
-    }
     if !content_type_is(&headers, SDP) {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -234,19 +247,10 @@ pub async fn patch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(role) = role_of(&segment) else {
-        return no_endpoint(&segment);
+    let role = match admit(&state, &segment, &stream, &headers, client, false).await {
+        Ok(role) => role,
+        Err(refused) => return refused,
     };
-    if let Err(e) = names::check(&stream) {
-        return bad_name(e);
-    }
-    if let Some(refusal) = state
-        .access
-        .check(action_of(role), &stream, &headers, client, false)
-        .await
-    {
-        return refusal;
-    }
     if !content_type_is(&headers, SDPFRAG) {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -294,19 +298,10 @@ pub async fn delete(
     Client(client): Client,
     headers: HeaderMap,
 ) -> Response {
-    let Some(role) = role_of(&segment) else {
-        return no_endpoint(&segment);
+    let role = match admit(&state, &segment, &stream, &headers, client, false).await {
+        Ok(role) => role,
+        Err(refused) => return refused,
     };
-    if let Err(e) = names::check(&stream) {
-        return bad_name(e);
-    }
-    if let Some(refusal) = state
-        .access
-        .check(action_of(role), &stream, &headers, client, false)
-        .await
-    {
-        return refusal;
-    }
     match state
         .engine
         .call(|reply| Command::Delete {
