@@ -600,3 +600,29 @@ fn garbage_udp_neither_crashes_nor_disturbs_a_viewer() {
     assert_eq!(http::delete(server.http, &second.location), 200);
     assert_eq!(http::delete(server.http, &viewer.location), 200);
 }
+
+/// An offer whose peer never sends a check (it cannot reach our candidates) ends when its
+/// pending time runs out, and that is when the operator learns why: a warning naming our
+/// candidates and the likely cause.
+#[test]
+fn an_offer_no_check_ever_reaches_ends_with_a_hint() {
+    let server = Server::start(&[]);
+    let res = http::post_offer(server.http, "sample", &fixture("firefox-whep.sdp"));
+    assert_eq!(res.status, 201, "{}", res.text());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && !server.log().contains("no STUN check arrived") {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = server.log();
+    let hint = log
+        .lines()
+        .find(|l| l.contains("no STUN check arrived from the peer"))
+        .unwrap_or_else(|| panic!("no hint within 10 s:\n{log}"));
+    assert!(hint.contains("WARN"), "{hint}");
+    assert!(hint.contains(&server.udp.to_string()), "{hint}");
+    assert!(
+        hint.contains("all loopback, which Firefox never uses"),
+        "{hint}"
+    );
+    assert!(log.contains("no valid ICE check within 5 s"), "{log}");
+}

@@ -1,6 +1,7 @@
 //! What to tell the operator when a session never connected: an ICE-lite server only ever
 //! answers checks, so a browser that cannot reach any of our candidates shows up as nothing
-//! at all — ICE gives up with `NotNominated` 30 s later. The log then names the likely cause.
+//! at all: the session expires unvalidated (`engine::pending`, 5 s), as ICE's `NotNominated`
+//! would 30 s later. The log then names the likely cause.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;

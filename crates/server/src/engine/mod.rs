@@ -39,7 +39,7 @@ use crate::control::{Command, Created, EngineError, EngineHandle, Patched, Role,
 use crate::recorder::{Limits, Recorder};
 use crate::router::{Source, Stream};
 use crate::sources::{self, FilePlayer};
-use rtc::ice::Credentials;
+use rtc::ice::{Credentials, DisconnectReason};
 use rtc::sdp::Candidate;
 
 const SOCKET: Token = Token(0);
@@ -434,19 +434,7 @@ impl MediaLoop {
                     tracing::info!(session = %session.id, stream = %session.stream, grace_s = PUBLISHER_GRACE.as_secs(), "publisher closed without DELETE; its stream waits for it");
                     session.closed_at = Some(now);
                 }
-                PeerEvent::Disconnected(cause) => {
-                    let ended = hint::Ended {
-                        cause: &cause,
-                        validated: session.remote.is_some(),
-                        refused_checks: session.peer.stats().stun_rejected,
-                        lived: now.saturating_duration_since(session.created),
-                        candidates: &self.candidates,
-                    };
-                    if let Some(hint) = hint::never_reached(&ended) {
-                        tracing::warn!(session = %session.id, stream = %session.stream, "{hint}");
-                    }
-                    self.ended.push((key, describe(&cause)));
-                }
+                PeerEvent::Disconnected(cause) => self.ended.push((key, describe(&cause))),
             }
         }
         session.timeout = session.peer.poll_timeout();
@@ -721,6 +709,20 @@ impl MediaLoop {
             // Out of the table now, so the next tick does not count it again.
             self.pending.remove(key);
             self.limits.pending_expired += 1;
+            // Every session is pending until its first valid check, so this, not ICE's
+            // NotNominated 30 s later, is where a peer that never reached us ends: say why.
+            if let Some(session) = self.sessions.get(&key) {
+                let ended = hint::Ended {
+                    cause: &DisconnectCause::Ice(DisconnectReason::NotNominated),
+                    validated: session.remote.is_some(),
+                    refused_checks: session.peer.stats().stun_rejected,
+                    lived: now.saturating_duration_since(session.created),
+                    candidates: &self.candidates,
+                };
+                if let Some(hint) = hint::never_reached(&ended) {
+                    tracing::warn!(session = %session.id, stream = %session.stream, "{hint}");
+                }
+            }
             self.ended.push((
                 key,
                 format!(
