@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
 
-    raise_open_file_limit();
+    let fd_limit = raise_open_file_limit();
     let engine::Engine {
         handle,
         udp_addr,
@@ -39,7 +39,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start tokio")?;
-    let served = runtime.block_on(serve(config, handle, udp_addr));
+    let served = runtime.block_on(serve(config, handle, udp_addr, fd_limit));
     // Requests still open after the grace period hold engine handles in their tasks:
     // dropping the runtime drops them.
     drop(runtime);
@@ -53,7 +53,13 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(config: Config, engine: EngineHandle, udp_addr: SocketAddr) -> anyhow::Result<()> {
+/// `fd_limit`: the open-file limit in force, which caps the HTTP connections.
+async fn serve(
+    config: Config,
+    engine: EngineHandle,
+    udp_addr: SocketAddr,
+    fd_limit: Option<u64>,
+) -> anyhow::Result<()> {
     let access = Arc::new(access(&config)?);
     if access.keys.is_some() {
         tokio::spawn(reload_keys_on_hangup(Arc::clone(&access)));
@@ -74,7 +80,7 @@ async fn serve(config: Config, engine: EngineHandle, udp_addr: SocketAddr) -> an
     let limits = http::Limits {
         header_timeout: config.http_header_timeout,
         idle_timeout: config.http_idle_timeout,
-        max_connections: connection_cap(config.http_max_connections as usize),
+        max_connections: connection_cap(config.http_max_connections as usize, fd_limit),
         max_per_address: config.http_max_per_address as usize,
     };
     // `serve` waits at most a short grace period for requests still open at the signal: a
@@ -125,21 +131,26 @@ async fn reload_keys_on_hangup(access: Arc<http::Access>) {
 const RESERVED_FDS: usize = 64;
 
 /// Each HTTP connection is a file descriptor; most systems start a process with a soft limit
-/// of 1024 and a far higher hard limit.
-fn raise_open_file_limit() {
+/// of 1024 and a far higher hard limit. Returns the limit now in force, if it could be read.
+fn raise_open_file_limit() -> Option<u64> {
     match udp::raise_nofile_limit() {
-        Ok((old, new)) if old != new => {
-            tracing::info!("open-file limit raised from {old} to {new}");
+        Ok((old, new)) => {
+            if old != new {
+                tracing::info!("open-file limit raised from {old} to {new}");
+            }
+            Some(new)
         }
-        Ok(_) => {}
-        Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
+        Err(e) => {
+            tracing::warn!("cannot raise the open-file limit: {e}");
+            None
+        }
     }
 }
 
 /// `--http-max-connections`, lowered below the open-file limit if need be (past it, accept
 /// fails and every client times out).
-fn connection_cap(wanted: usize) -> usize {
-    let Ok((_, limit)) = udp::raise_nofile_limit() else {
+fn connection_cap(wanted: usize, fd_limit: Option<u64>) -> usize {
+    let Some(limit) = fd_limit else {
         return wanted;
     };
     let room = usize::try_from(limit)
