@@ -746,33 +746,22 @@ impl MediaLoop {
         }
         let mut publishers = std::mem::take(&mut self.keys);
         publishers.clear();
+        let mut tx = Tx {
+            now,
+            out: &mut self.out,
+            net: &mut self.net,
+        };
         for (key, session) in &mut self.sessions {
             if session.role == Role::Publish {
                 publishers.push(*key);
                 continue;
             }
             if session.outputs.iter().any(|o| o.replay.is_some()) {
-                media::continue_replay(
-                    session,
-                    &self.streams,
-                    &mut Tx {
-                        now,
-                        out: &mut self.out,
-                        net: &mut self.net,
-                    },
-                );
+                media::continue_replay(session, &self.streams, &mut tx);
             }
             if session.next_report.is_some_and(|t| t <= now) && session.peer.is_connected() {
                 session.next_report = Some(now + REPORT_INTERVAL);
-                media::send_reports(
-                    session,
-                    &self.streams,
-                    &mut Tx {
-                        now,
-                        out: &mut self.out,
-                        net: &mut self.net,
-                    },
-                );
+                media::send_reports(session, &self.streams, &mut tx);
             }
         }
         for &key in &publishers {

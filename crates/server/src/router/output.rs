@@ -446,11 +446,9 @@ mod tests {
     use super::{AUDIO_HISTORY, Admit, Output, VIDEO_HISTORY};
     use crate::sources::Codec;
 
-    fn packet(ssrc: u32, seq: u16, ts: u32, picture_id: u16) -> Vec<u8> {
+    /// An RTP packet of payload type 96 carrying `payload`.
+    fn rtp(ssrc: u32, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        // VP8 descriptor: X=1, S=1 PID 0; I=1; 15-bit PictureID. Then a keyframe header byte.
-        let [hi, lo] = (0x8000 | picture_id).to_be_bytes();
-        let payload = [0x90, 0x80, hi, lo, 0x00];
         RtpHeader {
             payload_type: 96,
             sequence_number: seq,
@@ -458,9 +456,15 @@ mod tests {
             ssrc,
             ..Default::default()
         }
-        .write_vec(&payload, 0, &mut out)
+        .write_vec(payload, 0, &mut out)
         .unwrap();
         out
+    }
+
+    fn packet(ssrc: u32, seq: u16, ts: u32, picture_id: u16) -> Vec<u8> {
+        // VP8 descriptor: X=1, S=1 PID 0; I=1; 15-bit PictureID. Then a keyframe header byte.
+        let [hi, lo] = (0x8000 | picture_id).to_be_bytes();
+        rtp(ssrc, seq, ts, &[0x90, 0x80, hi, lo, 0x00])
     }
 
     fn sent(out: &mut Output, p: &[u8], index: u64) -> (u16, u32, u16) {
@@ -690,17 +694,7 @@ mod tests {
 
     /// A VP8 packet with a 7-bit PictureID (X=1, S=1, I=1, M=0), then `0xaa 0xbb` of data.
     fn short_id_packet(ssrc: u32, seq: u16, ts: u32, picture_id: u8) -> Vec<u8> {
-        let mut out = Vec::new();
-        RtpHeader {
-            payload_type: 96,
-            sequence_number: seq,
-            timestamp: ts,
-            ssrc,
-            ..Default::default()
-        }
-        .write_vec(&[0x90, 0x80, picture_id & 0x7f, 0xaa, 0xbb], 0, &mut out)
-        .unwrap();
-        out
+        rtp(ssrc, seq, ts, &[0x90, 0x80, picture_id & 0x7f, 0xaa, 0xbb])
     }
 
     #[test]
