@@ -18,16 +18,6 @@ use common::viewer::Viewer;
 
 const SDP: (&str, &str) = ("Content-Type", "application/sdp");
 
-/// A browser's WHEP offer captured by `tests/browser/capture-offers.js`.
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(
-        common::repo_root()
-            .join("crates/rtc/tests/fixtures/sdp")
-            .join(name),
-    )
-    .expect("read the SDP fixture")
-}
-
 fn without_lines(sdp: &str, prefix: &str) -> String {
     sdp.lines()
         .filter(|l| !l.starts_with(prefix))
@@ -59,7 +49,7 @@ fn assert_refused(res: &Response, want: u16, reason: &str) {
 #[test]
 fn whep_requests_get_the_right_status_and_a_reason() {
     let server = Server::start(&[]);
-    let offer = fixture("chromium-whep.sdp");
+    let offer = common::sdp_fixture("chromium-whep.sdp");
 
     // Malformed SDP → 400 with the parser's reason.
     for bad in [
@@ -176,7 +166,7 @@ fn whep_requests_get_the_right_status_and_a_reason() {
             &server,
             "/whep/sample",
             &[SDP],
-            fixture("chromium-whip-vp8.sdp").as_bytes(),
+            common::sdp_fixture("chromium-whip-vp8.sdp").as_bytes(),
         ),
         422,
         "direction",
@@ -215,7 +205,12 @@ fn whep_requests_get_the_right_status_and_a_reason() {
         "firefox-whep.sdp",
         "whep-draft-offer.sdp",
     ] {
-        let res = post(&server, "/whep/sample", &[SDP], fixture(name).as_bytes());
+        let res = post(
+            &server,
+            "/whep/sample",
+            &[SDP],
+            common::sdp_fixture(name).as_bytes(),
+        );
         assert_eq!(res.status, 201, "{name}: {}", res.text());
         assert!(res.header("etag").is_some(), "{name}: no ETag");
         assert!(res.text().contains("a=end-of-candidates"), "{name}");
@@ -237,7 +232,7 @@ fn ice_restart_with_bad_credentials_is_400() {
         &server,
         "/whep/sample",
         &[SDP],
-        fixture("chromium-whep.sdp").as_bytes(),
+        common::sdp_fixture("chromium-whep.sdp").as_bytes(),
     );
     assert_eq!(res.status, 201, "{}", res.text());
     let location = res.header("location").expect("Location").to_owned();
@@ -294,7 +289,7 @@ fn head_on_an_unknown_stream_is_404() {
 #[test]
 fn bearer_token_is_required_when_set() {
     let server = Server::start(&["--token", "s3cret-token"]);
-    let offer = fixture("chromium-whep.sdp");
+    let offer = common::sdp_fixture("chromium-whep.sdp");
     for auth in [
         &[][..],
         &[("Authorization", "Bearer wrong")],
@@ -607,7 +602,11 @@ fn garbage_udp_neither_crashes_nor_disturbs_a_viewer() {
 #[test]
 fn an_offer_no_check_ever_reaches_ends_with_a_hint() {
     let server = Server::start(&[]);
-    let res = http::post_offer(server.http, "sample", &fixture("firefox-whep.sdp"));
+    let res = http::post_offer(
+        server.http,
+        "sample",
+        &common::sdp_fixture("firefox-whep.sdp"),
+    );
     assert_eq!(res.status, 201, "{}", res.text());
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline && !server.log().contains("no STUN check arrived") {

@@ -30,10 +30,7 @@ fn one_flood_at_a_time() -> MutexGuard<'static, ()> {
 
 /// A browser's WHEP offer (`tests/browser/capture-offers.js`).
 fn chromium_offer() -> String {
-    std::fs::read_to_string(
-        common::repo_root().join("crates/rtc/tests/fixtures/sdp/chromium-whep.sdp"),
-    )
-    .expect("read the SDP fixture")
+    common::sdp_fixture("chromium-whep.sdp")
 }
 
 /// One `POST /whep/sample` from the loopback address `127.0.0.{source}`; the status.
@@ -403,10 +400,7 @@ fn whip_offers_that_never_connect_record_nothing() {
     let _one_flood = one_flood_at_a_time();
     let records = common::recording::TempDir::new("hostile-whip");
     let server = Server::start(&["--record-dir", records.as_str()]);
-    let offer = std::fs::read_to_string(
-        common::repo_root().join("crates/rtc/tests/fixtures/sdp/chromium-whip-vp8.sdp"),
-    )
-    .expect("read the SDP fixture");
+    let offer = common::sdp_fixture("chromium-whip-vp8.sdp");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

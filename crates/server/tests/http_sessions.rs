@@ -11,15 +11,6 @@ use common::server::Server;
 const SDP: (&str, &str) = ("Content-Type", "application/sdp");
 const SDPFRAG: (&str, &str) = ("Content-Type", "application/trickle-ice-sdpfrag");
 
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(
-        common::repo_root()
-            .join("crates/rtc/tests/fixtures/sdp")
-            .join(name),
-    )
-    .expect("read the SDP fixture")
-}
-
 /// POSTs `offer` to `path`; the `Location` of the 201.
 fn create(server: &Server, path: &str, offer: &str) -> String {
     let res = request(server.http, "POST", path, &[SDP], offer.as_bytes()).unwrap();
@@ -52,7 +43,7 @@ fn location_of_a_name_with_a_slash_leads_back_to_the_session() {
     let location = create(
         &server,
         "/whip/room%2F1%20%C3%A9",
-        &fixture("chromium-whip-vp8.sdp"),
+        &common::sdp_fixture("chromium-whip-vp8.sdp"),
     );
     assert!(
         location.starts_with("/whip/room%2F1%20%C3%A9/"),
@@ -66,8 +57,16 @@ fn location_of_a_name_with_a_slash_leads_back_to_the_session() {
 #[test]
 fn a_session_id_on_another_kind_or_stream_is_not_found() {
     let server = Server::start(&[]);
-    let publisher = create(&server, "/whip/cam", &fixture("chromium-whip-vp8.sdp"));
-    let viewer = create(&server, "/whep/sample", &fixture("chromium-whep.sdp"));
+    let publisher = create(
+        &server,
+        "/whip/cam",
+        &common::sdp_fixture("chromium-whip-vp8.sdp"),
+    );
+    let viewer = create(
+        &server,
+        "/whep/sample",
+        &common::sdp_fixture("chromium-whep.sdp"),
+    );
     let id = |location: &str| location.rsplit('/').next().unwrap().to_owned();
     let (pid, vid) = (id(&publisher), id(&viewer));
     for wrong in [
@@ -92,7 +91,7 @@ fn stream_keys_are_reloaded_on_sighup() {
     let file = std::env::temp_dir().join(format!("leanrtc-keys-test-{}", std::process::id()));
     std::fs::write(&file, "cam old-key\n").unwrap();
     let server = Server::start(&["--stream-keys", file.to_str().unwrap()]);
-    let offer = fixture("chromium-whip-vp8.sdp");
+    let offer = common::sdp_fixture("chromium-whip-vp8.sdp");
     let publish = |key: &str| {
         let auth = format!("Bearer {key}");
         request(

@@ -25,10 +25,7 @@ fn open_fds(pid: u32) -> usize {
 fn whip_posts_without_media_open_no_recording_files() {
     let records = TempDir::new("record-flood");
     let mut server = Server::start(&["--record-dir", records.as_str()]);
-    let offer = std::fs::read_to_string(
-        common::repo_root().join("crates/rtc/tests/fixtures/sdp/chromium-whip-vp8.sdp"),
-    )
-    .expect("read the WHIP offer fixture");
+    let offer = common::sdp_fixture("chromium-whip-vp8.sdp");
     let before = open_fds(server.pid());
     for i in 0..POSTS {
         let res = request(

@@ -88,10 +88,7 @@ fn an_empty_or_wrong_media_dir_stops_the_start() {
 #[test]
 fn publishing_to_a_file_streams_name_says_it_is_a_file() {
     let server = Server::start(&[]);
-    let offer = std::fs::read_to_string(
-        common::repo_root().join("crates/rtc/tests/fixtures/sdp/chromium-whip-vp8.sdp"),
-    )
-    .unwrap();
+    let offer = common::sdp_fixture("chromium-whip-vp8.sdp");
     let res = request(
         server.http,
         "POST",

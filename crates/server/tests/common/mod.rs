@@ -28,3 +28,10 @@ use std::path::{Path, PathBuf};
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
+
+/// A browser's offer captured by `tests/browser/capture-offers.js`, from the rtc crate's SDP
+/// fixtures (`chromium-whep.sdp`, `chromium-whip-vp8.sdp`, …).
+pub fn sdp_fixture(name: &str) -> String {
+    std::fs::read_to_string(repo_root().join("crates/rtc/tests/fixtures/sdp").join(name))
+        .unwrap_or_else(|e| panic!("read the SDP fixture {name}: {e}"))
+}
