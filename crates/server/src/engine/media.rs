@@ -435,16 +435,26 @@ pub fn send_rtcp(peer: &mut Peer, tx: &mut Tx<'_>) {
     }
 }
 
-/// RTCP BYE for every SSRC a viewer receives (RFC 3550 §6.6): the stream has ended.
-pub fn send_bye(session: &mut Session, tx: &mut Tx<'_>) {
-    let ssrcs: Vec<u32> = session.outputs.iter().map(|o| o.ssrc).collect();
-    let Some(&first) = ssrcs.first() else { return };
+/// RTCP BYE (RFC 3550 §6.6) for every SSRC a session sends from: a viewer's outputs, or a
+/// publisher's own RTCP SSRC. No allocation: a BYE names at most 31 sources.
+pub fn send_bye(session: &mut Session, reason: &[u8], tx: &mut Tx<'_>) {
+    let mut ssrcs = [0u32; 31];
+    let mut n = 0;
+    for output in session.outputs.iter().take(ssrcs.len()) {
+        ssrcs[n] = output.ssrc;
+        n += 1;
+    }
+    if n == 0 {
+        ssrcs[0] = session.rtcp_ssrc;
+        n = 1;
+    }
+    let ssrcs = &ssrcs[..n];
     tx.out.clear();
     let mut writer = RtcpWriter::new(tx.out);
     // A compound packet starts with a report (RFC 3550 §6.1); an empty RR does.
     if writer
-        .rr(first, &[])
-        .and_then(|w| w.bye(&ssrcs, Some(b"stream ended")))
+        .rr(ssrcs[0], &[])
+        .and_then(|w| w.bye(ssrcs, Some(reason)))
         .is_ok()
     {
         send_rtcp(&mut session.peer, tx);

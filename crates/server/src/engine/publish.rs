@@ -376,19 +376,7 @@ impl MediaLoop {
         };
         tracing::info!(stream = %name, viewers = stream.viewers.len(), "live stream ended");
         for key in stream.viewers {
-            self.ended.push((key, "the stream ended".into()));
-            if let Some(viewer) = self.sessions.get_mut(&key) {
-                media::send_bye(
-                    viewer,
-                    &mut Tx {
-                        now,
-                        out: &mut self.out,
-                        net: &mut self.net,
-                    },
-                );
-                viewer.peer.close(now);
-            }
-            self.after_io(now, key);
+            self.close_with_bye(now, key, "the stream ended", b"stream ended");
         }
     }
 }

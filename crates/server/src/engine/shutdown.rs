@@ -5,16 +5,13 @@
 use std::time::{Duration, Instant};
 
 use mio::Events;
-use rtc::rtcp::RtcpWriter;
 
 use super::MediaLoop;
 use super::media::{self, Tx};
-use super::session::Session;
 
 /// The reason the logs give for every session ended by a shutdown.
 pub const REASON: &str = "server shutting down";
 /// The BYE reason (RFC 3550 §6.6: for the peer's logs).
-const BYE_REASON: &[u8] = b"server shutting down";
 /// How long the last datagrams may wait for room in the socket's send buffer.
 const FLUSH_LIMIT: Duration = Duration::from_millis(500);
 
@@ -32,27 +29,34 @@ impl MediaLoop {
             );
         }
         for &key in &keys {
-            // First, so the log names the shutdown rather than the local close it causes.
-            self.ended.push((key, REASON.into()));
-            if let Some(session) = self.sessions.get_mut(&key) {
-                send_bye(
-                    session,
-                    &mut Tx {
-                        now,
-                        out: &mut self.out,
-                        net: &mut self.net,
-                    },
-                );
-                session.peer.close(now);
-            }
-            // Queues the close_notify.
-            self.after_io(now, key);
+            self.close_with_bye(now, key, REASON, REASON.as_bytes());
         }
         self.keys = keys;
         self.remove_ended(now);
         // Ending a live stream queues its viewers again; they are gone already.
         self.ended.clear();
         self.flush_all(now + FLUSH_LIMIT);
+    }
+
+    /// Ends session `key` for `reason` (logged) from our side: an RTCP BYE for the SSRCs it
+    /// sends from with `bye` as its reason text, then the DTLS close_notify, both queued. The reason is recorded first, so the log
+    /// names it rather than the local close it causes.
+    pub(super) fn close_with_bye(&mut self, now: Instant, key: u64, reason: &str, bye: &[u8]) {
+        self.ended.push((key, reason.into()));
+        if let Some(session) = self.sessions.get_mut(&key) {
+            media::send_bye(
+                session,
+                bye,
+                &mut Tx {
+                    now,
+                    out: &mut self.out,
+                    net: &mut self.net,
+                },
+            );
+            session.peer.close(now);
+        }
+        // Queues the close_notify.
+        self.after_io(now, key);
     }
 
     /// Sends everything queued, waiting for the socket to be writable until `deadline`.
@@ -70,31 +74,5 @@ impl MediaLoop {
                 return;
             }
         }
-    }
-}
-
-/// RTCP BYE for the SSRCs a session sends from: a viewer's outputs, or a publisher's own
-/// RTCP SSRC (its receiver reports and feedback come from it).
-fn send_bye(session: &mut Session, tx: &mut Tx<'_>) {
-    let mut ssrcs = [0u32; 31];
-    let mut n = 0;
-    for output in session.outputs.iter().take(ssrcs.len()) {
-        ssrcs[n] = output.ssrc;
-        n += 1;
-    }
-    if n == 0 {
-        ssrcs[0] = session.rtcp_ssrc;
-        n = 1;
-    }
-    let ssrcs = &ssrcs[..n];
-    tx.out.clear();
-    let mut writer = RtcpWriter::new(tx.out);
-    // A compound packet starts with a report (RFC 3550 §6.1); an empty RR does.
-    if writer
-        .rr(ssrcs[0], &[])
-        .and_then(|w| w.bye(ssrcs, Some(BYE_REASON)))
-        .is_ok()
-    {
-        media::send_rtcp(&mut session.peer, tx);
     }
 }
