@@ -30,6 +30,11 @@ pub struct Config {
     #[arg(long, env = "LEANRTC_UDP", default_value = DEFAULT_UDP)]
     pub udp: SocketAddr,
 
+    /// Media threads: each forwards to its own share of the viewers, all on the one UDP port.
+    /// Default: the number of CPUs this process may run on.
+    #[arg(long, env = "LEANRTC_THREADS", value_parser = clap::value_parser!(u16).range(1..=255))]
+    pub threads: Option<u16>,
+
     /// IP to announce in ICE candidates (for 1:1 NAT, e.g. a cloud VM's public address).
     /// Repeat or comma-separate for several. Announced before the local addresses.
     #[arg(long, env = "LEANRTC_PUBLIC_IP", value_delimiter = ',')]
@@ -112,6 +117,17 @@ pub struct Config {
     pub http_max_per_address: u32,
 }
 
+impl Config {
+    /// The media threads to run: `--threads`, else one per CPU this process may use (its
+    /// affinity mask, which containers and `taskset` narrow).
+    pub fn media_threads(&self) -> usize {
+        match self.threads {
+            Some(n) => usize::from(n),
+            None => std::thread::available_parallelism().map_or(1, |n| n.get().min(255)),
+        }
+    }
+}
+
 /// `IP:PORT`, `HOST:PORT` (resolved now; IPv4 preferred) or `:PORT` (all IPv4 addresses).
 fn http_addr(s: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = s.parse() {
@@ -173,6 +189,21 @@ mod tests {
         assert_eq!(http("[::1]:81").unwrap(), "[::1]:81".parse().unwrap());
         assert!(http("localhost").is_err());
         assert!(http(":x").is_err());
+    }
+
+    #[test]
+    fn threads_default_to_the_cpus_and_take_1_to_255() {
+        let parse = |args: &[&str]| Config::try_parse_from(args).map(|c| c.media_threads());
+        // The environment may choose (CI runs the suite once with LEANRTC_THREADS=1).
+        let default = match std::env::var("LEANRTC_THREADS") {
+            Ok(n) => n.parse().unwrap(),
+            Err(_) => std::thread::available_parallelism().unwrap().get().min(255),
+        };
+        assert_eq!(parse(&["leanrtc"]).unwrap(), default);
+        assert_eq!(parse(&["leanrtc", "--threads", "1"]).unwrap(), 1);
+        assert_eq!(parse(&["leanrtc", "--threads", "3"]).unwrap(), 3);
+        assert!(parse(&["leanrtc", "--threads", "0"]).is_err());
+        assert!(parse(&["leanrtc", "--threads", "256"]).is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, TrySendError};
 
 use serde::Serialize;
@@ -60,8 +60,10 @@ pub enum Command {
     Streams {
         reply: oneshot::Sender<Vec<StreamInfo>>,
     },
-    /// The counters, as Prometheus text.
-    Metrics { reply: oneshot::Sender<String> },
+    /// The counters of the media thread it is sent to.
+    Metrics {
+        reply: oneshot::Sender<crate::sfu::MetricsPart>,
+    },
 }
 
 /// A session that was created.
@@ -136,19 +138,39 @@ pub enum EngineError {
     Overloaded,
 }
 
-/// The HTTP side's handle on the media thread. Its queue is bounded: when the media thread
-/// is behind, a request is refused at once ([`CallError::Busy`], a 503) instead of queueing
+/// The HTTP side's handle on the media threads. Each thread's queue is bounded: when it is
+/// behind, a request is refused at once ([`CallError::Busy`], a 503) instead of queueing
 /// without end.
 #[derive(Clone)]
 pub struct EngineHandle {
+    shards: Arc<[ShardHandle]>,
+    refused: Arc<AtomicU64>,
+}
+
+/// The way to one media thread.
+#[derive(Clone)]
+pub struct ShardHandle {
     tx: mpsc::SyncSender<Command>,
     wake: Arc<dyn Fn() + Send + Sync>,
-    refused: Arc<AtomicU64>,
+    /// Its sessions, as it last reported them (plus those sent to it since): new viewers go
+    /// to the least loaded thread.
+    load: Arc<AtomicUsize>,
+}
+
+impl ShardHandle {
+    /// A thread reached through `tx`, woken by `wake`, reporting its load in `load`.
+    pub fn new(
+        tx: mpsc::SyncSender<Command>,
+        wake: Arc<dyn Fn() + Send + Sync>,
+        load: Arc<AtomicUsize>,
+    ) -> Self {
+        Self { tx, wake, load }
+    }
 }
 
 impl fmt::Debug for EngineHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("EngineHandle")
+        write!(f, "EngineHandle({} threads)", self.shards.len())
     }
 }
 
@@ -163,13 +185,26 @@ pub enum CallError {
     Busy,
 }
 
+/// The media thread a session id names: its first byte, in hex (`Shard::add_session`).
+pub fn shard_of(id: &str, shards: usize) -> usize {
+    id.get(..2)
+        .and_then(|h| usize::from_str_radix(h, 16).ok())
+        .filter(|&k| k < shards)
+        .unwrap_or(0)
+}
+
 impl EngineHandle {
-    /// A handle sending on `tx` and calling `wake` after each command so the media thread,
-    /// which may be blocked in poll, looks at its queue.
+    /// A handle on one media thread, sending on `tx` and calling `wake` after each command
+    /// so the thread, which may be blocked in poll, looks at its queue.
+    #[cfg(test)]
     pub fn new(tx: mpsc::SyncSender<Command>, wake: Arc<dyn Fn() + Send + Sync>) -> Self {
+        Self::with_shards(vec![ShardHandle::new(tx, wake, Arc::default())])
+    }
+
+    /// A handle on several media threads; the first is shard 0 (publishers, the socket).
+    pub fn with_shards(shards: Vec<ShardHandle>) -> Self {
         Self {
-            tx,
-            wake,
+            shards: shards.into(),
             refused: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -180,23 +215,144 @@ impl EngineHandle {
         self
     }
 
+    /// Which thread a command goes to: publishers to shard 0 (it has every source), a new
+    /// viewer to the least loaded thread, anything about a session to the one its id names.
+    fn shard_for(&self, cmd: &Command) -> usize {
+        let n = self.shards.len();
+        match cmd {
+            Command::Create {
+                role: Role::Play, ..
+            } if n > 1 => {
+                // Shard 0 also reads every datagram and carries the publishers: it takes
+                // two viewers for every three another thread takes.
+                let weight = |k: usize, load: usize| if k == 0 { load * 3 } else { load * 2 };
+                let loads = self.shards.iter().map(|s| s.load.load(Ordering::Relaxed));
+                let best = loads
+                    .enumerate()
+                    .min_by_key(|&(k, load)| (weight(k, load), k))
+                    .map_or(0, |(k, _)| k);
+                if let Some(s) = self.shards.get(best) {
+                    // Counted now, so a burst of joins spreads before the thread reports.
+                    s.load.fetch_add(1, Ordering::Relaxed);
+                }
+                best
+            }
+            Command::Patch { session, .. } | Command::Delete { session, .. } => {
+                shard_of(session, n)
+            }
+            _ => 0,
+        }
+    }
+
     /// Sends the command `make` builds around a reply channel and waits for the reply.
     pub async fn call<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, CallError> {
         let (reply, rx) = oneshot::channel();
-        match self.tx.try_send(make(reply)) {
+        let cmd = make(reply);
+        let k = self.shard_for(&cmd);
+        self.send_to(k, cmd)?;
+        rx.await.map_err(|_| CallError::Gone)
+    }
+
+    fn send_to(&self, k: usize, cmd: Command) -> Result<(), CallError> {
+        let Some(shard) = self.shards.get(k) else {
+            return Err(CallError::Gone);
+        };
+        match shard.tx.try_send(cmd) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.refused.fetch_add(1, Ordering::Relaxed);
                 // It is behind, not asleep; still, make sure it looks at its queue.
-                (self.wake)();
+                (shard.wake)();
                 return Err(CallError::Busy);
             }
             Err(TrySendError::Disconnected(_)) => return Err(CallError::Gone),
         }
-        (self.wake)();
-        rx.await.map_err(|_| CallError::Gone)
+        (shard.wake)();
+        Ok(())
+    }
+
+    /// Asks every thread and waits for all the answers, in thread order.
+    async fn gather<T>(
+        &self,
+        make: impl Fn(oneshot::Sender<T>) -> Command,
+    ) -> Result<Vec<T>, CallError> {
+        let mut waiting = Vec::with_capacity(self.shards.len());
+        for k in 0..self.shards.len() {
+            let (reply, rx) = oneshot::channel();
+            self.send_to(k, make(reply))?;
+            waiting.push(rx);
+        }
+        let mut out = Vec::with_capacity(waiting.len());
+        for rx in waiting {
+            out.push(rx.await.map_err(|_| CallError::Gone)?);
+        }
+        Ok(out)
+    }
+
+    /// Every stream, with its viewers on every thread.
+    pub async fn streams(&self) -> Result<Vec<StreamInfo>, CallError> {
+        let lists = self.gather(|reply| Command::Streams { reply }).await?;
+        Ok(merge_streams(lists))
+    }
+
+    /// The counters of every thread, as Prometheus text.
+    pub async fn metrics(&self) -> Result<String, CallError> {
+        let parts = self.gather(|reply| Command::Metrics { reply }).await?;
+        Ok(crate::sfu::render_metrics(&parts))
+    }
+}
+
+/// One list from every thread's: shard 0's streams (it has every source) in its order, with
+/// the viewers of each summed over the threads.
+fn merge_streams(lists: Vec<Vec<StreamInfo>>) -> Vec<StreamInfo> {
+    let mut lists = lists.into_iter();
+    let mut merged = lists.next().unwrap_or_default();
+    for list in lists {
+        for info in list {
+            match merged.iter_mut().find(|m| m.name == info.name) {
+                Some(m) => m.viewers += info.viewers,
+                None => merged.push(info),
+            }
+        }
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_id_names_its_thread() {
+        assert_eq!(shard_of("01abcdef", 4), 1);
+        assert_eq!(shard_of("03abcdef", 4), 3);
+        // Out of range, not hex, too short: shard 0, which answers 404.
+        assert_eq!(shard_of("07abcdef", 4), 0);
+        assert_eq!(shard_of("zzabcdef", 4), 0);
+        assert_eq!(shard_of("1", 4), 0);
+    }
+
+    #[test]
+    fn stream_lists_sum_viewers_over_threads() {
+        let info = |name: &str, viewers| StreamInfo {
+            name: name.into(),
+            kind: "live",
+            codecs: vec![],
+            viewers,
+            bitrate: 0,
+            since: 0,
+        };
+        let merged = merge_streams(vec![
+            vec![info("a", 1), info("b", 0)],
+            vec![info("a", 2), info("c", 5)],
+        ]);
+        let got: Vec<_> = merged
+            .iter()
+            .map(|i| (i.name.as_str(), i.viewers))
+            .collect();
+        assert_eq!(got, [("a", 3), ("b", 0), ("c", 5)]);
     }
 }

@@ -6,6 +6,7 @@ mod engine;
 mod http;
 mod recorder;
 mod router;
+mod sfu;
 mod sources;
 mod udp;
 
@@ -33,7 +34,7 @@ fn main() -> anyhow::Result<()> {
     let engine::Engine {
         handle,
         udp_addr,
-        thread,
+        threads,
     } = engine::start(&config).context("cannot start the media engine")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -47,8 +48,10 @@ fn main() -> anyhow::Result<()> {
     // The HTTP side held the last handles: the media thread now closes every session (BYE,
     // close_notify), finishes the recordings and ends. Wait for it, so no file is left
     // half-written.
-    if thread.join().is_err() {
-        tracing::error!("the media thread panicked");
+    for thread in threads {
+        if thread.join().is_err() {
+            tracing::error!("a media thread panicked");
+        }
     }
     Ok(())
 }

@@ -215,7 +215,7 @@ pub async fn probe_endpoint(
             {
                 return refusal;
             }
-            let streams = match state.engine.call(|reply| Command::Streams { reply }).await {
+            let streams = match state.engine.streams().await {
                 Ok(streams) => streams,
                 Err(e) => return unavailable(e),
             };

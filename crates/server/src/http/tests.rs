@@ -83,7 +83,22 @@ fn fake_engine_counting(count: Arc<AtomicUsize>) -> EngineHandle {
                     });
                 }
                 Command::Metrics { reply } => {
-                    let _ = reply.send("leanrtc_streams 1\n".into());
+                    let _ = reply.send(crate::sfu::MetricsPart {
+                        shard: 0,
+                        values: vec![crate::sfu::Metric {
+                            name: "streams",
+                            kind: "gauge",
+                            help: "Streams.",
+                            value: 1,
+                        }],
+                        sessions: 0,
+                        datagrams_received: 0,
+                        datagrams_sent: 0,
+                        datagrams_handed_over: 0,
+                        media_handed_over: 0,
+                        messages_refused: 0,
+                        busy: std::time::Duration::ZERO,
+                    });
                 }
                 Command::Streams { reply } => {
                     let cam = StreamInfo {

@@ -6,7 +6,6 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::{AppState, unavailable};
-use crate::control::Command;
 
 /// The page: lists streams, plays one with WHEP, publishes the camera with WHIP.
 pub async fn index() -> Html<&'static str> {
@@ -15,15 +14,15 @@ pub async fn index() -> Html<&'static str> {
 
 /// `GET /api/streams`: every stream as JSON.
 pub async fn streams(State(state): State<AppState>) -> Response {
-    match state.engine.call(|reply| Command::Streams { reply }).await {
+    match state.engine.streams().await {
         Ok(list) => ([(header::CACHE_CONTROL, "no-store")], Json(list)).into_response(),
         Err(e) => unavailable(e),
     }
 }
 
-/// `GET /metrics`: the media thread's counters in the Prometheus text format.
+/// `GET /metrics`: the media threads' counters in the Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    match state.engine.call(|reply| Command::Metrics { reply }).await {
+    match state.engine.metrics().await {
         Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
         Err(e) => unavailable(e),
     }

@@ -76,6 +76,12 @@ pub enum Source {
         /// Last keyframe request sent to it (viewers' PLIs are aggregated and rate-limited).
         last_keyframe_request: Option<Instant>,
     },
+    /// Another shard's live stream, copied here for this shard's viewers: its packets and
+    /// Sender Reports arrive as messages from the shard that has the publisher.
+    Mirror {
+        /// Last keyframe request passed on to that shard (rate-limited here too).
+        last_keyframe_request: Option<Instant>,
+    },
 }
 
 /// A packet stored in a track's history and not yet sent to the viewers.
@@ -136,6 +142,20 @@ impl Stream {
         )
     }
 
+    /// This shard's copy of another shard's live stream.
+    pub fn mirror(codecs: &[Codec], now: Instant) -> Self {
+        let tracks = codecs.iter().map(|&c| Track::new(c)).collect();
+        let source = Source::Mirror {
+            last_keyframe_request: None,
+        };
+        Self::new(source, tracks, now)
+    }
+
+    /// Whether it is live (published here or on another shard), not a file.
+    pub fn is_live(&self) -> bool {
+        !matches!(self.source, Source::File(_))
+    }
+
     fn new(source: Source, tracks: Vec<Track>, now: Instant) -> Self {
         Stream {
             source,
@@ -152,7 +172,7 @@ impl Stream {
     pub fn kind(&self) -> &'static str {
         match self.source {
             Source::File(_) => "file",
-            Source::Live { .. } => "live",
+            Source::Live { .. } | Source::Mirror { .. } => "live",
         }
     }
 
@@ -162,7 +182,7 @@ impl Stream {
     pub fn rtp_timestamp_at(&self, index: usize, now: Instant, ntp: u64) -> Option<u32> {
         match &self.source {
             Source::File(player) => player.rtp_timestamp_at(index, now),
-            Source::Live { .. } => {
+            Source::Live { .. } | Source::Mirror { .. } => {
                 let publisher_ntp = self.ntp_offset.map(|o| ntp.wrapping_sub(o));
                 self.tracks.get(index)?.clock.rtp_at(now, publisher_ntp)
             }

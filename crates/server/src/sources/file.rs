@@ -7,6 +7,7 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use media::h264::{self, AccessUnits, H264Payloader};
@@ -54,15 +55,16 @@ struct Unit {
     keyframe: bool,
 }
 
-/// The frames of one track of a file, in memory.
-#[derive(Debug)]
+/// The frames of one track of a file, in memory. Cloning shares the memory: every media
+/// thread plays the same file from one copy.
+#[derive(Debug, Clone)]
 pub struct FileTrack {
     /// Its codec.
     pub codec: Codec,
     /// Video width × height from the first keyframe (0 × 0 for audio).
     pub size: (u16, u16),
-    data: Vec<u8>,
-    units: Vec<Unit>,
+    data: Arc<[u8]>,
+    units: Arc<[Unit]>,
     /// Ticks per second = den / num.
     num: u32,
     den: u32,
@@ -107,8 +109,8 @@ impl FileTrack {
         Ok(FileTrack {
             codec: Codec::Vp8,
             size: size.unwrap_or((header.width, header.height)),
-            data,
-            units,
+            data: data.into(),
+            units: units.into(),
             num: header.timebase_num,
             den: header.timebase_den,
             span: (first, first + timeline.loop_ticks()),
@@ -138,8 +140,8 @@ impl FileTrack {
         Ok(FileTrack {
             codec: Codec::H264,
             size: (0, 0),
-            data,
-            units,
+            data: data.into(),
+            units: units.into(),
             num: 1,
             den: fps.max(1),
             span: (0, frames),
@@ -166,8 +168,8 @@ impl FileTrack {
         Ok(FileTrack {
             codec: Codec::Opus,
             size: (0, 0),
-            data,
-            units,
+            data: data.into(),
+            units: units.into(),
             num: 1,
             den: 48_000,
             span: (0, ts),

@@ -66,8 +66,8 @@ impl Codec {
 const SAMPLE_IVF: &[u8] = include_bytes!("../../../../samples/sample-vp8-640x360-30fps-10s.ivf");
 const SAMPLE_OGG: &[u8] = include_bytes!("../../../../samples/sample-opus-48k-10s.ogg");
 
-/// The tracks of one file stream, before playing.
-#[derive(Debug)]
+/// The tracks of one file stream, before playing (a clone shares the tracks' memory).
+#[derive(Debug, Clone)]
 pub struct FileStream {
     /// VP8 from `NAME.ivf`.
     pub video: Option<FileTrack>,

@@ -215,8 +215,21 @@ impl SendBatch {
         self.head = 0;
     }
 
+    /// Takes every queued datagram out, in order, as `(to, from, bytes)`: how a sink that
+    /// does not send (a test's simulated network) empties it.
+    #[cfg(test)]
+    pub fn drain(&mut self, mut each: impl FnMut(SocketAddr, Option<IpAddr>, &[u8])) {
+        for i in self.head..self.items.len() {
+            if let Some(item) = self.items.get(i) {
+                let (to, from) = (item.to, item.from);
+                each(to, from, self.bytes(i));
+            }
+        }
+        self.consume(self.items.len() - self.head);
+    }
+
     /// Drops counted since the last call.
-    pub(super) fn take_dropped(&mut self) -> u64 {
+    pub(crate) fn take_dropped(&mut self) -> u64 {
         std::mem::take(&mut self.dropped)
     }
 }

@@ -145,6 +145,25 @@ impl UdpIo {
         })
     }
 
+    /// A second handle on the same socket (a duplicated descriptor), with counters of its
+    /// own: each media thread sends through its own handle while one thread receives.
+    pub fn try_clone(&self) -> io::Result<Self> {
+        use std::os::fd::AsFd;
+        let fd = self.socket.as_fd().try_clone_to_owned()?;
+        let std = std::net::UdpSocket::from(fd);
+        Ok(Self {
+            socket: mio::net::UdpSocket::from_std(std),
+            local: self.local,
+            wildcard: self.wildcard,
+            v6: self.v6,
+            gso_segments: self.gso_segments,
+            loss: self.loss,
+            stats: UdpStats::default(),
+            #[cfg(test)]
+            fake_errors: std::collections::VecDeque::new(),
+        })
+    }
+
     /// The bound address (the port is the one actually bound).
     pub fn local_addr(&self) -> SocketAddr {
         self.local

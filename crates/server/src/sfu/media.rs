@@ -11,7 +11,7 @@ use rtc::peer::Peer;
 use rtc::rtcp::{RtcpPacket, RtcpWriter, SenderInfo, parse_compound};
 use rtc::rtp::RtpPacket;
 
-use super::net::Net;
+use super::outbox::Outbox;
 use super::session::Session;
 use crate::router::output::{Admit, Output};
 use crate::router::replay::Replay;
@@ -34,7 +34,7 @@ pub struct Tx<'a> {
     /// The send buffer.
     pub out: &'a mut Vec<u8>,
     /// The socket (its send queue).
-    pub net: &'a mut Net,
+    pub net: &'a mut Outbox,
 }
 
 /// Plays the file packets due now into the stream's tracks; [`flush`] sends them.
@@ -321,7 +321,7 @@ pub fn handle_rtcp(
     let Some(stream) = streams.get(&session.stream) else {
         return false;
     };
-    let live = matches!(stream.source, Source::Live { .. });
+    let live = stream.is_live();
     let mut wants_keyframe = false;
     let Session {
         peer,
@@ -482,9 +482,9 @@ mod tests {
 
     use super::{Tx, forward_live, start_viewer};
     use crate::control::Role;
-    use crate::engine::net::Net;
-    use crate::engine::session::{OfferContext, OfferedTrack, answer_offer};
     use crate::router::Stream;
+    use crate::sfu::outbox::capture;
+    use crate::sfu::session::{OfferContext, OfferedTrack, answer_offer};
     use crate::sources::Codec;
 
     fn rtp(seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
@@ -570,9 +570,7 @@ mod tests {
         };
         let offer = include_str!("../../../rtc/tests/fixtures/sdp/chromium-whep.sdp");
         let (_, mut session) = answer_offer(now, offer, &cx, &mut rng).unwrap();
-        let poll = mio::Poll::new().unwrap();
-        let addr = "127.0.0.1:0".parse().unwrap();
-        let mut net = Net::bind(addr, poll.registry(), mio::Token(0), 0).unwrap();
+        let (mut net, _sent) = capture::outbox();
         let mut out = Vec::new();
         let mut tx = Tx {
             now,

@@ -2,23 +2,19 @@
 //! that it is over — and can reconnect — instead of seeing a silent connection for the ~30 s
 //! consent freshness takes to expire (RFC 7675 §5.1).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use mio::Events;
-
-use super::MediaLoop;
+use super::Shard;
 use super::media::{self, Tx};
 
 /// The reason the logs give for every session ended by a shutdown.
 pub const REASON: &str = "server shutting down";
-/// The BYE reason (RFC 3550 §6.6: for the peer's logs).
-/// How long the last datagrams may wait for room in the socket's send buffer.
-const FLUSH_LIMIT: Duration = Duration::from_millis(500);
 
-impl MediaLoop {
+impl Shard {
     /// Ends every session: an RTCP BYE for the SSRCs it sends from (RFC 3550 §6.6), then the
-    /// DTLS close_notify (RFC 5246 §7.2.1), each logged as ended; then sends it all.
-    pub(super) fn shutdown(&mut self, now: Instant) {
+    /// DTLS close_notify (RFC 5246 §7.2.1), each logged as ended, all queued for the shell
+    /// to send.
+    pub fn shutdown(&mut self, now: Instant) {
         let mut keys = std::mem::take(&mut self.keys);
         keys.clear();
         keys.extend(self.sessions.keys().copied());
@@ -35,7 +31,7 @@ impl MediaLoop {
         self.remove_ended(now);
         // Ending a live stream queues its viewers again; they are gone already.
         self.ended.clear();
-        self.flush_all(now + FLUSH_LIMIT);
+        // The shell sends what this queued, waiting a little for room in the socket.
     }
 
     /// Ends session `key` for `reason` (logged) from our side: an RTCP BYE for the SSRCs it
@@ -57,22 +53,5 @@ impl MediaLoop {
         }
         // Queues the close_notify.
         self.after_io(now, key);
-    }
-
-    /// Sends everything queued, waiting for the socket to be writable until `deadline`.
-    fn flush_all(&mut self, deadline: Instant) {
-        let mut events = Events::with_capacity(4);
-        loop {
-            self.net.flush(self.poll.registry());
-            let now = Instant::now();
-            if !self.net.has_pending() || now >= deadline {
-                return;
-            }
-            // A failed poll only ends the wait early.
-            if self.poll.poll(&mut events, Some(deadline - now)).is_err() {
-                self.net.flush(self.poll.registry());
-                return;
-            }
-        }
     }
 }

@@ -7,9 +7,10 @@ use rtc::receive::{Pushed, ReceiveStream};
 use rtc::rtcp::{RtcpPacket, RtcpWriter, parse_compound};
 use rtc::rtp::{RtpPacket, rtx};
 
-use super::MediaLoop;
+use super::Shard;
 use super::media;
 use super::media::Tx;
+use super::message::{Dest, Message};
 use super::session::{OfferContext, Session, answer_offer};
 use crate::control::{Created, EngineError, Role};
 use crate::recorder::RecordCodec;
@@ -23,7 +24,7 @@ pub const TAKEOVER_AFTER: Duration = Duration::from_secs(2);
 /// Keyframe requests to a publisher are aggregated over viewers and sent at most this often.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 
-impl MediaLoop {
+impl Shard {
     /// `POST /whip/{name}`.
     pub(super) fn create_publisher(
         &mut self,
@@ -34,6 +35,8 @@ impl MediaLoop {
         let previous = match self.streams.get(name).map(|s| &s.source) {
             Some(Source::File(_)) => return Err(EngineError::FileStream(name.to_owned())),
             Some(Source::Live { publisher, .. }) => Some(*publisher),
+            // Publishers are all on shard 0, which has no copies of other shards' streams.
+            Some(Source::Mirror { .. }) => return Err(EngineError::StreamBusy(name.to_owned())),
             None => None,
         };
         if let Some(old) = previous.and_then(|key| self.sessions.get(&key).map(|s| (key, s))) {
@@ -100,6 +103,7 @@ impl MediaLoop {
             etag: session.etag.clone(),
         };
         self.sessions.insert(key, session);
+        self.announce(name);
         Ok(created)
     }
 
@@ -197,6 +201,7 @@ impl MediaLoop {
             && matches!(stream.source, Source::Live { publisher, .. } if publisher == key)
         {
             media::forward_live(stream, track, packet, shows_keyframe, now);
+            self.share_media(&name, track, packet, shows_keyframe, now);
         }
         self.drain_publisher(now, key);
     }
@@ -295,6 +300,7 @@ impl MediaLoop {
             .streams
             .get_mut(&session.stream)
             .filter(|s| matches!(s.source, Source::Live { publisher, .. } if publisher == key));
+        let mut reports = Vec::new();
         for packet in parse_compound(rtcp).flatten() {
             if let RtcpPacket::Sr(sr) = packet {
                 let info = sr.info();
@@ -305,22 +311,52 @@ impl MediaLoop {
                     };
                     receive.on_sender_report(now, &info);
                     if let Some(stream) = stream.as_deref_mut() {
+                        let our_ntp = media::ntp_now();
                         stream.on_sender_report(
                             input.track,
                             sr.ssrc(),
                             info.ntp_time,
                             info.rtp_time,
-                            media::ntp_now(),
+                            our_ntp,
                         );
+                        reports.push(Message::SenderReport {
+                            stream: session.stream.clone(),
+                            track: input.track,
+                            ssrc: sr.ssrc(),
+                            ntp: info.ntp_time,
+                            rtp: info.rtp_time,
+                            our_ntp,
+                        });
                     }
                 }
             }
+        }
+        for report in reports {
+            self.tell(Dest::Others, report);
         }
     }
 
     /// Asks the publisher of `name` for a keyframe (RFC 4585 §6.3.1 PLI on each video SSRC),
     /// at most every [`KEYFRAME_REQUEST_INTERVAL`].
     pub(super) fn request_keyframe(&mut self, now: Instant, name: &str) {
+        // Another shard's stream: passed on to the shard with its publisher, which
+        // aggregates the requests of every shard's viewers.
+        if let Some(Stream {
+            source: Source::Mirror {
+                last_keyframe_request,
+            },
+            ..
+        }) = self.streams.get_mut(name)
+        {
+            if last_keyframe_request
+                .is_none_or(|t| now.saturating_duration_since(t) >= KEYFRAME_REQUEST_INTERVAL)
+            {
+                *last_keyframe_request = Some(now);
+                let stream = name.to_owned();
+                self.tell(Dest::Shard(0), Message::KeyframeRequest { stream });
+            }
+            return;
+        }
         let Some(Stream {
             source:
                 Source::Live {
@@ -374,7 +410,11 @@ impl MediaLoop {
         let Some(stream) = self.streams.remove(name) else {
             return;
         };
-        tracing::info!(stream = %name, viewers = stream.viewers.len(), "live stream ended");
+        if matches!(stream.source, Source::Live { .. }) {
+            let stream = name.to_owned();
+            self.tell(Dest::Others, Message::Ended { stream });
+        }
+        tracing::info!(stream = %name, viewers = stream.viewers.len(), shard = self.id, "live stream ended");
         for key in stream.viewers {
             self.close_with_bye(now, key, "the stream ended", b"stream ended");
         }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::MediaLoop;
+use super::Shard;
 use super::session::Session;
 use crate::control::Role;
 use crate::router::resend::ResendCounts;
@@ -63,9 +63,127 @@ impl Counters {
     }
 }
 
-impl MediaLoop {
-    /// The counters as Prometheus text (version 0.0.4).
-    pub(super) fn metrics(&self) -> String {
+/// One counter or gauge of one shard.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    /// Its name, after `leanrtc_`.
+    pub name: &'static str,
+    /// `counter` or `gauge`.
+    pub kind: &'static str,
+    /// Its help text.
+    pub help: &'static str,
+    /// Its value on this shard.
+    pub value: u64,
+}
+
+/// What one shard reports to `/metrics`.
+#[derive(Debug, Clone)]
+pub struct MetricsPart {
+    /// The shard's number.
+    pub shard: usize,
+    /// Its counters, in a fixed order (the same on every shard).
+    pub values: Vec<Metric>,
+    /// Sessions it owns.
+    pub sessions: u64,
+    /// Datagrams it handled and sent.
+    pub datagrams_received: u64,
+    pub datagrams_sent: u64,
+    /// Datagrams and media packets it handed to other shards, and messages refused.
+    pub datagrams_handed_over: u64,
+    pub media_handed_over: u64,
+    pub messages_refused: u64,
+    /// Wall time it spent working.
+    pub busy: std::time::Duration,
+}
+
+/// Metrics whose value is the same fact on every shard: shard 0's is the one.
+const FROM_SHARD_0: [&str; 2] = ["streams", "commands_refused_total"];
+
+/// Every shard's part as one Prometheus text (version 0.0.4): totals summed (a `_max`
+/// gauge is the largest, a server-wide fact is shard 0's), then each shard's own load.
+pub fn render_metrics(parts: &[MetricsPart]) -> String {
+    let mut out = String::new();
+    let Some(first) = parts.first() else {
+        return out;
+    };
+    for (i, m) in first.values.iter().enumerate() {
+        let values = parts.iter().filter_map(|p| p.values.get(i));
+        let value = if FROM_SHARD_0.contains(&m.name) {
+            m.value
+        } else if m.name.ends_with("_max") {
+            values.map(|v| v.value).max().unwrap_or(0)
+        } else {
+            values.map(|v| v.value).sum()
+        };
+        let _ = writeln!(
+            out,
+            "# HELP leanrtc_{0} {1}\n# TYPE leanrtc_{0} {2}\nleanrtc_{0} {value}",
+            m.name, m.help, m.kind
+        );
+    }
+    let mut per_shard =
+        |name: &str, kind: &str, help: &str, value: &dyn Fn(&MetricsPart) -> String| {
+            let _ = writeln!(
+                out,
+                "# HELP leanrtc_shard_{name} {help}\n# TYPE leanrtc_shard_{name} {kind}"
+            );
+            for p in parts {
+                let _ = writeln!(
+                    out,
+                    "leanrtc_shard_{name}{{shard=\"{}\"}} {}",
+                    p.shard,
+                    value(p)
+                );
+            }
+        };
+    per_shard(
+        "sessions",
+        "gauge",
+        "Sessions each media thread owns.",
+        &|p| p.sessions.to_string(),
+    );
+    per_shard(
+        "datagrams_received_total",
+        "counter",
+        "Datagrams each media thread handled (its own sessions').",
+        &|p| p.datagrams_received.to_string(),
+    );
+    per_shard(
+        "datagrams_sent_total",
+        "counter",
+        "Datagrams each media thread sent.",
+        &|p| p.datagrams_sent.to_string(),
+    );
+    per_shard(
+        "busy_seconds_total",
+        "counter",
+        "Wall time each media thread spent working rather than waiting.",
+        &|p| format!("{:.6}", p.busy.as_secs_f64()),
+    );
+    per_shard(
+        "datagrams_handed_over_total",
+        "counter",
+        "Datagrams the receiving thread handed to the thread owning their session.",
+        &|p| p.datagrams_handed_over.to_string(),
+    );
+    per_shard(
+        "media_handed_over_total",
+        "counter",
+        "Packets of streams published here handed to the other media threads (once each).",
+        &|p| p.media_handed_over.to_string(),
+    );
+    per_shard(
+        "messages_refused_total",
+        "counter",
+        "Messages another media thread's full queue refused.",
+        &|p| p.messages_refused.to_string(),
+    );
+    out
+}
+
+impl Shard {
+    /// This shard's counters.
+    pub(super) fn metrics(&self) -> MetricsPart {
         let mut c = self.totals;
         for session in self.sessions.values() {
             c.add_session(session);
@@ -76,12 +194,14 @@ impl MediaLoop {
             .values()
             .filter(|s| s.role == Role::Publish)
             .count();
-        let mut out = String::new();
-        let mut put = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP leanrtc_{name} {help}\n# TYPE leanrtc_{name} {kind}\nleanrtc_{name} {value}"
-            );
+        let mut values = Vec::with_capacity(48);
+        let mut put = |name: &'static str, kind: &'static str, help: &'static str, value: u64| {
+            values.push(Metric {
+                name,
+                kind,
+                help,
+                value,
+            });
         };
         put(
             "streams",
@@ -100,13 +220,13 @@ impl MediaLoop {
             "udp_datagrams_received_total",
             "counter",
             "Datagrams received on the media port.",
-            udp.rx_datagrams,
+            self.counters.socket_received,
         );
         put(
             "udp_bytes_received_total",
             "counter",
             "Bytes received on the media port.",
-            udp.rx_bytes,
+            self.counters.socket_bytes,
         );
         put(
             "udp_datagrams_sent_total",
@@ -235,11 +355,22 @@ impl MediaLoop {
             c.keyframe_requests_sent,
         );
         self.limit_metrics(&mut put);
-        out
+        let k = &self.counters;
+        MetricsPart {
+            shard: self.id,
+            values,
+            sessions: self.sessions.len() as u64,
+            datagrams_received: k.datagrams_received,
+            datagrams_sent: udp.tx_datagrams,
+            datagrams_handed_over: k.datagrams_handed_over,
+            media_handed_over: k.media_handed_over,
+            messages_refused: k.messages_refused,
+            busy: k.busy,
+        }
     }
 
     /// What the limits against hostile peers hold and turned away.
-    fn limit_metrics(&self, put: &mut impl FnMut(&str, &str, &str, u64)) {
+    fn limit_metrics(&self, put: &mut impl FnMut(&'static str, &'static str, &'static str, u64)) {
         let l = self.limits;
         put(
             "sessions_pending",
@@ -300,7 +431,7 @@ impl MediaLoop {
             "routed_addresses",
             "gauge",
             "Peer addresses routed to sessions.",
-            self.routes.addr_count() as u64,
+            (self.routes.addr_count() + self.dispatch.addr_count()) as u64,
         );
     }
 }

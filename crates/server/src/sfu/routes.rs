@@ -109,7 +109,6 @@ impl Routes {
     }
 
     /// Addresses routed to session `key`.
-    #[cfg(test)]
     pub fn addrs_of(&self, key: u64) -> &[SocketAddr] {
         self.sessions.get(&key).map_or(&[], |e| e.addrs.as_slice())
     }

@@ -1,0 +1,28 @@
+//! The SFU core, sans-IO: no socket, no thread, no clock. A [`Shard`] is one media thread's
+//! whole state; it takes datagrams, HTTP commands, other shards' messages and the time as
+//! inputs, and its outputs (datagrams through its [`Outbox`], messages for other shards,
+//! its next deadline) are polled by the shell in `crate::engine`. See docs/DESIGN.md, "The
+//! engine, sharded".
+
+mod budget;
+mod commands;
+mod dispatch;
+mod exchange;
+mod hint;
+mod media;
+pub mod message;
+mod metrics;
+pub mod outbox;
+mod pending;
+mod publish;
+mod ratelimit;
+mod routes;
+mod session;
+mod shard;
+mod shutdown;
+
+#[cfg(test)]
+pub use self::metrics::Metric;
+pub use self::metrics::{MetricsPart, render_metrics};
+pub use self::outbox::{Outbox, Sink};
+pub use self::shard::{Shard, ShardConfig, ShardError};
