@@ -67,5 +67,14 @@ fi
 
 step "tests, in a private network namespace (loopback + an unrouted veth)"
 # With arguments (`./test.sh -p rtc stun`) they choose what runs; without, everything does.
-if [ $# -eq 0 ]; then set -- --workspace; fi
+everything=0
+if [ $# -eq 0 ]; then everything=1; set -- --workspace; fi
 tests/netns.sh cargo test --offline --locked "$@"
+
+if [ $everything -eq 1 ]; then
+  # The run above uses the default media threads (one per CPU); the SFU tests run again
+  # with one, the other shape users may choose (docs/DESIGN.md, "The engine, sharded").
+  step "the SFU tests again with one media thread (LEANRTC_THREADS=1)"
+  LEANRTC_THREADS=1 tests/netns.sh cargo test --offline --locked -p leanrtc \
+    --test sfu_fanout --test sfu_str0m_live --test sfu_loss --test sfu_reconnect --test str0m_play
+fi

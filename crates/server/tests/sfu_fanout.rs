@@ -67,6 +67,20 @@ fn twenty_viewers_get_the_publishers_packets_and_the_files_frames() {
     });
     let viewers = view_until_first_frame(&mut d, &server, "live", VIEWERS);
 
+    // Viewers are spread over every media thread (the default is one per CPU; CI also runs
+    // this with LEANRTC_THREADS=1), so what is asserted below holds on each of them.
+    let threads = match std::env::var("LEANRTC_THREADS") {
+        Ok(n) => n.parse().unwrap(),
+        Err(_) => std::thread::available_parallelism().unwrap().get(),
+    };
+    let shards: Vec<(String, f64)> = common::http::metrics(server.http)
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("leanrtc_shard_sessions{"))
+        .collect();
+    eprintln!("sessions per media thread: {shards:?}");
+    assert_eq!(shards.len(), threads, "{shards:?}");
+    assert!(shards.iter().all(|(_, v)| *v >= 1.0), "{shards:?}");
+
     let p0 = published(&d, publisher);
     let v0: Vec<u64> = viewers.iter().map(|&v| video_unique(&d, v)).collect();
     let started = std::time::Instant::now();
