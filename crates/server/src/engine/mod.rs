@@ -21,7 +21,7 @@ use self::shell::{Peer, Shell};
 use crate::config::Config;
 use crate::control::{EngineHandle, ShardHandle};
 use crate::recorder::{Limits, Recorder};
-use crate::sfu::{Outbox, Shard, ShardConfig, Sink};
+use crate::sfu::{Outbox, PendingClients, Shard, ShardConfig, Sink};
 use crate::sources;
 use crate::udp::{SendBatch, UdpIo, UdpStats};
 
@@ -118,6 +118,7 @@ pub fn start(config: &Config) -> Result<Engine, StartError> {
     tracing::info!(udp = %udp_addr, candidates = ?candidates, threads = n, "media port ready");
 
     let refused = Arc::new(AtomicU64::new(0));
+    let pending_clients = PendingClients::default();
     let mut polls = Vec::with_capacity(n);
     let mut peers = Vec::with_capacity(n);
     let mut inboxes = Vec::with_capacity(n);
@@ -164,6 +165,7 @@ pub fn start(config: &Config) -> Result<Engine, StartError> {
                 files: files.clone(),
                 commands_refused: Arc::clone(&refused),
                 outbox: Outbox::new(Box::new(sink), wildcard, config.test_send_loss),
+                pending_clients: pending_clients.clone(),
             },
             now,
             Rng::system(),

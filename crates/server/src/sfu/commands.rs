@@ -9,7 +9,6 @@ use rtc::sdp::Candidate;
 
 use super::Shard;
 use super::session::{OfferContext, OfferedTrack, Session, answer_offer};
-use super::shard::MAX_SESSIONS;
 use crate::control::{Command, Created, EngineError, Patched, Role, StreamInfo};
 
 impl Shard {
@@ -83,7 +82,7 @@ impl Shard {
             self.limits.pending_client_full += 1;
             return Err(EngineError::Overloaded);
         }
-        if self.sessions.len().saturating_sub(self.pending.len()) >= MAX_SESSIONS {
+        if self.sessions.len().saturating_sub(self.pending.len()) >= self.max_sessions {
             self.limits.sessions_full += 1;
             return Err(EngineError::Overloaded);
         }

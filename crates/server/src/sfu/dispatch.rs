@@ -20,27 +20,38 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
-    /// The shard a datagram from `from` goes to (`ufrag`: a STUN check's, if it is one).
-    pub fn route(&mut self, from: SocketAddr, ufrag: Option<&[u8]>) -> Option<usize> {
-        let by_ufrag = ufrag
-            .and_then(|u| std::str::from_utf8(u).ok())
+    /// The shard a STUN check naming `ufrag` from `from` goes to.
+    pub fn by_ufrag(&mut self, from: SocketAddr, ufrag: &[u8]) -> Option<usize> {
+        let shard = std::str::from_utf8(ufrag)
+            .ok()
             .and_then(|u| self.ufrags.get(u))
-            .copied();
-        if let Some(shard) = by_ufrag {
-            // Never over a confirmed address: a check cannot steal a route by itself, the
-            // owner's ICE agent must validate it first.
-            if !self.addrs.contains_key(&from) {
-                if self.tentative.len() >= MAX_TENTATIVE {
-                    self.tentative.clear();
-                }
-                self.tentative.insert(from, shard);
+            .copied()?;
+        // Never over a confirmed address: a check cannot steal a route by itself, the
+        // owner's ICE agent must validate it first.
+        if !self.addrs.contains_key(&from) {
+            if self.tentative.len() >= MAX_TENTATIVE {
+                self.tentative.clear();
             }
-            return Some(shard);
+            self.tentative.insert(from, shard);
         }
+        Some(shard)
+    }
+
+    /// The shard a datagram from `from` goes to by its address.
+    pub fn by_addr(&self, from: SocketAddr) -> Option<usize> {
         self.addrs
             .get(&from)
             .or_else(|| self.tentative.get(&from))
             .copied()
+    }
+
+    /// The shard a datagram from `from` goes to (`ufrag`: a STUN check's, if it is one).
+    #[cfg(test)]
+    pub fn route(&mut self, from: SocketAddr, ufrag: Option<&[u8]>) -> Option<usize> {
+        match ufrag.and_then(|u| self.by_ufrag(from, u)) {
+            Some(shard) => Some(shard),
+            None => self.by_addr(from),
+        }
     }
 
     /// Checks naming `ufrag` go to `shard` (or, `None`, nowhere any more).

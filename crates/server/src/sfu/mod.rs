@@ -25,4 +25,5 @@ mod shutdown;
 pub use self::metrics::Metric;
 pub use self::metrics::{MetricsPart, render_metrics};
 pub use self::outbox::{Outbox, Sink};
+pub use self::pending::PendingClients;
 pub use self::shard::{Shard, ShardConfig, ShardError};

@@ -10,6 +10,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// How long a session may wait for its first valid ICE check.
@@ -18,6 +19,21 @@ pub const PENDING_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_PENDING: usize = 1000;
 /// Pending sessions per client address.
 pub const PER_CLIENT: usize = 16;
+
+/// Pending sessions per client address, shared by every media thread's table: the bound is
+/// the client's, wherever its sessions were placed. Locked only when a session is offered or
+/// stops pending, never per packet.
+#[derive(Debug, Clone, Default)]
+pub struct PendingClients(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+impl PendingClients {
+    fn lock(&self) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
+        // A panic elsewhere cannot leave a count half-written: use it as it is.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
 
 /// Why a new pending session was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,25 +49,30 @@ pub struct PendingTable {
     /// Keys in creation order. Entries that left the table stay here until they reach the
     /// front (or the queue is compacted), so leaving costs O(1).
     order: VecDeque<(u64, Instant)>,
-    clients: HashMap<IpAddr, usize>,
+    clients: PendingClients,
 }
 
 impl Default for PendingTable {
     fn default() -> Self {
-        Self::new(PENDING_TIMEOUT, MAX_PENDING, PER_CLIENT)
+        Self::new(
+            PENDING_TIMEOUT,
+            MAX_PENDING,
+            PER_CLIENT,
+            PendingClients::default(),
+        )
     }
 }
 
 impl PendingTable {
     /// A table with its limits.
-    pub fn new(timeout: Duration, max: usize, per_client: usize) -> Self {
+    pub fn new(timeout: Duration, max: usize, per_client: usize, clients: PendingClients) -> Self {
         Self {
             timeout,
             max,
             per_client,
             entries: HashMap::new(),
             order: VecDeque::new(),
-            clients: HashMap::new(),
+            clients,
         }
     }
 
@@ -68,7 +89,7 @@ impl PendingTable {
         let host = client.is_unspecified()
             || client == IpAddr::from([127, 0, 0, 1])
             || client == IpAddr::from(std::net::Ipv6Addr::LOCALHOST);
-        if !host && self.clients.get(&client).copied().unwrap_or(0) >= self.per_client {
+        if !host && self.clients.lock().get(&client).copied().unwrap_or(0) >= self.per_client {
             return Err(ClientFull);
         }
         Ok(())
@@ -87,7 +108,7 @@ impl PendingTable {
         }
         self.entries.insert(key, (client, now));
         self.order.push_back((key, now));
-        *self.clients.entry(client).or_default() += 1;
+        *self.clients.lock().entry(client).or_default() += 1;
         evicted
     }
 
@@ -96,12 +117,14 @@ impl PendingTable {
         let Some((client, _)) = self.entries.remove(&key) else {
             return false;
         };
-        if let Some(n) = self.clients.get_mut(&client) {
+        let mut clients = self.clients.lock();
+        if let Some(n) = clients.get_mut(&client) {
             *n -= 1;
             if *n == 0 {
-                self.clients.remove(&client);
+                clients.remove(&client);
             }
         }
+        drop(clients);
         if self.order.len() > 2 * self.entries.len() + 64 {
             let entries = &self.entries;
             self.order
@@ -160,7 +183,9 @@ impl PendingTable {
     fn shrink(&mut self) {
         if self.entries.capacity() > 64 && self.entries.len() < self.entries.capacity() / 4 {
             self.entries.shrink_to(self.entries.len() * 2);
-            self.clients.shrink_to(self.clients.len() * 2);
+            let mut clients = self.clients.lock();
+            let len = clients.len();
+            clients.shrink_to(len * 2);
             self.order.shrink_to(self.order.len() * 2);
         }
     }
@@ -177,7 +202,7 @@ mod tests {
     #[test]
     fn per_client_cap() {
         let t0 = Instant::now();
-        let mut p = PendingTable::new(Duration::from_secs(5), 100, 3);
+        let mut p = PendingTable::new(Duration::from_secs(5), 100, 3, PendingClients::default());
         for key in 0..3 {
             assert_eq!(p.check(ip(1)), Ok(()));
             assert_eq!(p.insert(key, ip(1), t0), None);
@@ -201,7 +226,7 @@ mod tests {
     fn a_full_table_evicts_the_oldest_so_a_real_client_gets_in() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
-        let mut p = PendingTable::new(Duration::from_secs(5), 1000, 16);
+        let mut p = PendingTable::new(Duration::from_secs(5), 1000, 16, PendingClients::default());
         let mut evicted = 0;
         // 1 000 offers a second from 1 000 addresses for 3 s, and one real client at 1.5 s.
         let real = 1_000_000;
@@ -229,7 +254,7 @@ mod tests {
     fn expiry_in_order_and_memory_comes_back() {
         let t0 = Instant::now();
         let s = Duration::from_secs;
-        let mut p = PendingTable::new(s(5), 100_000, 16);
+        let mut p = PendingTable::new(s(5), 100_000, 16, PendingClients::default());
         for key in 0..10_000u64 {
             p.insert(key, ip(key as u32 / 10), t0 + Duration::from_micros(key));
         }
@@ -249,7 +274,7 @@ mod tests {
             p.remove(key);
         }
         assert_eq!(p.len(), 0);
-        assert!(p.clients.is_empty());
+        assert!(p.clients.lock().is_empty());
         assert!(p.entries.capacity() < big / 8);
         assert!(p.order.len() <= 64);
         assert_eq!(p.next_expiry(), None);

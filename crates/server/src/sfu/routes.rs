@@ -103,6 +103,17 @@ impl Routes {
         by_ufrag.or_else(|| self.by_addr.get(&from)).copied()
     }
 
+    /// The session a STUN check naming `ufrag` goes to.
+    pub fn by_ufrag(&self, ufrag: &[u8]) -> Option<u64> {
+        let ufrag = std::str::from_utf8(ufrag).ok()?;
+        self.by_ufrag.get(ufrag).copied()
+    }
+
+    /// The session datagrams from `from` go to by their address.
+    pub fn by_addr(&self, from: SocketAddr) -> Option<u64> {
+        self.by_addr.get(&from).copied()
+    }
+
     /// Routed addresses in all (for the metrics).
     pub fn addr_count(&self) -> usize {
         self.by_addr.len()

@@ -20,7 +20,7 @@ use super::media::{self, Tx};
 use super::message::{Datagrams, Dest, Message};
 use super::metrics;
 use super::outbox::Outbox;
-use super::pending::{self, PendingTable};
+use super::pending::{self, PendingClients, PendingTable};
 use super::ratelimit::ErrorLimiter;
 use super::routes::Routes;
 use super::session::Session;
@@ -45,7 +45,7 @@ const FIRST_REPORT_GAP: Duration = Duration::from_millis(200);
 const PUBLISHER_GRACE: Duration = Duration::from_secs(10);
 /// A bound on sessions past their first valid ICE check, so a flood of POSTs cannot exhaust
 /// memory. Sessions before it are bounded apart ([`pending`]).
-pub(super) const MAX_SESSIONS: usize = 10_000;
+const MAX_SESSIONS: usize = 10_000;
 /// Sessions that end before the allocator is asked to give free memory back to the kernel.
 const TRIM_AFTER: usize = 256;
 
@@ -69,6 +69,8 @@ pub struct ShardConfig {
     pub commands_refused: Arc<AtomicU64>,
     /// Where the outgoing datagrams go.
     pub outbox: Outbox,
+    /// Pending sessions per client address, counted over every shard.
+    pub pending_clients: PendingClients,
 }
 
 /// Why a shard could not be made.
@@ -138,6 +140,8 @@ pub struct Shard {
     pub(super) outgoing: Vec<(Dest, Message)>,
     /// Sessions without a valid ICE check yet: short-lived, capped apart.
     pub(super) pending: PendingTable,
+    /// This shard's share of [`MAX_SESSIONS`].
+    pub(super) max_sessions: usize,
     /// Sessions removed since the allocator last gave free memory back.
     pub(super) removed_since_trim: usize,
     /// Work per round.
@@ -184,9 +188,10 @@ impl Shard {
             let player = FilePlayer::start(file, now, &mut rng)?;
             streams.insert(name, Stream::file(player, now));
         }
+        let shards = config.shards.max(1);
         Ok(Shard {
             id: config.id,
-            shards: config.shards.max(1),
+            shards,
             net: config.outbox,
             candidates: config.candidates,
             dtls: config.dtls,
@@ -196,11 +201,18 @@ impl Shard {
             next_key: 1,
             routes: Routes::default(),
             dispatch: Dispatch::default(),
-            forward: (0..config.shards.max(1))
-                .map(|_| Datagrams::default())
-                .collect(),
+            forward: (0..shards).map(|_| Datagrams::default()).collect(),
             outgoing: Vec::new(),
-            pending: PendingTable::default(),
+            // The bounds are the server's: each of n shards holds an n-th of the totals
+            // (viewers are spread evenly, so a flood fills them all before one refuses), and
+            // the count per client is one for all.
+            pending: PendingTable::new(
+                pending::PENDING_TIMEOUT,
+                (pending::MAX_PENDING / shards).max(1),
+                pending::PER_CLIENT,
+                config.pending_clients,
+            ),
+            max_sessions: (MAX_SESSIONS / shards).max(1),
             removed_since_trim: 0,
             budget: Budget::default(),
             errors: ErrorLimiter::standard(now),
@@ -308,18 +320,33 @@ impl Shard {
     ) {
         self.counters.socket_received += 1;
         self.counters.socket_bytes += datagram.len() as u64;
-        if self.shards > 1 && self.id == 0 {
-            let ufrag = stun_ufrag(datagram);
-            if self.routes.route(from, ufrag).is_none()
-                && let Some(shard) = self.dispatch.route(from, ufrag)
-                && shard != self.id
-                && let Some(batch) = self.forward.get_mut(shard)
-            {
-                batch.push(now, from, local, datagram);
-                return;
-            }
+        if self.shards > 1
+            && self.id == 0
+            && let Some(shard) = self.elsewhere(from, stun_ufrag(datagram))
+            && let Some(batch) = self.forward.get_mut(shard)
+        {
+            batch.push(now, from, local, datagram);
+            return;
         }
         self.handle_owned_datagram(now, from, local, datagram);
+    }
+
+    /// Shard 0: the other shard a datagram goes to, if it is not one of ours. A check's
+    /// ufrag decides first (a client reconnecting from the same port to a new session, on
+    /// whichever shard, must reach that session), then the address.
+    fn elsewhere(&mut self, from: SocketAddr, ufrag: Option<&[u8]>) -> Option<usize> {
+        if let Some(ufrag) = ufrag {
+            if self.routes.by_ufrag(ufrag).is_some() {
+                return None;
+            }
+            if let Some(shard) = self.dispatch.by_ufrag(from, ufrag) {
+                return (shard != self.id).then_some(shard);
+            }
+        }
+        if self.routes.by_addr(from).is_some() {
+            return None;
+        }
+        self.dispatch.by_addr(from).filter(|&s| s != self.id)
     }
 
     /// Sends every stream's new packets to its viewers (see [`media::flush`]); call after a
