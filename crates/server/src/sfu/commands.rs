@@ -66,7 +66,7 @@ impl Shard {
     fn lookup(&self, role: Role, stream: &str, id: &str) -> Option<u64> {
         let key = self.by_id.get(id).copied()?;
         let s = self.sessions.get(&key)?;
-        (s.role == role && s.stream == stream).then_some(key)
+        (s.role() == role && s.stream == stream).then_some(key)
     }
 
     fn create(
@@ -157,7 +157,7 @@ impl Shard {
         self.routes.set_ufrag(key, &ufrag);
         self.ufrag_routed(&ufrag, true);
         self.by_id.insert(session.id.clone(), key);
-        tracing::info!(session = %session.id, stream = %session.stream, role = ?session.role, "session created");
+        tracing::info!(session = %session.id, stream = %session.stream, role = ?session.role(), "session created");
         key
     }
 

@@ -12,7 +12,7 @@ use rtc::rtcp::{RtcpPacket, RtcpWriter, SenderInfo, parse_compound};
 use rtc::rtp::RtpPacket;
 
 use super::outbox::Outbox;
-use super::session::Session;
+use super::session::{Session, Side, Viewer};
 use crate::router::output::{Admit, Output};
 use crate::router::replay::Replay;
 use crate::router::resend::{MAX_FCIS, ResendBudget, read_fcis, repeat_gap};
@@ -134,7 +134,12 @@ pub fn flush(stream: &mut Stream, sessions: &mut HashMap<u64, Session>, tx: &mut
         return;
     }
     for key in viewers.iter() {
-        let Some(Session { peer, outputs, .. }) = sessions.get_mut(key) else {
+        let Some(Session {
+            peer,
+            side: Side::Viewer(Viewer { outputs, .. }),
+            ..
+        }) = sessions.get_mut(key)
+        else {
             continue;
         };
         if !peer.is_connected() {
@@ -248,7 +253,14 @@ fn resend(peer: &mut Peer, output: &mut Output, packet: &[u8], seq: u16, ts: u32
 /// next packet. Returns whether a video track had no keyframe cached (a live stream's
 /// publisher must then be asked for one at once).
 pub fn start_viewer(session: &mut Session, stream: &Stream, tx: &mut Tx<'_>) -> bool {
-    let Session { peer, outputs, .. } = session;
+    let Session {
+        peer,
+        side: Side::Viewer(Viewer { outputs, .. }),
+        ..
+    } = session
+    else {
+        return false;
+    };
     let mut missing = false;
     for output in outputs.iter_mut() {
         if let Some(track) = stream.tracks.get(output.track) {
@@ -296,7 +308,14 @@ pub fn continue_replay(session: &mut Session, streams: &BTreeMap<String, Stream>
     let Some(stream) = streams.get(&session.stream) else {
         return;
     };
-    let Session { peer, outputs, .. } = session;
+    let Session {
+        peer,
+        side: Side::Viewer(Viewer { outputs, .. }),
+        ..
+    } = session
+    else {
+        return;
+    };
     for output in outputs.iter_mut() {
         let (Some(mut replay), Some(track)) = (output.replay, stream.tracks.get(output.track))
         else {
@@ -325,15 +344,21 @@ pub fn handle_rtcp(
     let mut wants_keyframe = false;
     let Session {
         peer,
-        outputs,
+        side:
+            Side::Viewer(Viewer {
+                outputs,
+                resends,
+                rtt,
+            }),
         nacks,
-        resends,
         keyframe_requests,
         last_keyframe_request,
-        rtt,
         fraction_lost,
         ..
-    } = session;
+    } = session
+    else {
+        return false;
+    };
     let mut fcis = MAX_FCIS;
     for packet in parse_compound(rtcp).flatten() {
         match packet {
@@ -393,10 +418,18 @@ pub fn send_reports(session: &mut Session, streams: &BTreeMap<String, Stream>, t
     let Some(stream) = streams.get(&session.stream) else {
         return;
     };
+    let Session {
+        peer,
+        side: Side::Viewer(Viewer { outputs, .. }),
+        ..
+    } = session
+    else {
+        return;
+    };
     let ntp = ntp_now();
     tx.out.clear();
     let mut writer = RtcpWriter::new(tx.out);
-    for output in &session.outputs {
+    for output in outputs.iter() {
         let Some(source_ts) = stream.rtp_timestamp_at(output.track, tx.now, ntp) else {
             continue;
         };
@@ -413,12 +446,12 @@ pub fn send_reports(session: &mut Session, streams: &BTreeMap<String, Stream>, t
     if writer.is_empty() {
         return;
     }
-    for output in &session.outputs {
+    for output in outputs.iter() {
         if writer.cname(output.ssrc, CNAME).is_err() {
             return;
         }
     }
-    send_rtcp(&mut session.peer, tx);
+    send_rtcp(peer, tx);
 }
 
 /// Protects the RTCP compound packet in the send buffer and queues it to the peer.
@@ -440,7 +473,8 @@ pub fn send_rtcp(peer: &mut Peer, tx: &mut Tx<'_>) {
 pub fn send_bye(session: &mut Session, reason: &[u8], tx: &mut Tx<'_>) {
     let mut ssrcs = [0u32; 31];
     let mut n = 0;
-    for output in session.outputs.iter().take(ssrcs.len()) {
+    let outputs = session.viewer().map_or(&[][..], |v| &v.outputs);
+    for output in outputs.iter().take(ssrcs.len()) {
         ssrcs[n] = output.ssrc;
         n += 1;
     }

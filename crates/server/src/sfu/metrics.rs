@@ -4,8 +4,7 @@
 use std::fmt::Write as _;
 
 use super::Shard;
-use super::session::Session;
-use crate::control::Role;
+use super::session::{Session, Side};
 use crate::router::resend::ResendCounts;
 
 /// Counters that outlive sessions.
@@ -43,21 +42,21 @@ impl Counters {
         self.unvalidated += peer.unvalidated;
         self.srtp_failed += peer.srtp_failed;
         self.unclassified += peer.unknown;
-        match session.role {
-            Role::Play => {
+        match &session.side {
+            Side::Viewer(v) => {
                 self.nacks_received += session.nacks;
                 self.keyframe_requests_received += session.keyframe_requests;
-                let r = &session.resends.counts;
+                let r = &v.resends.counts;
                 self.resends.resent += r.resent;
                 self.resends.resent_bytes += r.resent_bytes;
                 self.resends.refused_repeat += r.refused_repeat;
                 self.resends.refused_budget += r.refused_budget;
                 self.resends.refused_fci += r.refused_fci;
             }
-            Role::Publish => {
+            Side::Publisher(p) => {
                 self.nacks_sent += session.nacks;
                 self.keyframe_requests_sent += session.keyframe_requests;
-                self.rtx_unwrapped += session.rtx_unwrapped.1;
+                self.rtx_unwrapped += p.rtx_unwrapped.1;
             }
         }
     }
@@ -192,7 +191,7 @@ impl Shard {
         let publishers = self
             .sessions
             .values()
-            .filter(|s| s.role == Role::Publish)
+            .filter(|s| s.publisher().is_some())
             .count();
         let mut values = Vec::with_capacity(48);
         let mut put = |name: &'static str, kind: &'static str, help: &'static str, value: u64| {

@@ -11,7 +11,7 @@ use super::Shard;
 use super::media;
 use super::media::Tx;
 use super::message::{Dest, Message};
-use super::session::{OfferContext, Session, answer_offer};
+use super::session::{OfferContext, Session, Side, answer_offer};
 use crate::control::{Created, EngineError, Role};
 use crate::recorder::RecordCodec;
 use crate::router::{Source, Stream};
@@ -39,10 +39,11 @@ impl Shard {
             Some(Source::Mirror { .. }) => return Err(EngineError::StreamBusy(name.to_owned())),
             None => None,
         };
-        if let Some(old) = previous.and_then(|key| self.sessions.get(&key).map(|s| (key, s))) {
-            let (_, session) = old;
-            let last = session.last_media.unwrap_or(session.created);
-            if session.closed_at.is_none() && now.saturating_duration_since(last) < TAKEOVER_AFTER {
+        if let Some(session) = previous.and_then(|key| self.sessions.get(&key))
+            && let Some(p) = session.publisher()
+        {
+            let last = p.last_media.unwrap_or(session.created);
+            if p.closed_at.is_none() && now.saturating_duration_since(last) < TAKEOVER_AFTER {
                 return Err(EngineError::StreamBusy(name.to_owned()));
             }
         }
@@ -55,13 +56,17 @@ impl Shard {
             congestion_feedback: self.congestion_feedback,
         };
         let (answer, mut session) = answer_offer(now, offer, &cx, &mut self.rng)?;
-        let key = self.add_session(&mut session);
+        let Side::Publisher(publisher) = &mut session.side else {
+            return Err(EngineError::Unanswerable("not a publisher's offer".into()));
+        };
+        let inputs = &mut publisher.inputs;
+        let key = self.next_key;
         let stream = self
             .streams
             .entry(name.to_owned())
             .or_insert_with(|| Stream::live(key, &[], now));
         // Inputs feed the stream's track of the same kind; a kind it lacks gets a new track.
-        for input in &mut session.inputs {
+        for input in inputs.iter_mut() {
             let found = stream
                 .tracks
                 .iter()
@@ -77,17 +82,15 @@ impl Shard {
             }
         }
         if let Some(recorder) = &mut self.recorder {
-            let codecs: Vec<_> = session
-                .inputs
-                .iter()
-                .map(|i| record_codec(i.codec))
-                .collect();
+            let codecs: Vec<_> = inputs.iter().map(|i| record_codec(i.codec)).collect();
             recorder.start(key, name, &codecs);
         }
         stream.source = Source::Live {
             publisher: key,
             last_keyframe_request: None,
         };
+        let added = self.add_session(&mut session);
+        debug_assert_eq!(added, key);
         if let Some(old) = previous.filter(|old| *old != key) {
             tracing::info!(stream = %name, "a new publisher takes over the stream");
             self.ended
@@ -113,11 +116,12 @@ impl Shard {
         let Ok(view) = RtpPacket::parse(packet) else {
             return;
         };
-        let Some(session) = self.sessions.get_mut(&key) else {
+        let Some(Side::Publisher(publisher)) = self.sessions.get_mut(&key).map(|s| &mut s.side)
+        else {
             return;
         };
-        session.last_media = Some(now);
-        if let Some((id, recorder)) = &mut session.twcc
+        publisher.last_media = Some(now);
+        if let Some((id, recorder)) = &mut publisher.twcc
             && let Some(seq) = view.extension(*id).and_then(rtc::rtp::ext::twcc_seq)
         {
             recorder.record(now, seq);
@@ -125,7 +129,7 @@ impl Shard {
         // The RTX payload type says which input it repairs (payload types are unique in a
         // BUNDLE); the original's SSRC is that input's current one.
         let pt = view.payload_type();
-        let Some(input) = session.inputs.iter().find(|i| i.rtx_pt == Some(pt)) else {
+        let Some(input) = publisher.inputs.iter().find(|i| i.rtx_pt == Some(pt)) else {
             self.on_publisher_media(now, key, view);
             return;
         };
@@ -133,16 +137,16 @@ impl Shard {
             return; // nothing to repair yet
         };
         let media_pt = input.payload_type;
-        let mut buf = std::mem::take(&mut session.rtx_unwrapped.0);
+        let mut buf = std::mem::take(&mut publisher.rtx_unwrapped.0);
         // A padding-only bandwidth probe has no original.
         if rtx::unwrap(&view, ssrc, media_pt, &mut buf)
             && let Ok(original) = RtpPacket::parse(&buf)
         {
-            session.rtx_unwrapped.1 += 1;
+            publisher.rtx_unwrapped.1 += 1;
             self.on_publisher_media(now, key, original);
         }
-        if let Some(session) = self.sessions.get_mut(&key) {
-            session.rtx_unwrapped.0 = buf;
+        if let Some(Side::Publisher(publisher)) = self.sessions.get_mut(&key).map(|s| &mut s.side) {
+            publisher.rtx_unwrapped.0 = buf;
         }
     }
 
@@ -154,8 +158,11 @@ impl Shard {
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
-        let mid = session.mid_extension.and_then(|id| view.extension(id));
-        let Some(input) = session.input_for(now, view.ssrc(), view.payload_type(), mid) else {
+        let Side::Publisher(publisher) = &mut session.side else {
+            return;
+        };
+        let mid = publisher.mid_extension.and_then(|id| view.extension(id));
+        let Some(input) = publisher.input_for(now, view.ssrc(), view.payload_type(), mid) else {
             self.unknown_ssrc += 1;
             return;
         };
@@ -212,13 +219,16 @@ impl Shard {
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
+        let Side::Publisher(publisher) = &mut session.side else {
+            return;
+        };
         let mut nacks = std::mem::take(&mut self.nacks);
         let mut keyframe = false;
         self.out.clear();
         let mut writer = RtcpWriter::new(&mut self.out);
         let mut ok = writer.rr(session.rtcp_ssrc, &[]).is_ok();
         let before = writer.len();
-        for (i, input) in session.inputs.iter_mut().enumerate() {
+        for (i, input) in publisher.inputs.iter_mut().enumerate() {
             let Some(receive) = input.receive.as_mut() else {
                 continue;
             };
@@ -236,8 +246,8 @@ impl Shard {
             }
             keyframe |= receive.poll_keyframe_request(now);
         }
-        if let Some((_, twcc)) = &mut session.twcc {
-            let media_ssrc = session
+        if let Some((_, twcc)) = &mut publisher.twcc {
+            let media_ssrc = publisher
                 .inputs
                 .iter()
                 .find_map(|i| i.receive.as_ref().map(ReceiveStream::ssrc))
@@ -304,7 +314,10 @@ impl Shard {
         for packet in parse_compound(rtcp).flatten() {
             if let RtcpPacket::Sr(sr) = packet {
                 let info = sr.info();
-                for input in &mut session.inputs {
+                let Side::Publisher(publisher) = &mut session.side else {
+                    continue;
+                };
+                for input in &mut publisher.inputs {
                     let Some(receive) = input.receive.as_mut().filter(|r| r.ssrc() == sr.ssrc())
                     else {
                         continue;
@@ -377,7 +390,10 @@ impl Shard {
         let Some(session) = self.sessions.get_mut(publisher) else {
             return;
         };
-        let ssrcs: Vec<u32> = session
+        let Some(p) = session.publisher() else {
+            return;
+        };
+        let ssrcs: Vec<u32> = p
             .inputs
             .iter()
             .filter(|i| i.codec.is_video())

@@ -22,23 +22,17 @@ use crate::router::resend::ResendBudget;
 use crate::sources::Codec;
 use rtc::rtp::rtx::RtxSender;
 
-/// One session.
+/// One session: what publishers and viewers share, and what only one of them has.
 #[derive(Debug)]
 pub struct Session {
     /// Its id, the last segment of its `Location`.
     pub id: String,
-    /// Publisher or viewer.
-    pub role: Role,
     /// The stream it belongs to.
     pub stream: String,
     /// The transport.
     pub peer: Peer,
-    /// What a viewer receives, one entry per track.
-    pub outputs: Vec<Output>,
-    /// What a publisher sends, one entry per accepted m-line.
-    pub inputs: Vec<Input>,
-    /// The publisher's `a=extmap` id for sdes:mid, to map new SSRCs to m-lines.
-    pub mid_extension: Option<u8>,
+    /// Publisher or viewer, with what only that side has.
+    pub side: Side,
     /// Strong ETag of the ICE session (RFC 9725 §4.3).
     pub etag: String,
     /// When the offer came.
@@ -53,30 +47,56 @@ pub struct Session {
     pub last_keyframe_request: Option<Instant>,
     /// NACKed packets (received from a viewer, or sent to a publisher).
     pub nacks: u64,
-    /// Viewer: how much its NACKs may make us resend, and what they did.
-    pub resends: ResendBudget,
     /// PLI/FIR received (viewer) or sent (publisher).
     pub keyframe_requests: u64,
-    /// Publisher: when media last arrived (a silent publisher may be taken over).
-    pub last_media: Option<Instant>,
-    /// Publisher: the buffer an RTX packet is unwrapped into, and how many were.
-    pub rtx_unwrapped: (Vec<u8>, u64),
-    /// Publisher: when it closed without DELETE; its stream waits a grace period for it.
-    pub closed_at: Option<Instant>,
-    /// Publisher: transport-wide CC feedback (the negotiated extension id and the arrival
-    /// recorder), so the publisher's encoder can raise its bitrate.
-    pub twcc: Option<(u8, TwccRecorder)>,
     /// The SSRC our own RTCP (receiver reports, NACK, PLI, feedback) is sent from.
     pub rtcp_ssrc: u32,
     /// How long after the offer ICE selected a pair and DTLS finished, for the logs.
     pub ice_time: Option<Duration>,
     /// DTLS finished (media may flow) this long after the offer.
     pub dtls_time: Option<Duration>,
-    /// Viewer: the last round-trip time and fraction lost (of 256) its receiver reports gave.
-    pub rtt: Option<Duration>,
     /// Fraction of packets lost in the last report interval, out of 256: what a viewer's
     /// receiver report said, or the worst of our own reports to a publisher.
     pub fraction_lost: u8,
+}
+
+/// What only one side of a session has: no `role ==` branches over fields that the other
+/// side leaves empty.
+#[derive(Debug)]
+pub enum Side {
+    /// WHIP: it sends us media.
+    Publisher(Publisher),
+    /// WHEP: we send it media.
+    Viewer(Viewer),
+}
+
+/// A publisher's receive side.
+#[derive(Debug)]
+pub struct Publisher {
+    /// What it sends, one entry per accepted m-line.
+    pub inputs: Vec<Input>,
+    /// Its `a=extmap` id for sdes:mid, to map new SSRCs to m-lines.
+    pub mid_extension: Option<u8>,
+    /// When media last arrived (a silent publisher may be taken over).
+    pub last_media: Option<Instant>,
+    /// The buffer an RTX packet is unwrapped into, and how many were.
+    pub rtx_unwrapped: (Vec<u8>, u64),
+    /// When it closed without DELETE; its stream waits a grace period for it.
+    pub closed_at: Option<Instant>,
+    /// Transport-wide CC feedback (the negotiated extension id and the arrival recorder),
+    /// so the publisher's encoder can raise its bitrate.
+    pub twcc: Option<(u8, TwccRecorder)>,
+}
+
+/// A viewer's send side.
+#[derive(Debug)]
+pub struct Viewer {
+    /// What it receives, one entry per track.
+    pub outputs: Vec<Output>,
+    /// How much its NACKs may make us resend, and what they did.
+    pub resends: ResendBudget,
+    /// The last round-trip time its receiver reports gave.
+    pub rtt: Option<Duration>,
 }
 
 /// One m-line of a publisher.
@@ -206,23 +226,38 @@ pub fn answer_offer(
     config.rtx = true;
     let (answer, negotiated) =
         sdp::answer(&offer, &config, rng).map_err(|e| EngineError::Unanswerable(e.to_string()))?;
-    let (outputs, inputs) = match cx.role {
-        Role::Play => (outputs(&negotiated, cx.tracks, rng), Vec::new()),
-        Role::Publish => (Vec::new(), inputs(&negotiated)),
+    let side = match cx.role {
+        Role::Play => Side::Viewer(Viewer {
+            outputs: outputs(&negotiated, cx.tracks, rng),
+            resends: ResendBudget::new(now),
+            rtt: None,
+        }),
+        Role::Publish => Side::Publisher(Publisher {
+            inputs: inputs(&negotiated),
+            mid_extension: negotiated
+                .media
+                .iter()
+                .find_map(|m| m.extension_id(HeaderExtension::SdesMid)),
+            last_media: None,
+            rtx_unwrapped: (Vec::new(), 0),
+            closed_at: None,
+            twcc: negotiated
+                .media
+                .iter()
+                .find_map(|m| m.extension_id(HeaderExtension::TransportWideCc))
+                .filter(|_| cx.congestion_feedback)
+                .map(|id| (id, TwccRecorder::new())),
+        }),
     };
-    if outputs.is_empty() && inputs.is_empty() {
+    let empty = match &side {
+        Side::Viewer(v) => v.outputs.is_empty(),
+        Side::Publisher(p) => p.inputs.is_empty(),
+    };
+    if empty {
         return Err(EngineError::Unanswerable(
             "no m-line carries media we can use".into(),
         ));
     }
-    let mid_extension = negotiated
-        .media
-        .iter()
-        .find_map(|m| m.extension_id(HeaderExtension::SdesMid));
-    let twcc = negotiated
-        .media
-        .iter()
-        .find_map(|m| m.extension_id(HeaderExtension::TransportWideCc));
     let setup = peer_setup(&negotiated)?;
     let remote = Credentials {
         ufrag: negotiated.remote_ice_ufrag.clone(),
@@ -238,12 +273,9 @@ pub fn answer_offer(
     );
     let session = Session {
         id: hex(&rng.bytes::<12>()),
-        role: cx.role,
         stream: cx.stream.to_owned(),
         peer,
-        outputs,
-        inputs,
-        mid_extension,
+        side,
         etag: format!("\"{}\"", hex(&rng.bytes::<8>())),
         created: now,
         remote: None,
@@ -251,18 +283,10 @@ pub fn answer_offer(
         next_report: None,
         last_keyframe_request: None,
         nacks: 0,
-        resends: ResendBudget::new(now),
         keyframe_requests: 0,
-        last_media: None,
-        rtx_unwrapped: (Vec::new(), 0),
-        closed_at: None,
-        twcc: twcc
-            .filter(|_| cx.role == Role::Publish && cx.congestion_feedback)
-            .map(|id| (id, TwccRecorder::new())),
         rtcp_ssrc: rng.u32(),
         ice_time: None,
         dtls_time: None,
-        rtt: None,
         fraction_lost: 0,
     };
     Ok((answer.to_string(), session))
@@ -350,10 +374,37 @@ fn peer_setup(negotiated: &Negotiated) -> Result<PeerSetup, EngineError> {
 }
 
 impl Session {
+    /// Publish or play.
+    pub fn role(&self) -> Role {
+        match self.side {
+            Side::Publisher(_) => Role::Publish,
+            Side::Viewer(_) => Role::Play,
+        }
+    }
+
+    /// Its publisher side, if it is one.
+    pub fn publisher(&self) -> Option<&Publisher> {
+        match &self.side {
+            Side::Publisher(p) => Some(p),
+            Side::Viewer(_) => None,
+        }
+    }
+
+    /// Its viewer side, if it is one.
+    pub fn viewer(&self) -> Option<&Viewer> {
+        match &self.side {
+            Side::Viewer(v) => Some(v),
+            Side::Publisher(_) => None,
+        }
+    }
+
     /// A publisher's report blocks, one per receive stream, for our next receiver report
     /// (RFC 3550 §6.4.2); the worst fraction lost among them is the session's.
     pub fn report_blocks(&mut self, now: Instant) -> Vec<ReportBlock> {
-        let blocks: Vec<ReportBlock> = self
+        let Side::Publisher(p) = &mut self.side else {
+            return Vec::new();
+        };
+        let blocks: Vec<ReportBlock> = p
             .inputs
             .iter_mut()
             .filter_map(|i| i.receive.as_mut())
@@ -364,15 +415,19 @@ impl Session {
     }
 
     /// A publisher's sequence numbers never received (given up on after NACKs) over the
-    /// session, of all its receive streams now.
+    /// session, of all its receive streams now (0 for a viewer).
     pub fn lost_packets(&self) -> u64 {
-        self.inputs
-            .iter()
-            .filter_map(|i| i.receive.as_ref())
-            .map(|r| r.counters().lost)
-            .sum()
+        self.publisher().map_or(0, |p| {
+            p.inputs
+                .iter()
+                .filter_map(|i| i.receive.as_ref())
+                .map(|r| r.counters().lost)
+                .sum()
+        })
     }
+}
 
+impl Publisher {
     /// The input a publisher's packet belongs to: by an SSRC it announced or we learned,
     /// else by its mid header extension (RFC 8843 §9.2), else — only for an input that has
     /// no SSRC yet — by payload type. A new SSRC is adopted only while the input's current
@@ -466,7 +521,10 @@ mod tests {
         };
         let offer = include_str!("../../../rtc/tests/fixtures/sdp/chromium-whip-vp8.sdp");
         let (_, mut session) = answer_offer(now, offer, &cx, &mut rng).unwrap();
-        let input = session.inputs.first_mut().unwrap();
+        let super::Side::Publisher(p) = &mut session.side else {
+            panic!("a publisher");
+        };
+        let input = p.inputs.first_mut().unwrap();
         let mut receive = ReceiveStream::new(ReceiveConfig::new(9, 90_000));
         // 100 packets of which 14 never come (not even after NACKs).
         for seq in (0..100u16).filter(|s| s % 7 != 3) {

@@ -23,7 +23,7 @@ use super::outbox::Outbox;
 use super::pending::{self, PendingClients, PendingTable};
 use super::ratelimit::ErrorLimiter;
 use super::routes::Routes;
-use super::session::Session;
+use super::session::{Session, Side};
 use super::{hint, publish};
 use crate::control::Role;
 use crate::recorder::Recorder;
@@ -382,7 +382,7 @@ impl Shard {
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
-        let viewer = session.role == Role::Play;
+        let viewer = session.viewer().is_some();
         match session.peer.handle_datagram(now, from, local, datagram) {
             Received::Rtp(packet) if !viewer => self.on_publisher_rtp(now, key, packet),
             Received::Rtcp(rtcp) if viewer => {
@@ -446,12 +446,12 @@ impl Shard {
                 PeerEvent::Connected { profile, after } => {
                     session.dtls_time = Some(after);
                     tracing::info!(
-                        session = %session.id, stream = %session.stream, role = ?session.role,
+                        session = %session.id, stream = %session.stream, role = ?session.role(),
                         remote = ?session.peer.path().map(|p| p.0), dtls_ms = after.as_millis(), srtp = ?profile,
                         "connected"
                     );
                     session.next_report = Some(now);
-                    if session.role == Role::Play
+                    if session.viewer().is_some()
                         && let Some(stream) = self.streams.get(&session.stream)
                     {
                         let mut tx = Tx {
@@ -479,10 +479,10 @@ impl Shard {
                 // A publisher that closed without DELETE (a page reload, a restart) keeps its
                 // stream and viewers for a grace period to come back under the same name.
                 PeerEvent::Disconnected(DisconnectCause::ClosedByPeer)
-                    if session.role == Role::Publish =>
+                    if let Side::Publisher(p) = &mut session.side =>
                 {
                     tracing::info!(session = %session.id, stream = %session.stream, grace_s = PUBLISHER_GRACE.as_secs(), "publisher closed without DELETE; its stream waits for it");
-                    session.closed_at = Some(now);
+                    p.closed_at = Some(now);
                 }
                 PeerEvent::Disconnected(cause) => self.ended.push((key, describe(&cause))),
             }
@@ -554,11 +554,11 @@ impl Shard {
             net: &mut self.net,
         };
         for (key, session) in &mut self.sessions {
-            if session.role == Role::Publish {
+            let Some(viewer) = session.viewer() else {
                 publishers.push(*key);
                 continue;
-            }
-            if session.outputs.iter().any(|o| o.replay.is_some()) {
+            };
+            if viewer.outputs.iter().any(|o| o.replay.is_some()) {
                 media::continue_replay(session, &self.streams, &mut tx);
             }
             if session.next_report.is_some_and(|t| t <= now) && session.peer.is_connected() {
@@ -570,7 +570,7 @@ impl Shard {
             if self
                 .sessions
                 .get(&key)
-                .and_then(|s| s.closed_at)
+                .and_then(|s| s.publisher()?.closed_at)
                 .is_some_and(|t| now.saturating_duration_since(t) >= PUBLISHER_GRACE)
             {
                 self.ended.push((
@@ -610,10 +610,10 @@ impl Shard {
             // O(this session's addresses), not a scan of every route.
             self.routes.remove_session(key);
             self.pending.remove(key);
-            if let (Role::Publish, Some(recorder)) = (session.role, &mut self.recorder) {
+            if let (Role::Publish, Some(recorder)) = (session.role(), &mut self.recorder) {
                 recorder.end(key);
             }
-            if session.role == Role::Publish
+            if session.role() == Role::Publish
                 && publish::is_current_publisher(&self.streams, key, &session)
             {
                 self.end_stream(now, &session.stream);
@@ -624,10 +624,10 @@ impl Shard {
             self.removed_since_trim += 1;
             let stats = session.peer.stats();
             tracing::info!(
-                session = %session.id, stream = %session.stream, role = ?session.role,
+                session = %session.id, stream = %session.stream, role = ?session.role(),
                 remote = ?session.peer.path().map(|p| p.0), seconds = now.saturating_duration_since(session.created).as_secs(),
                 reason = %reason, ice_ms = ?session.ice_time.map(|t| t.as_millis()),
-                dtls_ms = ?session.dtls_time.map(|t| t.as_millis()), rtt_ms = ?session.rtt.map(|t| t.as_millis()),
+                dtls_ms = ?session.dtls_time.map(|t| t.as_millis()), rtt_ms = ?session.viewer().and_then(|v| v.rtt).map(|t| t.as_millis()),
                 loss_pct = u32::from(session.fraction_lost) * 100 / 256, nacks = session.nacks,
                 lost_packets = session.lost_packets(), keyframe_requests = session.keyframe_requests,
                 srtp_failed = stats.srtp_failed, "session ended"
