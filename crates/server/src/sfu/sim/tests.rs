@@ -177,6 +177,26 @@ fn media_follows_an_address_rebinding() {
     let video = net.clients[v].video().count() - before;
     assert!(video >= 25, "{video} video packets after the rebinding");
     assert!(net.clients[v].peer.is_connected());
+    // SRTCP from the new address is routed to the session too: a NACK gets its resend.
+    let ssrc = net.clients[v].video_ssrc().expect("video");
+    let seq = *net.clients[v].video_seqs().last().expect("video");
+    let copies = |net: &Net| {
+        net.clients[v]
+            .video_seqs()
+            .iter()
+            .filter(|s| **s == seq)
+            .count()
+    };
+    assert_eq!(copies(&net), 1);
+    let mut buf = Vec::new();
+    RtcpWriter::new(&mut buf).nack(1, ssrc, &[seq]).unwrap();
+    net.send_rtcp(v, &buf);
+    net.run_for(100 * MS);
+    assert_eq!(
+        copies(&net),
+        2,
+        "the NACK from the new address was answered"
+    );
 }
 
 /// A live publisher: VP8 frames of one packet each, a keyframe every `gop` frames.
@@ -208,7 +228,7 @@ impl Publisher {
     fn send(&mut self, net: &mut Net) {
         // VP8 payload descriptor (RFC 7741 §4.2: S=1, partition 0), then the frame tag
         // whose lowest bit is 0 on a keyframe (RFC 6386 §9.1).
-        let key = self.frame % self.gop == 0;
+        let key = self.frame.is_multiple_of(self.gop);
         let mut payload = vec![0x10, u8::from(!key), 0, 0, 0x9d, 0x01, 0x2a];
         payload.resize(200, 0xab);
         let mut packet = Vec::new();
