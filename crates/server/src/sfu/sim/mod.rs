@@ -7,6 +7,7 @@
 //! shard 0 (the one socket), in budgeted batches; messages go to the other shard at once.
 
 mod client;
+mod independent;
 mod tests;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -20,6 +21,7 @@ use rtc::rand::Rng;
 use tokio::sync::oneshot;
 
 use self::client::Client;
+use self::independent::{Str0mOffer, Str0mViewer};
 use super::message::Dest;
 use super::outbox::capture::{self, Captured};
 use super::{Shard, ShardConfig};
@@ -102,6 +104,7 @@ impl Link {
 enum Target {
     Server,
     Client(usize),
+    Str0m(usize),
 }
 
 #[derive(Debug)]
@@ -127,6 +130,8 @@ pub struct Net {
     pub shards: Vec<Shard>,
     sent: Vec<Captured>,
     pub clients: Vec<Client>,
+    /// Viewers of another stack (str0m).
+    pub str0ms: Vec<Str0mViewer>,
     /// In flight, by arrival time (then order of sending).
     flights: BTreeMap<(Instant, u64), Flight>,
     next_flight: u64,
@@ -175,6 +180,7 @@ impl Net {
             shards,
             sent,
             clients: Vec::new(),
+            str0ms: Vec::new(),
             flights: BTreeMap::new(),
             next_flight: 0,
             socket: VecDeque::new(),
@@ -218,6 +224,41 @@ impl Net {
         self.clients.push(client);
         self.flush_client(i);
         Ok(i)
+    }
+
+    /// A str0m viewer of `stream` on `shard`, as [`Net::join`] makes ours. Returns its index
+    /// in `str0ms`.
+    pub fn join_str0m(
+        &mut self,
+        stream: &str,
+        shard: usize,
+        up: Link,
+        down: Link,
+    ) -> Result<usize, EngineError> {
+        let i = self.str0ms.len();
+        let ip = Ipv4Addr::new(192, 168, 2, u8::try_from(i + 2).unwrap_or(255));
+        let local = SocketAddr::new(IpAddr::V4(ip), 50_000);
+        let offer = Str0mOffer::new(self.now, local);
+        let created = self.command_create(shard, Role::Play, stream, offer.sdp.clone(), ip)?;
+        let mapped = SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::new(203, 0, 114, ip.octets()[3])),
+            40_000,
+        );
+        self.str0ms
+            .push(offer.accept(&created.answer, mapped, up, down));
+        self.flush_str0m(i);
+        Ok(i)
+    }
+
+    fn flush_str0m(&mut self, i: usize) {
+        let now = self.now;
+        for bytes in self.str0ms[i].drain(now) {
+            let c = &mut self.str0ms[i];
+            let from = c.mapped;
+            for at in c.up.arrivals(now, &mut c.dice) {
+                self.fly(at, Target::Server, from, bytes.clone());
+            }
+        }
     }
 
     fn command_create(
@@ -283,16 +324,19 @@ impl Net {
             let sent = std::mem::take(&mut *self.sent[k].lock().expect("capture lock"));
             for (to, _, bytes) in sent {
                 *self.sent_to.entry(to).or_default() += 1;
-                let Some(i) = self.clients.iter().position(|c| c.mapped == to) else {
-                    self.stats.stray += 1;
-                    continue;
-                };
-                let arrivals = {
-                    let c = &mut self.clients[i];
-                    c.down.arrivals(self.now, &mut c.dice)
-                };
+                let (target, arrivals) =
+                    if let Some(i) = self.clients.iter().position(|c| c.mapped == to) {
+                        let c = &mut self.clients[i];
+                        (Target::Client(i), c.down.arrivals(self.now, &mut c.dice))
+                    } else if let Some(i) = self.str0ms.iter().position(|c| c.mapped == to) {
+                        let c = &mut self.str0ms[i];
+                        (Target::Str0m(i), c.down.arrivals(self.now, &mut c.dice))
+                    } else {
+                        self.stats.stray += 1;
+                        continue;
+                    };
                 for at in arrivals {
-                    self.fly(at, Target::Client(i), SERVER, bytes.clone());
+                    self.fly(at, target, SERVER, bytes.clone());
                 }
             }
         }
@@ -367,6 +411,10 @@ impl Net {
                     self.clients[i].receive(now, flight.from, flight.bytes);
                     self.flush_client(i);
                 }
+                Target::Str0m(i) => {
+                    self.str0ms[i].receive(now, flight.from, &flight.bytes);
+                    self.flush_str0m(i);
+                }
             }
         }
         for shard in &mut self.shards {
@@ -402,6 +450,12 @@ impl Net {
                 self.clients[i].handle_timeout(now);
             }
             self.flush_client(i);
+        }
+        for i in 0..self.str0ms.len() {
+            if self.str0ms[i].timeout().is_some_and(|t| t <= now) {
+                self.str0ms[i].handle_timeout(now);
+            }
+            self.flush_str0m(i);
         }
     }
 
