@@ -20,6 +20,8 @@ mod routes;
 mod session;
 mod shard;
 mod shutdown;
+#[cfg(test)]
+mod sim;
 
 #[cfg(test)]
 pub use self::metrics::Metric;
