@@ -153,6 +153,7 @@ impl Net {
         let client_dtls = dtls_config(&mut rng);
         let files = crate::sources::builtin_sample().expect("the built-in sample");
         let mut sent = Vec::new();
+        let pending_clients = crate::sfu::PendingClients::default();
         let shards = (0..shards)
             .map(|id| {
                 let (outbox, captured) = capture::outbox();
@@ -168,6 +169,7 @@ impl Net {
                         files: files.clone(),
                         commands_refused: Arc::new(AtomicU64::new(0)),
                         outbox,
+                        pending_clients: pending_clients.clone(),
                     },
                     now,
                     Rng::seeded(rng.u64()),
