@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod history;
+pub mod layers;
 pub mod output;
 pub mod replay;
 pub mod resend;
