@@ -21,6 +21,7 @@ mod aimd;
 mod delay;
 mod history;
 mod loss;
+pub mod pacer;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
