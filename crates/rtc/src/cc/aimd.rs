@@ -49,6 +49,15 @@ impl AimdRate {
         self.rate
     }
 
+    /// A probe showed the path carries `bps`: raise the rate to it (never lower), and
+    /// forget the old capacity (the path changed).
+    pub fn raise_to(&mut self, bps: f64) {
+        if bps > self.rate {
+            self.rate = bps.clamp(self.min, self.max);
+            self.capacity = None;
+        }
+    }
+
     /// Moves the rate for `usage`; `acked` is the rate the receiver got (bit/s), `rtt` the
     /// feedback round trip.
     pub fn update(&mut self, usage: Usage, acked: Option<f64>, rtt: Duration, now: Instant) {

@@ -24,6 +24,7 @@ struct Sent {
     send: Instant,
     size: u32,
     state: State,
+    cluster: Option<u32>,
 }
 
 /// What feedback newly said about one packet of ours.
@@ -34,9 +35,10 @@ pub(crate) enum Reported {
         send: Instant,
         arrival_us: i64,
         size: u32,
+        cluster: Option<u32>,
     },
     /// It did not (as far as this feedback knows).
-    Lost,
+    Lost { cluster: Option<u32> },
 }
 
 #[derive(Debug, Clone)]
@@ -55,7 +57,7 @@ impl SendHistory {
         }
     }
 
-    pub fn on_sent(&mut self, seq: u16, size: usize, now: Instant) {
+    pub fn on_sent(&mut self, seq: u16, size: usize, cluster: Option<u32>, now: Instant) {
         let seq = self.unwrap.extend(seq);
         self.base.get_or_insert(now);
         // Sequence numbers we did not send in order (a caller's bug) are not tracked.
@@ -70,6 +72,7 @@ impl SendHistory {
             send: now,
             size: u32::try_from(size).unwrap_or(u32::MAX),
             state: State::Unreported,
+            cluster,
         });
     }
 
@@ -88,11 +91,12 @@ impl SendHistory {
                     send: p.send,
                     arrival_us,
                     size: p.size,
+                    cluster: p.cluster,
                 })
             }
             (None, State::Unreported) => {
                 p.state = State::Lost;
-                Some(Reported::Lost)
+                Some(Reported::Lost { cluster: p.cluster })
             }
         }
     }
@@ -168,10 +172,11 @@ mod tests {
         let t0 = Instant::now();
         let mut h = SendHistory::new();
         for seq in 65534..=65535u16 {
-            h.on_sent(seq, 1000, t0);
+            h.on_sent(seq, 1000, None, t0);
         }
-        h.on_sent(0, 1000, t0 + Duration::from_millis(1));
-        assert_eq!(h.report(65535, None), Some(Reported::Lost));
+        h.on_sent(0, 1000, Some(3), t0 + Duration::from_millis(1));
+        let lost = Some(Reported::Lost { cluster: None });
+        assert_eq!(h.report(65535, None), lost);
         assert_eq!(h.report(65535, None), None, "lost twice counts once");
         let got = h.report(65535, Some(7));
         assert!(matches!(
@@ -184,7 +189,17 @@ mod tests {
         ));
         assert_eq!(h.report(65535, Some(9)), None, "received twice counts once");
         assert_eq!(h.report(65535, None), None, "received is never lost later");
-        assert!(h.report(0, Some(5)).is_some(), "across the wrap");
+        let got = h.report(0, Some(5));
+        assert!(
+            matches!(
+                got,
+                Some(Reported::Received {
+                    cluster: Some(3),
+                    ..
+                })
+            ),
+            "across the wrap"
+        );
         assert_eq!(h.report(100, Some(5)), None, "never sent");
         h.prune(t0 + Duration::from_secs(3));
         assert_eq!(h.report(65534, Some(1)), None, "forgotten");

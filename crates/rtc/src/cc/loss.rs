@@ -49,13 +49,18 @@ impl LossLimit {
     }
 
     /// Counts the packets one feedback reported; judges the window when it is full.
-    /// `current` is the estimate in force (bit/s), `delay_rate` the delay-based rate.
+    /// `current` is the estimate in force (bit/s), `delay_rate` the delay-based rate;
+    /// `overusing`: the delay detector sees a queue building, so the loss is that queue
+    /// overflowing and the delay-based decrease already answers it (decreasing for it
+    /// twice would undershoot the path well below its capacity).
+    #[allow(clippy::too_many_arguments)]
     pub fn on_report(
         &mut self,
         lost: u32,
         received: u32,
         current: f64,
         delay_rate: f64,
+        overusing: bool,
         rtt: Duration,
         now: Instant,
     ) {
@@ -73,7 +78,7 @@ impl LossLimit {
             .replace(now)
             .map_or(Duration::ZERO, |l| now.saturating_duration_since(l))
             .min(Duration::from_secs(1));
-        if fraction > HIGH_LOSS {
+        if fraction > HIGH_LOSS && !overusing {
             let waited = self
                 .last_decrease
                 .is_none_or(|l| now.saturating_duration_since(l) >= DECREASE_INTERVAL + rtt);
@@ -104,23 +109,23 @@ mod tests {
         let mut l = LossLimit::new();
         let ms = |m| t0 + Duration::from_millis(m);
         // 20 % loss over a 250 ms window of 100 packets.
-        l.on_report(10, 40, 1e6, 1e6, RTT, ms(0));
-        l.on_report(10, 40, 1e6, 1e6, RTT, ms(250));
+        l.on_report(10, 40, 1e6, 1e6, false, RTT, ms(0));
+        l.on_report(10, 40, 1e6, 1e6, false, RTT, ms(250));
         assert_eq!(l.limit(), Some(900_000.0));
         assert!((l.fraction() - 0.2).abs() < 1e-9);
         // Still 20 %, but within 300 ms + RTT of the decrease: held.
-        l.on_report(20, 80, 1e6, 1e6, RTT, ms(500));
+        l.on_report(20, 80, 1e6, 1e6, false, RTT, ms(500));
         assert_eq!(l.limit(), Some(900_000.0));
-        l.on_report(20, 80, 1e6, 1e6, RTT, ms(700));
+        l.on_report(20, 80, 1e6, 1e6, false, RTT, ms(700));
         assert_eq!(l.limit(), Some(810_000.0));
         // 5 %: held.
-        l.on_report(5, 95, 1e6, 1e6, RTT, ms(1000));
+        l.on_report(5, 95, 1e6, 1e6, false, RTT, ms(1000));
         assert_eq!(l.limit(), Some(810_000.0));
         // No loss: +8 %/s until 1.5 × the delay-based rate, then no limit at all.
         let mut t = 1000;
         while l.limit().is_some() {
             t += 250;
-            l.on_report(0, 100, 1e6, 1e6, RTT, ms(t));
+            l.on_report(0, 100, 1e6, 1e6, false, RTT, ms(t));
             assert!(t < 12_000, "never let go: {:?}", l.limit());
         }
         // ln(1.5 / 0.81) / ln(1.08) ≈ 8 s.
@@ -133,7 +138,15 @@ mod tests {
         let mut l = LossLimit::new();
         // Half lost, but only 10 packets in 1 s of reports.
         for i in 0..5 {
-            l.on_report(1, 1, 1e6, 1e6, RTT, t0 + Duration::from_millis(200 * i));
+            l.on_report(
+                1,
+                1,
+                1e6,
+                1e6,
+                false,
+                RTT,
+                t0 + Duration::from_millis(200 * i),
+            );
         }
         assert_eq!(l.limit(), None);
     }

@@ -22,6 +22,7 @@ mod delay;
 mod history;
 mod loss;
 pub mod pacer;
+mod probe;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
@@ -30,11 +31,13 @@ mod tests;
 use std::time::{Duration, Instant};
 
 pub use delay::Usage;
+pub use probe::ProbeRequest;
 
 use self::aimd::AimdRate;
 use self::delay::{Arrival, DelayDetector};
 use self::history::{AckedRate, Reported, SendHistory};
 use self::loss::LossLimit;
+use self::probe::Prober;
 use crate::rtcp::Twcc;
 
 /// Bounds and starting point of an estimate, in bit/s.
@@ -67,6 +70,9 @@ pub struct BandwidthEstimator {
     rate: AimdRate,
     loss: LossLimit,
     acked: AckedRate,
+    prober: Prober,
+    /// When the delay detector last said overuse (the path was full then).
+    last_overuse: Option<Instant>,
     remb: Option<f64>,
     rtt: Option<Duration>,
     /// The last feedback's reference time, unwrapped (24-bit field, 64 ms units).
@@ -85,6 +91,8 @@ impl BandwidthEstimator {
             rate: AimdRate::new(config.start_bps as f64, min, max),
             loss: LossLimit::new(),
             acked: AckedRate::new(),
+            prober: Prober::new(),
+            last_overuse: None,
             remb: None,
             rtt: None,
             reference: None,
@@ -95,7 +103,33 @@ impl BandwidthEstimator {
     /// Records a packet we sent: its transport-wide sequence number, its size on the wire
     /// (bytes: RTP header, payload, SRTP tag) and when it left.
     pub fn on_packet_sent(&mut self, seq: u16, size: usize, now: Instant) {
-        self.history.on_sent(seq, size, now);
+        self.history.on_sent(seq, size, None, now);
+    }
+
+    /// Records a packet sent as part of probe `cluster` (see [`poll_probe`](Self::poll_probe)):
+    /// media or padding the pacer sent at the probe's rate.
+    pub fn on_probe_sent(&mut self, seq: u16, size: usize, cluster: u32, now: Instant) {
+        self.history.on_sent(seq, size, Some(cluster), now);
+        self.prober
+            .on_sent(cluster, u32::try_from(size).unwrap_or(u32::MAX), now);
+    }
+
+    /// A probe to send now, if one is due: at the start (3 × the initial estimate), again at
+    /// twice a result while the path keeps up, and every 5 s while delay and loss show the
+    /// path is not full. Hand it to the pacer
+    /// ([`Pacer::start_probe`](pacer::Pacer::start_probe)).
+    pub fn poll_probe(&mut self, now: Instant) -> Option<ProbeRequest> {
+        if self.remb.is_some() && !self.has_feedback {
+            return None; // REMB-only: no feedback to judge a probe by.
+        }
+        // Periodic probes only when nothing said "full" for a while: probing a path that is
+        // full builds the queue the delay detector just drained.
+        let calm = self
+            .last_overuse
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(5));
+        let quiet = calm && self.delay.usage() == Usage::Normal && self.loss.limit().is_none();
+        let (estimate, max) = (self.estimate() as f64, self.config.max_bps as f64);
+        self.prober.poll(now, estimate, max, quiet)
     }
 
     /// Takes a transport-wide CC feedback packet from the peer.
@@ -141,9 +175,24 @@ impl BandwidthEstimator {
         let mut newest_send: Option<Instant> = None;
         for (seq, arrival) in packets {
             match self.history.report(seq, arrival) {
-                Some(Reported::Lost) => lost += 1,
-                Some(r @ Reported::Received { send, .. }) => {
+                Some(Reported::Lost { cluster }) => {
+                    lost += 1;
+                    if let Some(c) = cluster {
+                        self.prober.on_reported(c, None);
+                    }
+                }
+                Some(
+                    r @ Reported::Received {
+                        send,
+                        arrival_us,
+                        size,
+                        cluster,
+                    },
+                ) => {
                     newest_send = newest_send.max(Some(send));
+                    if let Some(c) = cluster {
+                        self.prober.on_reported(c, Some((arrival_us, size)));
+                    }
                     received.push(r);
                 }
                 None => {}
@@ -164,7 +213,7 @@ impl BandwidthEstimator {
         }
         received.sort_by_key(|r| match r {
             Reported::Received { arrival_us, .. } => *arrival_us,
-            Reported::Lost => 0,
+            Reported::Lost { .. } => 0,
         });
         let base = self.history.base().unwrap_or(now);
         for r in &received {
@@ -172,6 +221,7 @@ impl BandwidthEstimator {
                 send,
                 arrival_us,
                 size,
+                ..
             } = *r
             {
                 self.acked.on_received(arrival_us, size);
@@ -185,15 +235,20 @@ impl BandwidthEstimator {
         let rtt = self.rtt();
         let acked = self.acked.rate();
         self.rate.update(self.delay.usage(), acked, rtt, now);
+        if self.delay.usage() == Usage::Overusing {
+            self.last_overuse = Some(now);
+        }
+        if let Some(probed) = self.prober.take_result() {
+            // The path carried the probe: the delay-based rate may jump there (not while a
+            // queue is building: then the probe itself overshot).
+            if self.delay.usage() != Usage::Overusing {
+                self.rate.raise_to(probed);
+            }
+        }
         let current = self.estimate() as f64;
-        self.loss.on_report(
-            lost,
-            received.len() as u32,
-            current,
-            self.rate.rate(),
-            rtt,
-            now,
-        );
+        let overusing = self.delay.usage() == Usage::Overusing;
+        let (n, delay_rate) = (received.len() as u32, self.rate.rate());
+        (self.loss).on_report(lost, n, current, delay_rate, overusing, rtt, now);
         self.history.prune(now);
     }
 

@@ -63,7 +63,6 @@ pub struct Pacer {
     queue: VecDeque<(u64, usize, Instant)>,
     queued_bytes: usize,
     probe: Option<Probe>,
-    next_probe_id: u32,
 }
 
 impl Pacer {
@@ -79,7 +78,6 @@ impl Pacer {
             queue: VecDeque::new(),
             queued_bytes: 0,
             probe: None,
-            next_probe_id: 0,
         }
     }
 
@@ -94,20 +92,24 @@ impl Pacer {
         self.padding_rate = bps as f64;
     }
 
-    /// Starts a probe cluster: padding at `rate_bps` (media first) until `duration` of it
-    /// was sent. Returns the cluster's id, which [`poll_padding`](Self::poll_padding)
-    /// tags its packets with, so that what the peer received of them tells whether the path
-    /// carries `rate_bps`.
-    pub fn start_probe(&mut self, rate_bps: u64, duration: Duration) -> u32 {
-        let id = self.next_probe_id;
-        self.next_probe_id = id.wrapping_add(1);
-        let rate = rate_bps as f64;
+    /// Starts a probe cluster (from
+    /// [`BandwidthEstimator::poll_probe`](super::BandwidthEstimator::poll_probe)): padding
+    /// at its rate (media first) until its duration of it was sent.
+    /// [`poll_padding`](Self::poll_padding) tags its packets with the cluster id; report
+    /// each packet sent meanwhile with `on_probe_sent`, so the peer's feedback tells whether
+    /// the path carries that rate.
+    pub fn start_probe(&mut self, probe: &super::ProbeRequest) {
+        let rate = probe.bps as f64;
         self.probe = Some(Probe {
-            id,
+            id: probe.cluster,
             rate,
-            bits_left: rate * duration.as_secs_f64(),
+            bits_left: rate * probe.duration.as_secs_f64(),
         });
-        id
+    }
+
+    /// The probe cluster being sent, if any: tag media packets sent now with it too.
+    pub fn probing(&self) -> Option<u32> {
+        self.probe.map(|p| p.id)
     }
 
     /// Queues a packet of `size` bytes under the caller's `id`.
@@ -298,7 +300,13 @@ mod tests {
     fn a_probe_sends_padding_at_its_rate_then_stops() {
         let t0 = Instant::now();
         let mut p = Pacer::new(PacerConfig::default(), 1_000_000);
-        let id = p.start_probe(2_000_000, Duration::from_millis(100));
+        let id = 7;
+        p.start_probe(&crate::cc::ProbeRequest {
+            cluster: id,
+            bps: 2_000_000,
+            duration: Duration::from_millis(100),
+        });
+        assert_eq!(p.probing(), Some(id));
         let mut bytes = 0;
         let mut last_ms = 0;
         for ms in 0..=500 {
@@ -312,6 +320,7 @@ mod tests {
         // 2 Mbit/s for 100 ms: 200 kbit = 25 kB, within one packet.
         assert!((25_000..=26_400).contains(&bytes), "{bytes} bytes");
         assert!((90..=110).contains(&last_ms), "probe ended at {last_ms} ms");
+        assert_eq!(p.probing(), None);
         assert_eq!(p.poll_timeout(t0 + Duration::from_millis(500)), None);
     }
 

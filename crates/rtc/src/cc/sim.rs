@@ -50,6 +50,12 @@ pub struct Sim {
     next_fb_seq: u16,
     in_flight_fb: VecDeque<(u64, Report)>,
     held: Option<Report>,
+    /// Send probes when the estimator asks (as a pacer would).
+    pub probing: bool,
+    /// The probe being sent: (cluster, bit/s, until ms).
+    probe: Option<(u32, f64, u64)>,
+    /// How many probes were sent.
+    pub probes: u32,
     /// (ms, estimate) once per 100 ms.
     pub trace: Vec<(u64, u64)>,
 }
@@ -79,6 +85,9 @@ impl Sim {
             next_fb_seq: 65_000,
             in_flight_fb: VecDeque::new(),
             held: None,
+            probing: true,
+            probe: None,
+            probes: 0,
             trace: Vec::new(),
         }
     }
@@ -109,15 +118,34 @@ impl Sim {
         self.now_ms += 1;
         let now = self.t0 + Duration::from_millis(self.now_ms);
         let now_us = self.now_ms * 1000;
-        // Send: a pacer at the estimate (capped by the source) spends its credit.
-        let rate = (self.bwe.estimate() as f64).min(self.source_max);
+        // Send: a pacer at the estimate (capped by the source) spends its credit; during a
+        // probe it tops that up with padding to the probe's rate.
+        if self.probing && self.probe.is_none() {
+            if let Some(p) = self.bwe.poll_probe(now) {
+                let until = self.now_ms + p.duration.as_millis() as u64;
+                self.probe = Some((p.cluster, p.bps as f64, until));
+                self.probes += 1;
+            }
+        }
+        let cluster = match self.probe {
+            Some((c, bps, until)) if self.now_ms <= until => Some((c, bps)),
+            _ => None,
+        };
+        if cluster.is_none() {
+            self.probe = None;
+        }
+        let media = (self.bwe.estimate() as f64).min(self.source_max);
+        let rate = cluster.map_or(media, |(_, bps)| bps.max(media));
         self.credit_bits =
             (self.credit_bits + rate / 1000.0).min((rate / 100.0).max(2.0 * (PACKET * 8) as f64));
         while self.credit_bits >= (PACKET * 8) as f64 {
             self.credit_bits -= (PACKET * 8) as f64;
             let seq = self.next_seq;
             self.next_seq = seq.wrapping_add(1);
-            self.bwe.on_packet_sent(seq, PACKET, now);
+            match cluster {
+                Some((c, _)) => self.bwe.on_probe_sent(seq, PACKET, c, now),
+                None => self.bwe.on_packet_sent(seq, PACKET, now),
+            }
             if self.lost_at_random() {
                 continue;
             }
