@@ -120,12 +120,13 @@ impl Sim {
         let now_us = self.now_ms * 1000;
         // Send: a pacer at the estimate (capped by the source) spends its credit; during a
         // probe it tops that up with padding to the probe's rate.
-        if self.probing && self.probe.is_none() {
-            if let Some(p) = self.bwe.poll_probe(now) {
-                let until = self.now_ms + p.duration.as_millis() as u64;
-                self.probe = Some((p.cluster, p.bps as f64, until));
-                self.probes += 1;
-            }
+        if self.probing
+            && self.probe.is_none()
+            && let Some(p) = self.bwe.poll_probe(now)
+        {
+            let until = self.now_ms + p.duration.as_millis() as u64;
+            self.probe = Some((p.cluster, p.bps as f64, until));
+            self.probes += 1;
         }
         let cluster = match self.probe {
             Some((c, bps, until)) if self.now_ms <= until => Some((c, bps)),
