@@ -3,7 +3,7 @@
 //! in-place rewrite (header fields and extension IDs) checked against the original.
 
 use rtc::rtp::seq::{SeqUnwrapper, seq_diff, seq_newer};
-use rtc::rtp::{ExtIdMap, RtpHeader, RtpPacket, RtpPacketMut, ext};
+use rtc::rtp::{ExtIdMap, RtpHeader, RtpPacket, RtpPacketMut, ext, simulcast};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(p) = RtpPacket::parse(data) else { return };
@@ -12,9 +12,19 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     for &(id, v) in &exts {
         assert!(p.extension(id).is_some());
         let _ = (ext::mid(v), ext::abs_send_time(v), ext::twcc_seq(v));
+        if let Some(r) = simulcast::rid(v) {
+            assert_eq!(r.as_bytes(), v);
+        }
     }
     assert_eq!(p.header_len() + p.payload().len() + p.padding_len(), data.len());
     assert!(p.extension_data().len() <= p.header_len());
+    // Stream ids read with every id present as MID, RID and RRID at once.
+    if let Some(&(id, _)) = exts.first() {
+        let ids = simulcast::StreamExtIds { mid: Some(id), rid: Some(id), rrid: Some(id) };
+        let read = simulcast::StreamIds::read(&p, ids);
+        let mut layers = simulcast::SimulcastSsrcs::new(["0", "1", "2"]);
+        let _ = (layers.classify(p.ssrc(), &read), layers.ssrc_of(0));
+    }
     rebuild(&p, &csrcs, &exts);
     rewrite(data, &p, &exts);
     let mut u = SeqUnwrapper::new();

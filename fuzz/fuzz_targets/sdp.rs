@@ -20,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = attrs.bundle_groups().count() + attrs.fingerprints().count();
         let _ = attrs.rtpmaps().count() + attrs.extmaps().count() + attrs.candidates().count();
         let _ = attrs.ssrcs().count() + attrs.ssrc_groups().count() + attrs.ice_options().count();
+        let _ = (attrs.rids().count(), attrs.simulcast());
         for r in attrs.rtpmaps() {
             let _ = (attrs.fmtp(r.pt), attrs.rtcp_fbs(r.pt).count());
         }
@@ -33,6 +34,15 @@ fuzz_target!(|data: &[u8]| {
             assert!(!negotiated.media.is_empty());
             let reparsed = SessionDescription::parse(&ans.to_string()).expect("our answer parses");
             assert_eq!(reparsed, ans);
+            // Every simulcast layer we take is answered with its a=rid ... recv line.
+            for (m, a) in negotiated.media.iter().map(|m| (m, &ans.media[m.index])) {
+                let rids: Vec<_> = a.attrs().rids().collect();
+                assert_eq!(rids.len(), m.simulcast.len());
+                assert_eq!(a.attrs().simulcast().is_some(), !m.simulcast.is_empty());
+                for (rid, layer) in rids.iter().zip(&m.simulcast) {
+                    assert_eq!(rid.id, layer.rid);
+                }
+            }
             let _ = accept_answer(&sdp, &reparsed);
         }
     }

@@ -3,6 +3,7 @@
 // crates/rtc/tests/fixtures/sdp/{chromium,firefox}-<kind>.sdp. Run it inside a private
 // network namespace (docs/TESTING.md) so the candidates are 127.0.0.1 and 10.99.0.1:
 //   unshare -n bash -c 'ip link set lo up && ... && exec node tests/browser/capture-offers.js'
+// KINDS=whip-simulcast,whep (comma-separated) captures only those kinds.
 'use strict';
 
 const fs = require('fs');
@@ -14,7 +15,8 @@ const OUT = path.join(__dirname, '..', '..', 'crates', 'rtc', 'tests', 'fixtures
 async function capture(name, url) {
   const browser = await launch(name, url);
   try {
-    for (const kind of OFFER_KINDS) {
+    const kinds = process.env.KINDS ? process.env.KINDS.split(',') : OFFER_KINDS;
+    for (const kind of kinds) {
       const { sdp } = await browser.page.evaluate(pageMakeOffer, { kind, gather: true });
       const file = path.join(OUT, `${name}-${kind}.sdp`);
       fs.writeFileSync(file, sdp);

@@ -100,7 +100,9 @@ async function launch(name, url, opts = {}) {
 
 // The offers we capture and answer, one per WHIP/WHEP use.
 // `sendrecv` is a plain addTrack() offer, which WHIP allows (RFC 9725 §4.2).
-const OFFER_KINDS = ['whep', 'whip-vp8', 'whip-h264', 'datachannel', 'sendrecv'];
+// `whip-simulcast` sends its video as three RID layers (RFC 8853): sendEncodings q, h, f at
+// 1/4, 1/2 and full resolution, as a simulcast publisher page does.
+const OFFER_KINDS = ['whep', 'whip-vp8', 'whip-h264', 'datachannel', 'sendrecv', 'whip-simulcast'];
 
 // Runs in the page: builds an RTCPeerConnection for `kind`, sets its offer as the local
 // description and returns { id, sdp }. With `gather`, waits (up to 3 s) for ICE gathering
@@ -119,7 +121,15 @@ async function pageMakeOffer({ kind, gather }) {
     const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
     for (const track of stream.getTracks()) {
       if (kind === 'sendrecv') { pc.addTrack(track, stream); continue; }
-      const t = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+      const init = { direction: 'sendonly', streams: [stream] };
+      if (kind === 'whip-simulcast' && track.kind === 'video') {
+        init.sendEncodings = [
+          { rid: 'q', scaleResolutionDownBy: 4 },
+          { rid: 'h', scaleResolutionDownBy: 2 },
+          { rid: 'f' },
+        ];
+      }
+      const t = pc.addTransceiver(track, init);
       if (kind === 'whip-h264' && track.kind === 'video') {
         const codecs = RTCRtpReceiver.getCapabilities('video').codecs;
         const h264 = codecs.filter((c) => c.mimeType.toLowerCase() === 'video/h264');
@@ -151,6 +161,8 @@ async function pageApplyAnswer({ id, sdp }) {
   const transceivers = pc.getTransceivers().map((t) => ({
     mid: t.mid, kind: t.receiver.track.kind, currentDirection: t.currentDirection,
     stopped: t.currentDirection === 'stopped',
+    // The simulcast layers the sender kept: a browser drops those the answer did not take.
+    rids: t.sender.getParameters().encodings.map((e) => e.rid).filter(Boolean),
   }));
   return { ok: true, signalingState: pc.signalingState, transceivers, sctp: pc.sctp !== null };
 }

@@ -6,6 +6,7 @@
 //! events for the application, the next time it wants to be woken). Randomness comes from an
 //! injected [`rand::Rng`] so tests are repeatable.
 
+pub mod cc;
 pub mod demux;
 pub mod dtls;
 pub mod ice;

@@ -74,9 +74,13 @@ fn keeps_what_we_handle_and_nothing_else() {
             "2/recvonly http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
         ]
     );
+    // The audio section offers transport-cc feedback but not the transport-wide-cc
+    // extension (extmaps are per section, RFC 8285 §5): no packet of it could carry the
+    // numbers the feedback reports on, so it is not answered (see sdp_simulcast.rs).
     assert_eq!(
-        sdp.media[1].attrs().values("rtcp-fb").collect::<Vec<_>>(),
-        ["111 transport-cc"]
+        sdp.media[1].attrs().values("rtcp-fb").count(),
+        0,
+        "transport-cc without its extension"
     );
     let v = &n.media[0];
     assert_eq!((v.codecs[0].pt, v.codecs[0].rtx_pt), (96, Some(97)));

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use rtc::rand::Rng;
 use rtc::sdp::{
-    AnswerConfig, Codec, Direction, DtlsRole, H264Profile, Line, MediaKind, OfferConfig,
-    RejectReason, SessionDescription, accept_answer, answer, create_offer,
+    AnswerConfig, Codec, Direction, DtlsRole, H264Profile, HeaderExtension, Line, MediaKind,
+    OfferConfig, RejectReason, RtcpFeedback, SessionDescription, accept_answer, answer,
+    create_offer,
 };
 use serde_json::{Value, json};
 
@@ -36,6 +37,8 @@ struct Browser {
     /// Process-group leaders: node's, and each browser's (the drivers detach them).
     groups: Vec<u32>,
     clean_exit: bool,
+    /// What the page reported for the last answer applied.
+    last_result: Value,
 }
 
 fn repo_root() -> PathBuf {
@@ -100,6 +103,7 @@ impl Browser {
             stdin,
             lines,
             clean_exit: false,
+            last_result: Value::Null,
         };
         let ready = browser.recv("ready");
         let pids = ready["pids"].as_array().expect("pids");
@@ -139,7 +143,8 @@ impl Browser {
     /// Gives the browser our answer to offer `id`; returns what the page saw.
     fn apply_answer(&mut self, id: u64, sdp: &str) -> Value {
         self.send(json!({"cmd": "answer", "id": id, "sdp": sdp}));
-        self.recv("result")
+        self.last_result = self.recv("result");
+        self.last_result.clone()
     }
 
     /// Asks the browser to answer our offer.
@@ -309,6 +314,71 @@ fn run(name: &'static str) {
     );
     if name == "chromium" {
         assert!(offers_h264, "Debian's Chromium offers H.264");
+    }
+
+    // Simulcast (RFC 8853): three sendEncodings are answered with every layer, and the
+    // browser keeps all three (it drops the layers an answer leaves out).
+    let n = answer_kind(
+        &mut b,
+        "whip-simulcast",
+        &config(Direction::RecvOnly, vec![Codec::Vp8, Codec::Opus]),
+        "sendonly",
+    );
+    let video = n.media.iter().find(|m| m.kind == MediaKind::Video).unwrap();
+    let rids: Vec<&str> = video.simulcast.iter().map(|l| l.rid.as_str()).collect();
+    assert_eq!(rids, ["q", "h", "f"], "{name} simulcast layers");
+    assert!(video.extension_id(HeaderExtension::RtpStreamId).is_some());
+    let kept = &b.last_result["transceivers"];
+    let video_rids = kept
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "video")
+        .map(|t| t["rids"].clone());
+    assert_eq!(
+        video_rids,
+        Some(json!(["q", "h", "f"])),
+        "{name} kept every simulcast encoding: {kept}"
+    );
+    // The control: an answer without a=simulcast leaves the browser one encoding.
+    let (id, offer_text) = b.offer("whip-simulcast");
+    let offer = SessionDescription::parse(&offer_text).expect("offer parses");
+    let mut cfg = config(Direction::RecvOnly, vec![Codec::Vp8, Codec::Opus]);
+    cfg.extensions
+        .retain(|e| *e != HeaderExtension::RtpStreamId);
+    let (single, _) = answer(&offer, &cfg, &mut Rng::seeded(4)).expect("answer");
+    let result = b.apply_answer(id, &single.to_string());
+    assert_eq!(result["ok"], true, "{name}: {}", result["error"]);
+    let video = result["transceivers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "video")
+        .cloned()
+        .unwrap();
+    assert!(
+        video["rids"].as_array().unwrap().len() <= 1,
+        "{name} kept layers the answer did not take: {video}"
+    );
+
+    // A viewer's transport-wide CC: the header extension and the feedback, answered
+    // together, are taken.
+    let mut viewer = config(Direction::SendOnly, vec![Codec::Vp8, Codec::Opus]);
+    viewer.extensions = vec![HeaderExtension::TransportWideCc];
+    let n = answer_kind(&mut b, "whep", &viewer, "recvonly");
+    // (Firefox 140 offers neither on audio: then neither is answered.)
+    for m in &n.media {
+        let ext = m.extension_id(HeaderExtension::TransportWideCc).is_some();
+        let fb = m.codecs[0].feedback.contains(&RtcpFeedback::TransportCc);
+        assert_eq!(
+            ext, fb,
+            "{name} {:?}: extension and feedback together",
+            m.kind
+        );
+        assert!(
+            ext || m.kind == MediaKind::Audio,
+            "{name}: video takes transport-cc"
+        );
     }
 
     let dc = answer_kind(

@@ -14,6 +14,7 @@ pub mod ext;
 mod packet;
 pub mod rtx;
 pub mod seq;
+pub mod simulcast;
 
 pub use builder::RtpHeader;
 pub use ext::{ExtIdMap, Extensions};

@@ -7,6 +7,7 @@ use super::attributes::{Direction, Fingerprint, Group, Msid, Setup};
 use super::candidate::Candidate;
 use super::description::{Attribute, Line};
 use super::rtp_attributes::{ExtMap, Fmtp, RtcpFb, RtpMap, Ssrc, SsrcGroup};
+use super::simulcast::{Rid, Simulcast};
 
 /// The attribute lines of one section, with typed accessors.
 #[derive(Debug, Clone, Copy)]
@@ -140,6 +141,17 @@ impl<'a> Attrs<'a> {
     pub fn ssrc_groups(self) -> impl Iterator<Item = SsrcGroup> + 'a {
         self.values("ssrc-group")
             .filter_map(|v| SsrcGroup::parse(v).ok())
+    }
+
+    /// Every `a=rid` (RFC 8851).
+    pub fn rids(self) -> impl Iterator<Item = Rid> + 'a {
+        self.values("rid").filter_map(|v| Rid::parse(v).ok())
+    }
+
+    /// `a=simulcast` (RFC 8853; one per section).
+    pub fn simulcast(self) -> Option<Simulcast> {
+        self.value("simulcast")
+            .and_then(|v| Simulcast::parse(v).ok())
     }
 
     /// Every `a=candidate`.

@@ -9,9 +9,10 @@ use super::description::{Attribute, Line, MediaDescription, SessionDescription};
 use super::h264::H264Profile;
 use super::negotiated::{
     DtlsRole, Negotiated, NegotiatedCodec, NegotiatedMedia, NegotiationError, RejectReason,
-    Rejected, direction_of, remote_ssrcs, remote_transport,
+    Rejected, SimulcastLayer, direction_of, remote_ssrcs, remote_transport,
 };
 use super::rtp_attributes::{ExtMap, Fmtp, RtpMap};
+use super::simulcast::{Rid, RidDirection, Simulcast, SimulcastId};
 use super::write::{
     PROTO, default_address, push_candidates, push_sources, push_transport, session_lines,
 };
@@ -34,7 +35,8 @@ pub struct AnswerConfig {
     pub codecs: Vec<Codec>,
     /// The RTCP feedback we handle.
     pub feedback: Vec<RtcpFeedback>,
-    /// The header extensions we handle.
+    /// The header extensions we handle. Simulcast (RFC 8853) is answered only where
+    /// [`HeaderExtension::RtpStreamId`] is among them and offered.
     pub extensions: Vec<HeaderExtension>,
     /// How many sections of each kind we accept (WHIP/WHEP: one audio and one video).
     pub max_per_kind: usize,
@@ -323,28 +325,20 @@ fn accepted_section(
     );
     m.push(Attribute::flag(plan.direction.as_str()));
     m.push(Attribute::flag("rtcp-mux"));
-    for ext in offered.attrs().extmaps() {
-        let Some(known) = HeaderExtension::from_uri(&ext.uri) else {
-            continue;
-        };
-        if config.extensions.contains(&known) {
-            let answer = ExtMap {
-                id: ext.id,
-                direction: ext.direction.map(Direction::reverse),
-                uri: ext.uri,
-                attributes: None,
-            };
-            m.push(Attribute::new("extmap", answer));
-            nm.extensions.push((ext.id, known));
-        }
-    }
+    push_extensions(&mut m, offered, config, nm);
+    // draft-holmer-rmcat-transport-wide-cc-extensions §3: transport-cc feedback reports on
+    // the transport-wide sequence numbers of that header extension; without it there is
+    // nothing to report on, so the feedback is not answered either.
+    let twcc = nm.extension_id(HeaderExtension::TransportWideCc).is_some();
+    let usable = |fb: &&RtcpFeedback| twcc || **fb != RtcpFeedback::TransportCc;
     for c in &plan.codecs {
         let pt = c.rtpmap.pt;
+        let feedback: Vec<RtcpFeedback> = c.feedback.iter().filter(usable).copied().collect();
         m.push(Attribute::new("rtpmap", &c.rtpmap));
         if let Some(f) = &c.fmtp {
             m.push(Attribute::new("fmtp", f));
         }
-        for fb in &c.feedback {
+        for fb in &feedback {
             m.push(Attribute::new(
                 "rtcp-fb",
                 format_args!("{pt} {}", fb.as_str()),
@@ -361,10 +355,101 @@ fn accepted_section(
             pt,
             fmtp: c.fmtp.as_ref().map(|f| f.params.clone()),
             rtx_pt: c.rtx.as_ref().map(|r| r.0.pt),
-            feedback: c.feedback.clone(),
+            feedback,
         });
+    }
+    if plan.direction.receives() {
+        push_simulcast(&mut m, offered, nm);
     }
     push_sources(&mut m, nm, &config.stream_id, cname);
     push_candidates(&mut m, &config.candidates);
     m
+}
+
+/// Answers each offered extension we handle with the offerer's id (RFC 8285 §6).
+fn push_extensions(
+    m: &mut MediaDescription,
+    offered: &MediaDescription,
+    config: &AnswerConfig,
+    nm: &mut NegotiatedMedia,
+) {
+    for ext in offered.attrs().extmaps() {
+        let Some(known) = HeaderExtension::from_uri(&ext.uri) else {
+            continue;
+        };
+        // RFC 8285 §5: one id per extension; a repeated URI keeps its first id.
+        if config.extensions.contains(&known) && nm.extension_id(known).is_none() {
+            let answer = ExtMap {
+                id: ext.id,
+                direction: ext.direction.map(Direction::reverse),
+                uri: ext.uri,
+                attributes: None,
+            };
+            m.push(Attribute::new("extmap", answer));
+            nm.extensions.push((ext.id, known));
+        }
+    }
+}
+
+/// Receives every simulcast stream offered (RFC 8853 §5.3): `a=rid:<id> recv` for each and
+/// `a=simulcast:recv <ids>`. Only with the RID header extension negotiated: without it a
+/// packet cannot say which stream it belongs to (RFC 8852 §3), and the answer then has no
+/// simulcast, which RFC 8853 §5.3 lets the offerer take as a single stream.
+fn push_simulcast(m: &mut MediaDescription, offered: &MediaDescription, nm: &mut NegotiatedMedia) {
+    if nm.extension_id(HeaderExtension::RtpStreamId).is_none() {
+        return;
+    }
+    let attrs = offered.attrs();
+    let Some(sc) = attrs.simulcast() else { return };
+    let accepted: Vec<u8> = nm
+        .codecs
+        .iter()
+        .flat_map(|c| [Some(c.pt), c.rtx_pt])
+        .flatten()
+        .collect();
+    let declared: Vec<Rid> = attrs
+        .rids()
+        .filter(|r| r.direction == RidDirection::Send)
+        .collect();
+    let mut layers: Vec<SimulcastLayer> = Vec::new();
+    for alternatives in &sc.send {
+        // RFC 8853 §5.3.2: the answerer may drop alternatives; keep the first we can take.
+        // A rid needs its `a=rid` line (§5.1), and when it lists formats, one we accepted
+        // (RFC 8851 §4.2: a rid left with no format is removed).
+        let pick = alternatives.iter().find_map(|id| {
+            let rid = declared.iter().find(|r| r.id == id.rid)?;
+            let pts: Vec<u8> = rid
+                .pts
+                .iter()
+                .copied()
+                .filter(|pt| accepted.contains(pt))
+                .collect();
+            let taken = layers.iter().any(|l| l.rid == id.rid);
+            (!taken && (rid.pts.is_empty() || !pts.is_empty())).then(|| SimulcastLayer {
+                rid: id.rid.clone(),
+                paused: id.paused,
+                pts,
+            })
+        });
+        layers.extend(pick);
+    }
+    if layers.is_empty() {
+        return;
+    }
+    let mut recv = Vec::new();
+    for layer in &layers {
+        let mut rid = Rid::new(&layer.rid, RidDirection::Recv);
+        rid.pts.clone_from(&layer.pts);
+        m.push(Attribute::new("rid", rid));
+        recv.push(vec![SimulcastId {
+            rid: layer.rid.clone(),
+            paused: layer.paused,
+        }]);
+    }
+    let answer = Simulcast {
+        send: Vec::new(),
+        recv,
+    };
+    m.push(Attribute::new("simulcast", answer));
+    nm.simulcast = layers;
 }

@@ -6,6 +6,7 @@ use std::fmt;
 use super::candidate::Candidate;
 use super::description::Attribute;
 use super::rtp_attributes::{ExtMap, Fmtp, RtcpFb, RtpMap, Ssrc, SsrcGroup};
+use super::simulcast::{Rid, Simulcast};
 
 /// Checks the value of an attribute we interpret, so a bad one is reported with its line
 /// number at parse time rather than silently ignored later.
@@ -24,6 +25,8 @@ pub(crate) fn validate(attr: &Attribute) -> Result<(), &'static str> {
         "ssrc-group" => SsrcGroup::parse(v()?).map(drop),
         "group" => Group::parse(v()?).map(drop),
         "msid" => Msid::parse(v()?).map(drop),
+        "rid" => Rid::parse(v()?).map(drop),
+        "simulcast" => Simulcast::parse(v()?).map(drop),
         "mid" if v()?.is_empty() => Err("empty value"),
         // RFC 8839 §5.4: a peer's credentials become the STUN USERNAME we match and the
         // MESSAGE-INTEGRITY key; refuse what no ICE agent may send.

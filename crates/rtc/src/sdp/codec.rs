@@ -144,14 +144,20 @@ pub enum HeaderExtension {
     AbsSendTime,
     /// Transport-wide sequence numbers (for transport-cc feedback).
     TransportWideCc,
+    /// The RTP stream id (RFC 8852 §3.1): which `a=rid` (simulcast layer) a packet carries.
+    RtpStreamId,
+    /// The repaired RTP stream id (RFC 8852 §3.2): the rid an RTX packet repairs.
+    RepairedRtpStreamId,
 }
 
 impl HeaderExtension {
     /// Every kind, in the order we offer them.
-    pub const ALL: [HeaderExtension; 3] = [
+    pub const ALL: [HeaderExtension; 5] = [
         HeaderExtension::SdesMid,
         HeaderExtension::AbsSendTime,
         HeaderExtension::TransportWideCc,
+        HeaderExtension::RtpStreamId,
+        HeaderExtension::RepairedRtpStreamId,
     ];
 
     /// The extension's URI.
@@ -163,6 +169,10 @@ impl HeaderExtension {
             }
             HeaderExtension::TransportWideCc => {
                 "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+            }
+            HeaderExtension::RtpStreamId => "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+            HeaderExtension::RepairedRtpStreamId => {
+                "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
             }
         }
     }

@@ -18,6 +18,7 @@ mod h264;
 mod negotiated;
 mod offer;
 mod rtp_attributes;
+mod simulcast;
 mod write;
 
 pub use accessors::Attrs;
@@ -29,10 +30,11 @@ pub use description::{Attribute, Line, MediaDescription, SessionDescription};
 pub use h264::{H264Profile, ProfileLevelId};
 pub use negotiated::{
     DtlsRole, Negotiated, NegotiatedCodec, NegotiatedMedia, NegotiationError, RejectReason,
-    Rejected, RemoteSsrc,
+    Rejected, RemoteSsrc, SimulcastLayer,
 };
 pub use offer::{OfferConfig, accept_answer, create_offer};
 pub use rtp_attributes::{ExtMap, Fmtp, RtcpFb, RtpMap, Ssrc, SsrcGroup};
+pub use simulcast::{Rid, RidDirection, Simulcast, SimulcastId};
 
 /// What is wrong with a description, and on which line (1-based).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

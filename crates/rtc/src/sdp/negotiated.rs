@@ -59,6 +59,21 @@ pub struct NegotiatedMedia {
     pub local_ssrc: Option<u32>,
     /// Our RTX SSRC when we send and RTX was negotiated.
     pub local_rtx_ssrc: Option<u32>,
+    /// The simulcast streams we receive (RFC 8853), in the offerer's order of preference
+    /// (which says nothing about their resolution or bitrate); empty without simulcast.
+    /// Packets name their layer with the RID header extension (RFC 8852).
+    pub simulcast: Vec<SimulcastLayer>,
+}
+
+/// One simulcast stream the peer sends us, identified by its rid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimulcastLayer {
+    /// The rid-id, as carried in the RID header extension.
+    pub rid: String,
+    /// The offer marked it paused (`~`, RFC 8853 §5.1): no media until it resumes.
+    pub paused: bool,
+    /// The payload types it is restricted to (`pt=`, RFC 8851 §5); empty means any.
+    pub pts: Vec<u8>,
 }
 
 impl Negotiated {
@@ -93,12 +108,18 @@ impl NegotiatedMedia {
             remote_ssrcs: Vec::new(),
             local_ssrc: None,
             local_rtx_ssrc: None,
+            simulcast: Vec::new(),
         }
     }
 
     /// The payload type of the first negotiated codec `codec`.
     pub fn payload_type(&self, codec: Codec) -> Option<u8> {
         self.codecs.iter().find(|c| c.codec == codec).map(|c| c.pt)
+    }
+
+    /// The simulcast layer whose rid is `rid` (as read from a packet's RID extension).
+    pub fn layer_index(&self, rid: &[u8]) -> Option<usize> {
+        self.simulcast.iter().position(|l| l.rid.as_bytes() == rid)
     }
 
     /// The id of a header extension, if negotiated.

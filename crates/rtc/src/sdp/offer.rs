@@ -62,7 +62,12 @@ impl OfferConfig {
                 Codec::Opus,
             ],
             feedback: RtcpFeedback::ALL.to_vec(),
-            extensions: HeaderExtension::ALL.to_vec(),
+            // The stream-id extensions only matter with simulcast, which we do not offer.
+            extensions: vec![
+                HeaderExtension::SdesMid,
+                HeaderExtension::AbsSendTime,
+                HeaderExtension::TransportWideCc,
+            ],
             stream_id: "leanrtc".into(),
         }
     }
@@ -327,5 +332,6 @@ fn accept_section(
         remote_ssrcs: remote_ssrcs(aa),
         local_ssrc: ours_sources.first().map(|s| s.ssrc),
         local_rtx_ssrc: ours_sources.first().and_then(|s| s.rtx),
+        simulcast: Vec::new(),
     })
 }
