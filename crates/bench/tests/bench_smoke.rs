@@ -10,7 +10,7 @@ use std::time::Duration;
 use bench::load::report::{self, RunResult};
 use bench::load::run::{self, Options};
 use bench::load::scenario::Scenario;
-use bench::load::server::{Server, ServerKind};
+use bench::load::server::{Server, ServerKind, ServerSpec};
 
 /// The `leanrtc` binary of this build (the workspace builds it next to our test binary's
 /// `deps/`: `./test.sh` and `cargo build --workspace` do).
@@ -70,7 +70,7 @@ fn one_publisher_to_three_viewers_on_both_servers() {
         );
     }
     let (a, b) = (ServerKind::Leanrtc.name(), ServerKind::Str0m.name());
-    let table = report::table(&results, a, b);
+    let table = report::table(&results, &[(a.to_owned(), b.to_owned())]);
     let rows: Vec<&str> = table.lines().collect();
     assert_eq!(rows.len(), 5, "{table}");
     assert!(rows[2].contains("| leanrtc |"), "{table}");
@@ -96,4 +96,32 @@ fn the_binary_knows_its_flags() {
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
+}
+
+/// The join storm while viewers watch (issue 16), against the baseline with batched I/O: the
+/// joiners all receive, the watchers' latency is measured before and during, and the
+/// batched server forwards as the plain one does.
+#[test]
+fn a_watched_join_storm_against_the_batched_baseline() {
+    let str0m = PathBuf::from(env!("CARGO_BIN_EXE_str0m-sfu"));
+    let spec = ServerSpec::str0m_batched();
+    let scenario = Scenario::watched_storm(3, 4);
+    let server = Server::start_spec(&spec, &str0m).expect("str0m-sfu --batched starts");
+    let mut r = run::run(&scenario, server, &small()).expect("the run completes");
+    r.server = spec.name.clone();
+    assert_eq!(r.post_failures, 0, "{:?}", r.errors);
+    assert_eq!(r.receiving, 3, "watchers receiving during the storm: {r:?}");
+    let storm = r.storm.clone().expect("storm figures");
+    assert_eq!((storm.watchers, storm.joiners, storm.joined), (3, 4, 4));
+    assert!(storm.before_ms.is_some() && r.latency_ms.is_some(), "{r:?}");
+    assert!(storm.samples.0 > 0 && storm.samples.1 > 0, "{storm:?}");
+    assert!(storm.seconds > 0.0 && r.connect_ms.is_some(), "{r:?}");
+    let table = report::storms(&[r]);
+    assert!(
+        table
+            .lines()
+            .nth(2)
+            .is_some_and(|l| l.contains("| str0m-sfu-batched |")),
+        "{table}"
+    );
 }

@@ -7,6 +7,8 @@
 //! target/release/leanrtc-bench                      # every scenario, both servers
 //! target/release/leanrtc-bench --scenario a --viewers 100,500 --server leanrtc
 //! target/release/leanrtc-bench --scenario b,c --duration 5
+//! target/release/leanrtc-bench --scenario a-1000,c-storm --threads 1,2 \
+//!     --server leanrtc,str0m,str0m-batched --perf
 //! ```
 
 use std::net::SocketAddr;
@@ -16,7 +18,7 @@ use std::time::Duration;
 use bench::load::report::{self, RunResult};
 use bench::load::run::{self, Options};
 use bench::load::scenario::Scenario;
-use bench::load::server::{Server, ServerKind, find_binary};
+use bench::load::server::{Server, ServerKind, ServerSpec, find_binary};
 use bench::load::{BenchError, procfs};
 use clap::Parser;
 
@@ -25,15 +27,17 @@ use clap::Parser;
 #[command(name = "leanrtc-bench", version, about)]
 struct Args {
     /// Scenarios, comma-separated: all, a (one per --viewers), a-N, b, c, c-idle (500
-    /// viewers joining a silent stream as fast as they can), c-idle-N, d, custom-MxN (M
-    /// publishers with N viewers each).
+    /// viewers joining a silent stream as fast as they can), c-idle-N, c-storm (500 viewers
+    /// join as fast as they can while 500 watch: the watchers' latency before and during),
+    /// c-storm-W+S, d, custom-MxN (M publishers with N viewers each).
     #[arg(long, visible_alias = "scenarios", default_value = "all")]
     scenario: String,
     /// Viewer counts of scenario (a), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "100,500,1000")]
     viewers: Vec<usize>,
-    /// Servers to load in turn: leanrtc, str0m (the str0m-sfu baseline) or both;
-    /// comma-separated.
+    /// Servers to load in turn, comma-separated: leanrtc, str0m (the str0m-sfu baseline,
+    /// one datagram per syscall), str0m-batched (str0m-sfu --batched: recvmmsg and UDP GSO
+    /// through quinn-udp), both (leanrtc and str0m) or all (the three).
     #[arg(
         long,
         visible_alias = "servers",
@@ -41,6 +45,15 @@ struct Args {
         value_delimiter = ','
     )]
     server: Vec<String>,
+    /// leanrtc's media thread counts, comma-separated (e.g. 1,2): leanrtc runs once with
+    /// each (env LEANRTC_THREADS), named leanrtc-tN, and the report gives each figure also
+    /// as a ratio against the one-thread run, with each thread's share of the load.
+    #[arg(long, value_delimiter = ',')]
+    threads: Vec<usize>,
+    /// Profile the server over each measured window (`perf record -g`; the top entries of
+    /// `perf report --no-children` go to the report). Costs the server a little CPU.
+    #[arg(long)]
+    perf: bool,
     /// The leanrtc binary (default: next to this one, else target/release/leanrtc).
     #[arg(long)]
     leanrtc: Option<PathBuf>,
@@ -97,22 +110,14 @@ fn main() {
     }
 }
 
-fn kinds(args: &Args) -> Result<Vec<ServerKind>, BenchError> {
-    let mut kinds = Vec::new();
-    for name in &args.server {
-        match name.trim() {
-            "leanrtc" => kinds.push(ServerKind::Leanrtc),
-            "str0m-sfu" | "str0m" => kinds.push(ServerKind::Str0m),
-            "both" => kinds.extend([ServerKind::Leanrtc, ServerKind::Str0m]),
-            other => return Err(BenchError::Usage(format!("unknown server {other:?}"))),
-        }
-    }
-    if args.attach.is_some() && kinds.len() != 1 {
+fn specs(args: &Args) -> Result<Vec<ServerSpec>, BenchError> {
+    let specs = ServerSpec::parse_list(&args.server, &args.threads)?;
+    if args.attach.is_some() && specs.len() != 1 {
         return Err(BenchError::Usage(
-            "--attach loads one server: name it with --server".into(),
+            "--attach loads one server: name it with --server (and no --threads list)".into(),
         ));
     }
-    Ok(kinds)
+    Ok(specs)
 }
 
 fn binary(args: &Args, kind: ServerKind) -> Result<PathBuf, BenchError> {
@@ -134,18 +139,22 @@ fn binary(args: &Args, kind: ServerKind) -> Result<PathBuf, BenchError> {
 
 fn bench(args: &Args) -> Result<(), BenchError> {
     let scenarios = Scenario::parse_list(&args.scenario, &args.viewers)?;
-    let kinds = kinds(args)?;
-    let binaries = (kinds.iter())
-        .map(|&k| {
+    let specs = specs(args)?;
+    let binaries = (specs.iter())
+        .map(|s| {
             if args.attach.is_some() {
                 Ok(PathBuf::new())
             } else {
-                binary(args, k)
+                binary(args, s.kind)
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
     let nofile = procfs::raise_nofile()?;
-    let needed = scenarios.iter().map(Scenario::viewers).max().unwrap_or(0) as u64 + 200;
+    let needed = (scenarios.iter())
+        .map(|s| s.viewers() + s.joiners)
+        .max()
+        .unwrap_or(0) as u64
+        + 200;
     if nofile < needed {
         return Err(BenchError::Usage(format!(
             "the open-file limit is {nofile}, {needed} are needed (ulimit -Hn)"
@@ -160,22 +169,23 @@ fn bench(args: &Args) -> Result<(), BenchError> {
         viewer_threads: args.viewer_threads,
         decrypt_one_in: args.decrypt_one_in,
         connect_timeout: Duration::from_secs_f64(args.connect_timeout),
+        perf: args.perf,
         ..Options::default()
     };
     let load_at_start = procfs::load_average();
     let mut results: Vec<RunResult> = Vec::new();
     for scenario in &scenarios {
-        for (&kind, path) in kinds.iter().zip(&binaries) {
-            eprintln!("leanrtc-bench: {} against {} …", scenario.name, kind.name());
+        for (spec, path) in specs.iter().zip(&binaries) {
+            eprintln!("leanrtc-bench: {} against {} …", scenario.name, spec.name);
             let server = match args.attach {
-                Some(http) => Server::attach(kind, http, args.attach_pid),
-                None => Server::start(kind, path)?,
+                Some(http) => Server::attach(spec.kind, http, args.attach_pid),
+                None => Server::start_spec(spec, path)?,
             };
             let mut result = run::run(scenario, server, &opts)?;
-            result.server = kind.name().to_owned();
+            result.server = spec.name.clone();
             eprintln!(
                 "leanrtc-bench: {} receiving {}/{}, server CPU {}",
-                kind.name(),
+                spec.name,
                 result.receiving,
                 result.viewers,
                 result
@@ -187,15 +197,33 @@ fn bench(args: &Args) -> Result<(), BenchError> {
             std::thread::sleep(Duration::from_secs(1));
         }
     }
-    let table = report::table(
-        &results,
-        ServerKind::Leanrtc.name(),
-        ServerKind::Str0m.name(),
-    );
-    let notes = report::notes(&results);
+    let mut table = report::table(&results, &ServerSpec::ratio_pairs(&specs));
+    if !args.threads.is_empty() || results.iter().any(|r| !r.shards.is_empty()) {
+        table += &format!(
+            "\nPer-thread balance over each window (the server's per-shard `/metrics`; \
+             \"–\": it exports none):\n\n{}",
+            report::balance(&results)
+        );
+    }
+    if results.iter().any(|r| r.storm.is_some()) {
+        table += &format!(
+            "\nJoin storms while viewers watch:\n\n{}",
+            report::storms(&results)
+        );
+    }
+    let mut notes = report::notes(&results);
+    if results.iter().any(|r| r.profile.is_some()) {
+        notes += &format!(
+            "\nThe server's profile over each window (`perf record -g -F 999`, then \
+             `perf report --no-children`: self time per function, top {}):\n\n{}",
+            bench::load::perf::TOP,
+            report::profiles(&results)
+        );
+    }
     println!("{table}\n{notes}");
     if !args.no_write {
-        let text = document(args, &opts, load_at_start, &table, &notes);
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        let text = document(&names, &opts, load_at_start, &table, &notes);
         let path = report::write_results(&args.out, args.name.as_deref(), &text)?;
         eprintln!("leanrtc-bench: wrote {}", path.display());
     }
@@ -203,7 +231,7 @@ fn bench(args: &Args) -> Result<(), BenchError> {
 }
 
 fn document(
-    args: &Args,
+    servers: &[&str],
     opts: &Options,
     load: Option<[f64; 3]>,
     table: &str,
@@ -241,9 +269,23 @@ fn document(
          *load gen CPU* are over the storm, and *handshakes / CPU-s* divides the viewers \
          connected by the server's CPU time from the first POST to the last connection, read to \
          the nanosecond from the process's CPU clock (all threads, ended ones included), so it \
-         is the cost of a connection alone; *KiB / viewer* is then per idle viewer. The ratio \
-         row is leanrtc / str0m-sfu for each figure (CPU, memory, loss, latency: lower is \
-         better; packets per CPU-second, handshakes/s: higher is better).\n\n\
+         is the cost of a connection alone; *KiB / viewer* is then per idle viewer. \
+         *c-storm-W+S*: W viewers watch, then S more are POSTed as fast as 32 threads can; \
+         the row is the storm, from the first POST until every joiner receives media: \
+         *latency* and *loss* are the watchers' (the joiners are driven by threads of their \
+         own), *connect* and *handshakes/s* the joiners', and its own table sets the \
+         watchers' latency during the storm against theirs in the window just before it. \
+         The ratio rows divide each figure of one server by another's (CPU, memory, loss, \
+         latency: lower is better; packets per CPU-second, handshakes/s: higher is better): \
+         leanrtc / str0m-sfu; with `--threads`, leanrtc-tN (leanrtc run with \
+         LEANRTC_THREADS=N media threads) / leanrtc-t1, and leanrtc-t1 / each baseline. \
+         *str0m-sfu-batched* is the baseline with batched UDP I/O (quinn-udp: recvmmsg, and \
+         a viewer's datagrams of one size in one GSO send), as leanrtc batches its own. The \
+         server and this load generator share the machine's cores: with several server \
+         threads, *load gen CPU* shows what the clients took from them. *Per-thread \
+         balance*: each shard's sessions at the start and the end of the window, datagrams \
+         it sent and handled per second, its share of all sent, and the share of the \
+         window's wall time it spent working rather than waiting in poll.\n\n\
          {notes}",
         date = report::now_utc(),
         command = command.join(" "),
@@ -255,6 +297,6 @@ fn document(
         threads = opts.viewer_threads,
         settle = opts.publisher_settle,
         decrypt = opts.decrypt_one_in,
-        servers = args.server.join(", "),
+        servers = servers.join(", "),
     )
 }

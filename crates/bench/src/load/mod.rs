@@ -6,10 +6,13 @@
 //! * [`scenario`]: what each scenario publishes and how many watch.
 //! * [`server`]: the server as a child process (or one running already).
 //! * [`clients`] / [`post`]: the client threads and the POSTing threads.
-//! * [`run`]: one scenario against one server ([`storm`]: the join storm without media);
-//!   [`report`]: the table.
+//! * [`run`]: one scenario against one server ([`storm`]: the join storm without media;
+//!   [`watched`]: the join storm while viewers watch, issue 16); [`report`]: the tables.
+//! * [`metrics`]: the server's `/metrics` (per-shard balance); [`perf`]: its profile.
 
 pub mod clients;
+pub mod metrics;
+pub mod perf;
 pub mod post;
 pub mod procfs;
 pub mod report;
@@ -18,6 +21,7 @@ pub mod scenario;
 pub mod server;
 pub mod stats;
 pub mod storm;
+pub mod watched;
 
 /// Why a run could not be made.
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::load::metrics::ShardWindow;
+
 /// The figures of one scenario against one server. Rates are per second of the window.
 #[derive(Debug, Clone, Default)]
 pub struct RunResult {
@@ -68,6 +70,31 @@ pub struct RunResult {
     pub no_media: bool,
     /// A line of the run's own for the notes.
     pub note: Option<String>,
+    /// Each media thread over the window, from the server's per-shard `/metrics` (empty:
+    /// the server exports none).
+    pub shards: Vec<ShardWindow>,
+    /// A join storm while viewers watch (`c-storm-W+S`): how the watchers fared.
+    pub storm: Option<StormFigures>,
+    /// The profile's top entries over the window (`--perf`), or why there is none.
+    pub profile: Option<Result<Vec<String>, String>>,
+}
+
+/// The watchers' side of a join storm: their forwarding latency in the window just before
+/// the storm and during it (the run's `latency_ms`), and how long the storm took.
+#[derive(Debug, Clone, Default)]
+pub struct StormFigures {
+    /// Viewers watching before the storm.
+    pub watchers: usize,
+    /// Viewers joining in the storm.
+    pub joiners: usize,
+    /// Of those, receiving media at its end.
+    pub joined: usize,
+    /// The watchers' latency p50 and p99 (ms) in the window before the storm.
+    pub before_ms: Option<(f64, f64)>,
+    /// Latency samples before and during.
+    pub samples: (usize, usize),
+    /// From the first joiner's POST to the last one receiving media, seconds.
+    pub seconds: f64,
 }
 
 /// One table cell.
@@ -164,9 +191,9 @@ pub fn column_names() -> Vec<&'static str> {
     names
 }
 
-/// The Markdown table of `results`: one row per run, and after the runs of a scenario that
-/// ran against `reference` and `baseline` both, a row of their ratios.
-pub fn table(results: &[RunResult], reference: &str, baseline: &str) -> String {
+/// The Markdown table of `results`: one row per run, and after the runs of a scenario, a
+/// row of ratios for each pair `(a, b)` of `ratios` whose servers both ran it (a / b).
+pub fn table(results: &[RunResult], ratios: &[(String, String)]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "| {} |", column_names().join(" | "));
     let _ = writeln!(out, "|{}", "---|".repeat(COLUMNS.len() + 2));
@@ -189,7 +216,10 @@ pub fn table(results: &[RunResult], reference: &str, baseline: &str) -> String {
             );
         }
         let find = |name: &str| runs.iter().find(|r| r.server == name);
-        if let (Some(a), Some(b)) = (find(reference), find(baseline)) {
+        for (reference, baseline) in ratios {
+            let (Some(a), Some(b)) = (find(reference), find(baseline)) else {
+                continue;
+            };
             let cells: Vec<String> = (COLUMNS.iter())
                 .skip(1)
                 .map(|(_, f)| f(a).ratio(f(b)))
@@ -199,6 +229,97 @@ pub fn table(results: &[RunResult], reference: &str, baseline: &str) -> String {
                 "| {scenario} | *{reference}/{baseline}* | | {} |",
                 cells.join(" | ")
             );
+        }
+    }
+    out
+}
+
+/// The per-thread balance of the runs with media: one row per shard of each run (its
+/// sessions at the start and end of the window, datagrams it sent and handled per second,
+/// its share of all sent, the share of the window it was busy), or one row of "–" for a
+/// server that exports no per-shard metrics.
+pub fn balance(results: &[RunResult]) -> String {
+    let mut out = String::from(
+        "| scenario | server | shard | sessions start → end | sent/s | share of sent % | \
+         handled/s | busy % |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    let dash = || "–".to_owned();
+    let int = |v: Option<f64>| v.map_or_else(dash, |v| number(v, 0));
+    for r in results.iter().filter(|r| !r.no_media) {
+        if r.shards.is_empty() {
+            let _ = writeln!(
+                out,
+                "| {} | {} | – | – | – | – | – | – |",
+                r.scenario, r.server
+            );
+            continue;
+        }
+        let total: f64 = r.shards.iter().filter_map(|s| s.sent_per_s).sum();
+        for s in &r.shards {
+            let share = s
+                .sent_per_s
+                .filter(|_| total > 0.0)
+                .map(|v| v / total * 100.0);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} → {} | {} | {} | {} | {} |",
+                r.scenario,
+                r.server,
+                s.id,
+                int(s.sessions.0),
+                int(s.sessions.1),
+                int(s.sent_per_s),
+                share.map_or_else(dash, |v| number(v, 1)),
+                int(s.received_per_s),
+                s.busy.map_or_else(dash, |v| number(v * 100.0, 1)),
+            );
+        }
+    }
+    out
+}
+
+/// The join storms while viewers watch: the watchers' latency before and during each.
+pub fn storms(results: &[RunResult]) -> String {
+    let mut out = String::from(
+        "| scenario | server | watchers' latency ms p50 / p99 before | during the storm | \
+         p99 during / before | storm s | joiners receiving | joiners' connect ms p50 / p99 | \
+         server CPU % during |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in results {
+        let Some(s) = &r.storm else { continue };
+        let pair = |v: Option<(f64, f64)>| Cell::Two(v, 2).show();
+        let p99 = |v: Option<(f64, f64)>| v.map(|(_, p)| p);
+        let rise = Cell::One(p99(r.latency_ms), 2).ratio(Cell::One(p99(s.before_ms), 2));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {rise} | {:.2} | {}/{} | {} | {} |",
+            r.scenario,
+            r.server,
+            pair(s.before_ms),
+            pair(r.latency_ms),
+            s.seconds,
+            s.joined,
+            s.joiners,
+            Cell::Two(r.connect_ms, 0).show(),
+            Cell::One(r.server_cpu.map(|c| c * 100.0), 1).show(),
+        );
+    }
+    out
+}
+
+/// The profiles taken with `--perf`: each run's top entries as a code block.
+pub fn profiles(results: &[RunResult]) -> String {
+    let mut out = String::new();
+    for r in results {
+        let Some(profile) = &r.profile else { continue };
+        let _ = writeln!(out, "{} against {}:\n", r.scenario, r.server);
+        match profile {
+            Ok(lines) => {
+                let _ = writeln!(out, "```text\n{}\n```\n", lines.join("\n"));
+            }
+            Err(why) => {
+                let _ = writeln!(out, "no profile: {why}\n");
+            }
         }
     }
     out
@@ -310,7 +431,10 @@ mod tests {
 
     #[test]
     fn the_table_has_a_ratio_row() {
-        let t = table(&[run("x", 0.25), run("y", 0.5)], "x", "y");
+        let t = table(
+            &[run("x", 0.25), run("y", 0.5)],
+            &[("x".into(), "y".into())],
+        );
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 5);
         assert_eq!(lines[0].matches('|').count(), COLUMNS.len() + 3);
@@ -324,6 +448,115 @@ mod tests {
             "{t}"
         );
         assert!(lines[4].contains("| 1.00 / 1.00 |"), "{t}");
+    }
+
+    #[test]
+    fn a_ratio_row_for_each_pair_that_ran() {
+        let results = [
+            run("t1", 0.5),
+            run("t2", 0.25),
+            run("s", 1.0),
+            run("sb", 0.5),
+        ];
+        let pairs = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+            p.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        let t = table(
+            &results,
+            &pairs(&[("t2", "t1"), ("t1", "s"), ("t1", "sb"), ("t1", "absent")]),
+        );
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 2 + 4 + 3, "{t}");
+        assert!(
+            lines[6].contains("*t2/t1*") && lines[6].contains("| 0.50 |"),
+            "{t}"
+        );
+        assert!(
+            lines[7].contains("*t1/s*") && lines[7].contains("| 0.50 |"),
+            "{t}"
+        );
+        assert!(
+            lines[8].contains("*t1/sb*") && lines[8].contains("| 1.00 |"),
+            "{t}"
+        );
+        // Packets per CPU-second: twice as many for half the CPU.
+        assert!(lines[6].contains("| 2.00 |"), "{t}");
+    }
+
+    #[test]
+    fn balance_rows_per_shard_or_a_dash() {
+        let mut sharded = run("leanrtc-t2", 1.0);
+        sharded.shards = vec![
+            ShardWindow {
+                id: "0".into(),
+                sessions: (Some(100.0), Some(101.0)),
+                sent_per_s: Some(3000.0),
+                received_per_s: Some(10.0),
+                busy: Some(0.25),
+            },
+            ShardWindow {
+                id: "1".into(),
+                sessions: (None, Some(99.0)),
+                sent_per_s: Some(1000.0),
+                ..ShardWindow::default()
+            },
+        ];
+        let mut idle = run("leanrtc", 1.0);
+        idle.no_media = true;
+        let t = balance(&[sharded, run("leanrtc-t1", 1.0), idle]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 2 + 3, "{t}");
+        assert_eq!(
+            lines[2],
+            "| a-1 | leanrtc-t2 | 0 | 100 → 101 | 3000 | 75.0 | 10 | 25.0 |"
+        );
+        assert_eq!(
+            lines[3],
+            "| a-1 | leanrtc-t2 | 1 | – → 99 | 1000 | 25.0 | – | – |"
+        );
+        assert_eq!(lines[4], "| a-1 | leanrtc-t1 | – | – | – | – | – | – |");
+    }
+
+    #[test]
+    fn storm_rows_compare_during_with_before() {
+        let mut r = run("leanrtc", 0.5);
+        r.latency_ms = Some((1.0, 6.0));
+        r.connect_ms = Some((40.0, 90.0));
+        r.storm = Some(StormFigures {
+            watchers: 5,
+            joiners: 4,
+            joined: 4,
+            before_ms: Some((0.5, 2.0)),
+            samples: (10, 10),
+            seconds: 0.75,
+        });
+        let t = storms(&[r, run("other", 1.0)]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3, "{t}");
+        assert_eq!(
+            lines[2],
+            "| a-1 | leanrtc | 0.50 / 2.00 | 1.00 / 6.00 | 3.00 | 0.75 | 4/4 | 40 / 90 | 50.0 |"
+        );
+    }
+
+    #[test]
+    fn profiles_show_entries_or_why_not() {
+        let mut a = run("a", 1.0);
+        a.profile = Some(Ok(vec!["  12.00%  leanrtc  [.] seal".into()]));
+        let mut b = run("b", 1.0);
+        b.profile = Some(Err("perf: not found".into()));
+        let t = profiles(&[a, b, run("c", 1.0)]);
+        assert!(
+            t.contains("a-1 against a:\n\n```text\n  12.00%  leanrtc  [.] seal\n```"),
+            "{t}"
+        );
+        assert!(
+            t.contains("a-1 against b:\n\nno profile: perf: not found"),
+            "{t}"
+        );
+        assert!(!t.contains("against c"), "{t}");
     }
 
     #[test]

@@ -13,6 +13,8 @@ use rtc::dtls::{DtlsCertificate, DtlsConfig};
 use rtc::rand::Rng;
 
 use crate::load::clients::{ClientSnap, ClientThread, Progress, Snapshot};
+use crate::load::metrics::{self, Metrics};
+use crate::load::perf::Profiler;
 use crate::load::post::{Job, PostReport, post_all};
 use crate::load::procfs;
 use crate::load::report::RunResult;
@@ -46,6 +48,9 @@ pub struct Options {
     pub publisher_settle: Duration,
     /// The sample IVF file, for the baseline's (d).
     pub sample_ivf: PathBuf,
+    /// Profile the server with `perf record` over the window (the top entries go to the
+    /// report).
+    pub perf: bool,
 }
 
 impl Default for Options {
@@ -62,15 +67,16 @@ impl Default for Options {
             publisher_settle: Duration::from_secs(8),
             sample_ivf: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                 .join("../../samples/sample-vp8-640x360-30fps-10s.ivf"),
+            perf: false,
         }
     }
 }
 
 /// What the runner reads at each end of the window.
-struct Mark {
+pub(crate) struct Mark {
     at: Instant,
     server_cpu: Option<Duration>,
-    sent: Option<u64>,
+    metrics: Option<Metrics>,
     own_cpu: Duration,
     thread_cpu: Vec<Duration>,
     snapshots: Vec<Snapshot>,
@@ -84,6 +90,9 @@ pub fn run(
 ) -> Result<RunResult, BenchError> {
     if scenario.media == StreamMedia::Silent {
         return crate::load::storm::run_idle(scenario, server, opts);
+    }
+    if scenario.joiners > 0 {
+        return crate::load::watched::run_watched(scenario, server, opts);
     }
     let load_before = procfs::load_average();
     let pid = server.pid;
@@ -140,8 +149,10 @@ pub fn run(
     std::thread::sleep(opts.warmup);
     let threads: Vec<&ClientThread> = std::iter::once(&publishers).chain(&viewers).collect();
     let first = mark(&server, &threads);
+    let profiler = Profiler::start_if(opts.perf, pid);
     std::thread::sleep(opts.measure);
     let last = mark(&server, &threads);
+    let profile = profiler.map(Profiler::finish);
     let rss_loaded = pid.and_then(|p| procfs::rss(p).ok());
     server.check_running()?;
     let load_after = procfs::load_average();
@@ -163,6 +174,7 @@ pub fn run(
     result.post_failures = posted.failed;
     result.errors = posted.errors;
     result.post_cpu = posted.cpu;
+    result.profile = profile;
     Ok(result)
 }
 
@@ -272,7 +284,7 @@ pub(crate) fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> b
 
 /// Reads everything at one end of the window: the client threads are asked first (they
 /// answer between two rounds of their loops), then the server and ourselves.
-fn mark(server: &Server, threads: &[&ClientThread]) -> Mark {
+pub(crate) fn mark(server: &Server, threads: &[&ClientThread]) -> Mark {
     let asked: Vec<_> = threads.iter().map(|t| t.snapshot()).collect();
     let at = Instant::now();
     let server_cpu = server.pid.and_then(|p| procfs::cpu_time(p).ok());
@@ -283,11 +295,11 @@ fn mark(server: &Server, threads: &[&ClientThread]) -> Mark {
     let snapshots = (asked.into_iter())
         .map(|rx| rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default())
         .collect();
-    let sent = server.datagrams_sent();
+    let metrics = server.metrics();
     Mark {
         at,
         server_cpu,
-        sent,
+        metrics,
         own_cpu,
         thread_cpu,
         snapshots,
@@ -295,7 +307,7 @@ fn mark(server: &Server, threads: &[&ClientThread]) -> Mark {
 }
 
 /// The figures of one run from the two marks (thread 0 is the publishers').
-fn summarize(scenario: &Scenario, first: &Mark, last: &Mark, n: usize) -> RunResult {
+pub(crate) fn summarize(scenario: &Scenario, first: &Mark, last: &Mark, n: usize) -> RunResult {
     let wall = last.at.saturating_duration_since(first.at).as_secs_f64();
     let cpu = match (first.server_cpu, last.server_cpu) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a).as_secs_f64()),
@@ -351,9 +363,14 @@ fn summarize(scenario: &Scenario, first: &Mark, last: &Mark, n: usize) -> RunRes
         let b = last.thread_cpu.get(i).copied().unwrap_or_default();
         b.saturating_sub(a).as_secs_f64() / wall.max(1e-9)
     };
-    let sent = match (first.sent, last.sent) {
+    let (m0, m1) = (first.metrics.as_ref(), last.metrics.as_ref());
+    let sent = match (m0.and_then(|m| m.sent), m1.and_then(|m| m.sent)) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a)),
         _ => None,
+    };
+    let shards = match (m0, m1) {
+        (Some(a), Some(b)) => metrics::window(a, b, wall),
+        _ => Vec::new(),
     };
     RunResult {
         scenario: scenario.name.clone(),
@@ -377,6 +394,7 @@ fn summarize(scenario: &Scenario, first: &Mark, last: &Mark, n: usize) -> RunRes
         gen_publisher_cpu: thread_cpu(0),
         gen_viewer_cpu: (1..last.thread_cpu.len()).map(thread_cpu).sum(),
         read_delay_ms: stats::percentiles_us(&delays),
+        shards,
         ..RunResult::default()
     }
 }

@@ -29,6 +29,9 @@ pub struct Scenario {
     pub media: StreamMedia,
     /// A join storm: every viewer's POST is spread evenly over this time.
     pub join_within: Option<Duration>,
+    /// A join storm while the viewers watch (`c-storm-W+S`): after the window, this many
+    /// more viewers of the first stream join as fast as the client can.
+    pub joiners: usize,
 }
 
 impl Scenario {
@@ -40,6 +43,7 @@ impl Scenario {
             viewers_per_room,
             media: StreamMedia::Synthetic,
             join_within: None,
+            joiners: 0,
         }
     }
 
@@ -80,6 +84,16 @@ impl Scenario {
     /// Viewers of (c) and of its idle variant.
     pub const STORM_VIEWERS: usize = 500;
 
+    /// (c) as issue 16 asks for it: `watchers` viewers watch one publisher, then `joiners`
+    /// more join as fast as the client can; the watchers' forwarding latency during the
+    /// storm is compared with theirs in the window just before it.
+    pub fn watched_storm(watchers: usize, joiners: usize) -> Self {
+        Scenario {
+            joiners,
+            ..Self::synthetic(&format!("c-storm-{watchers}+{joiners}"), 1, watchers)
+        }
+    }
+
     /// (d) the sample file to 1000 viewers.
     pub fn sample_file() -> Self {
         Scenario {
@@ -104,8 +118,9 @@ impl Scenario {
     }
 
     /// Scenarios by name: `all`, `a` (one per size in `fan_out`), `a-N` (any N), `b`, `c`,
-    /// `c-idle` (500 viewers), `c-idle-N`, `d`, or `custom-MxN` (M publishers with N viewers
-    /// each); comma-separated.
+    /// `c-idle` (500 viewers), `c-idle-N`, `c-storm` (500 join while 500 watch),
+    /// `c-storm-W+S`, `d`, or `custom-MxN` (M publishers with N viewers each);
+    /// comma-separated.
     pub fn parse_list(list: &str, fan_out: &[usize]) -> Result<Vec<Scenario>, BenchError> {
         let mut out = Vec::new();
         for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -115,6 +130,10 @@ impl Scenario {
                 "b" | "b-50x4" => out.push(Self::rooms()),
                 "c" | "c-storm-500" => out.push(Self::join_storm()),
                 "c-idle" => out.push(Self::idle_storm(Self::STORM_VIEWERS)),
+                "c-storm" => out.push(Self::watched_storm(
+                    Self::STORM_VIEWERS,
+                    Self::STORM_VIEWERS,
+                )),
                 "d" | "d-sample-1000" => out.push(Self::sample_file()),
                 _ => out.push(Self::parse_sized(name)?),
             }
@@ -132,6 +151,13 @@ impl Scenario {
         }
         if let Some(n) = name.strip_prefix("c-idle-") {
             return Ok(Self::idle_storm(n.parse().map_err(|_| bad())?));
+        }
+        if let Some((w, s)) = (name.strip_prefix("c-storm-")).and_then(|n| n.split_once('+')) {
+            let (w, s) = (w.parse().map_err(|_| bad())?, s.parse().map_err(|_| bad())?);
+            if w == 0 || s == 0 {
+                return Err(bad());
+            }
+            return Ok(Self::watched_storm(w, s));
         }
         let (m, n) = (name.strip_prefix("custom-"))
             .and_then(|s| s.split_once('x'))
@@ -163,6 +189,37 @@ mod tests {
             (idle[1].media, idle[1].viewers()),
             (StreamMedia::Silent, 20)
         );
+        let storms = Scenario::parse_list("c-storm,c-storm-20+30,c-storm-500", &sizes).unwrap();
+        assert_eq!(
+            (
+                storms[0].name.as_str(),
+                storms[0].viewers(),
+                storms[0].joiners
+            ),
+            ("c-storm-500+500", 500, 500)
+        );
+        assert_eq!((storms[1].viewers(), storms[1].joiners), (20, 30));
+        assert_eq!(storms[1].media, StreamMedia::Synthetic);
+        // The storm of issue 6 (500 POSTs within 1 s) keeps its name.
+        assert_eq!(
+            (storms[2].joiners, storms[2].join_within),
+            (0, Some(Duration::from_secs(1)))
+        );
+        assert!(
+            Scenario::parse_list("all", &sizes)
+                .unwrap()
+                .iter()
+                .all(|s| s.joiners == 0)
+        );
+        for bad in [
+            "c-storm-5",
+            "c-storm-0+5",
+            "c-storm-5+0",
+            "c-storm-x+1",
+            "c-storm-+",
+        ] {
+            assert!(Scenario::parse_list(bad, &sizes).is_err(), "{bad}");
+        }
         assert!(Scenario::parse_list("e", &sizes).is_err());
         assert!(Scenario::parse_list("", &sizes).is_err());
     }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::http;
 use crate::load::BenchError;
+use crate::load::metrics::{self, Metrics};
 
 /// How long a server may take to print its ready line.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -48,6 +49,117 @@ impl ServerKind {
     }
 }
 
+/// One server to load, as the table names it: a kind, and how it is started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSpec {
+    /// Which binary.
+    pub kind: ServerKind,
+    /// Its name in tables: `leanrtc`, `leanrtc-t2`, `str0m-sfu`, `str0m-sfu-batched`.
+    pub name: String,
+    /// leanrtc's media threads (`LEANRTC_THREADS`); None: the server's default.
+    pub threads: Option<usize>,
+    /// The baseline with batched UDP I/O (`str0m-sfu --batched`).
+    pub batched: bool,
+}
+
+impl ServerSpec {
+    /// `kind` as it starts with no options.
+    pub fn plain(kind: ServerKind) -> Self {
+        ServerSpec {
+            kind,
+            name: kind.name().to_owned(),
+            threads: None,
+            batched: false,
+        }
+    }
+
+    /// leanrtc with `n` media threads.
+    pub fn leanrtc_threads(n: usize) -> Self {
+        ServerSpec {
+            name: format!("leanrtc-t{n}"),
+            threads: Some(n),
+            ..Self::plain(ServerKind::Leanrtc)
+        }
+    }
+
+    /// The baseline with batched I/O.
+    pub fn str0m_batched() -> Self {
+        ServerSpec {
+            name: "str0m-sfu-batched".into(),
+            batched: true,
+            ..Self::plain(ServerKind::Str0m)
+        }
+    }
+
+    /// The servers of `--server` (leanrtc, str0m, str0m-batched, both, all) with leanrtc
+    /// once per entry of `threads` (none: once, with its default thread count).
+    pub fn parse_list(names: &[String], threads: &[usize]) -> Result<Vec<Self>, BenchError> {
+        if threads.contains(&0) {
+            return Err(BenchError::Usage("--threads: counts start at 1".into()));
+        }
+        let leanrtc = || -> Vec<Self> {
+            match threads {
+                [] => vec![Self::plain(ServerKind::Leanrtc)],
+                _ => threads.iter().map(|&n| Self::leanrtc_threads(n)).collect(),
+            }
+        };
+        let mut out: Vec<Self> = Vec::new();
+        for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+            let specs = match name {
+                "leanrtc" => leanrtc(),
+                "str0m-sfu" | "str0m" => vec![Self::plain(ServerKind::Str0m)],
+                "str0m-sfu-batched" | "str0m-batched" => vec![Self::str0m_batched()],
+                "both" => [leanrtc(), vec![Self::plain(ServerKind::Str0m)]].concat(),
+                "all" => [
+                    leanrtc(),
+                    vec![Self::plain(ServerKind::Str0m), Self::str0m_batched()],
+                ]
+                .concat(),
+                other => return Err(BenchError::Usage(format!("unknown server {other:?}"))),
+            };
+            for s in specs {
+                if !out.contains(&s) {
+                    out.push(s);
+                }
+            }
+        }
+        if !threads.is_empty() && !out.iter().any(|s| s.kind == ServerKind::Leanrtc) {
+            return Err(BenchError::Usage(
+                "--threads sets leanrtc's media threads: name leanrtc in --server".into(),
+            ));
+        }
+        if out.is_empty() {
+            return Err(BenchError::Usage("no server given".into()));
+        }
+        Ok(out)
+    }
+
+    /// The pairs of names whose ratio the table shows: each leanrtc run with a thread count
+    /// against the one-thread run (else the first leanrtc run), and the first of those
+    /// against each baseline (which is single-threaded).
+    pub fn ratio_pairs(specs: &[Self]) -> Vec<(String, String)> {
+        let leanrtc: Vec<&Self> = (specs.iter())
+            .filter(|s| s.kind == ServerKind::Leanrtc)
+            .collect();
+        let reference = (leanrtc.iter())
+            .find(|s| s.threads == Some(1))
+            .or(leanrtc.first());
+        let Some(reference) = reference else {
+            return Vec::new();
+        };
+        let mut pairs: Vec<(String, String)> = (leanrtc.iter())
+            .filter(|s| s.name != reference.name)
+            .map(|s| (s.name.clone(), reference.name.clone()))
+            .collect();
+        pairs.extend(
+            (specs.iter())
+                .filter(|s| s.kind == ServerKind::Str0m)
+                .map(|s| (reference.name.clone(), s.name.clone())),
+        );
+        pairs
+    }
+}
+
 /// Finds a server binary: next to our own executable (the same cargo profile), else in the
 /// workspace's `target/release`.
 pub fn find_binary(kind: ServerKind) -> Option<PathBuf> {
@@ -78,8 +190,22 @@ pub struct Server {
 impl Server {
     /// Starts `binary` on loopback ports the OS picks and waits for its ready line.
     pub fn start(kind: ServerKind, binary: &Path) -> Result<Server, BenchError> {
-        let mut child = Command::new(binary)
-            .args(["--http", "127.0.0.1:0", "--udp", "127.0.0.1:0"])
+        Self::start_spec(&ServerSpec::plain(kind), binary)
+    }
+
+    /// Starts `spec`'s server from `binary` (its thread count in `LEANRTC_THREADS`, which a
+    /// leanrtc without media threads ignores; the baseline's `--batched`).
+    pub fn start_spec(spec: &ServerSpec, binary: &Path) -> Result<Server, BenchError> {
+        let kind = spec.kind;
+        let mut command = Command::new(binary);
+        command.args(["--http", "127.0.0.1:0", "--udp", "127.0.0.1:0"]);
+        if spec.batched {
+            command.arg("--batched");
+        }
+        if let Some(n) = spec.threads {
+            command.env("LEANRTC_THREADS", n.to_string());
+        }
+        let mut child = command
             .env("LEANRTC_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -164,14 +290,14 @@ impl Server {
     /// Datagrams it says it sent from its media port (`*_udp_datagrams_sent_total` of
     /// `GET /metrics`), if it says.
     pub fn datagrams_sent(&self) -> Option<u64> {
+        self.metrics()?.sent
+    }
+
+    /// What its `GET /metrics` says (None: no answer).
+    pub fn metrics(&self) -> Option<Metrics> {
         let res = http::request(self.http, "GET", "/metrics", &[], b"").ok()?;
         (res.status == 200).then_some(())?;
-        let text = res.text();
-        text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-            let (name, value) = l.split_once(' ')?;
-            name.ends_with("udp_datagrams_sent_total")
-                .then(|| value.trim().parse().ok())?
-        })
+        Some(metrics::parse(&res.text()))
     }
 }
 
@@ -181,5 +307,75 @@ impl Drop for Server {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(specs: &[ServerSpec]) -> Vec<&str> {
+        specs.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    fn list(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn without_threads_the_servers_are_as_before() {
+        let specs = ServerSpec::parse_list(&list(&["both"]), &[]).unwrap();
+        assert_eq!(names(&specs), ["leanrtc", "str0m-sfu"]);
+        assert!(specs.iter().all(|s| s.threads.is_none() && !s.batched));
+        let pairs = ServerSpec::ratio_pairs(&specs);
+        assert_eq!(pairs, [("leanrtc".into(), "str0m-sfu".into())]);
+        let specs = ServerSpec::parse_list(&list(&["str0m", " leanrtc", "leanrtc"]), &[]).unwrap();
+        assert_eq!(names(&specs), ["str0m-sfu", "leanrtc"]);
+    }
+
+    #[test]
+    fn threads_make_one_leanrtc_each_and_ratios_against_one_thread() {
+        let specs =
+            ServerSpec::parse_list(&list(&["leanrtc", "str0m", "str0m-batched"]), &[2, 1, 4])
+                .unwrap();
+        assert_eq!(
+            names(&specs),
+            [
+                "leanrtc-t2",
+                "leanrtc-t1",
+                "leanrtc-t4",
+                "str0m-sfu",
+                "str0m-sfu-batched"
+            ]
+        );
+        assert_eq!(specs[0].threads, Some(2));
+        assert!(specs[4].batched && specs[4].kind == ServerKind::Str0m);
+        let pairs = ServerSpec::ratio_pairs(&specs);
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (&**a, &**b)).collect();
+        assert_eq!(
+            pairs,
+            [
+                ("leanrtc-t2", "leanrtc-t1"),
+                ("leanrtc-t4", "leanrtc-t1"),
+                ("leanrtc-t1", "str0m-sfu"),
+                ("leanrtc-t1", "str0m-sfu-batched"),
+            ]
+        );
+        // Without a one-thread run the first leanrtc run is the reference.
+        let specs = ServerSpec::parse_list(&list(&["all"]), &[2]).unwrap();
+        assert_eq!(
+            names(&specs),
+            ["leanrtc-t2", "str0m-sfu", "str0m-sfu-batched"]
+        );
+        assert_eq!(ServerSpec::ratio_pairs(&specs).len(), 2);
+        assert!(ServerSpec::ratio_pairs(&specs[1..]).is_empty());
+    }
+
+    #[test]
+    fn bad_lists_are_refused() {
+        assert!(ServerSpec::parse_list(&list(&["nginx"]), &[]).is_err());
+        assert!(ServerSpec::parse_list(&list(&[""]), &[]).is_err());
+        assert!(ServerSpec::parse_list(&list(&["str0m"]), &[2]).is_err());
+        assert!(ServerSpec::parse_list(&list(&["leanrtc"]), &[0]).is_err());
     }
 }

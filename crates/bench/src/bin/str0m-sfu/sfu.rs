@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt};
@@ -22,12 +21,12 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpPacket, RtpWrite, SeqNo, Ssrc};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 
+use crate::io::{Io, RecvBatch, Sent};
+
 /// The UDP socket's token.
 pub const SOCKET: Token = Token(0);
 /// The waker's token.
 pub const WAKE: Token = Token(1);
-/// Largest datagram.
-const MAX_DATAGRAM: usize = 2048;
 /// Keyframe requests to a publisher at most this often.
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -107,7 +106,7 @@ struct Stream {
 
 /// The loop's state.
 pub struct Sfu {
-    socket: UdpSocket,
+    io: Io,
     local: SocketAddr,
     poll: Poll,
     commands: Receiver<Command>,
@@ -126,18 +125,19 @@ pub struct Sfu {
 }
 
 impl Sfu {
-    /// A loop over `socket`, polled by `poll` (the caller made the waker on it).
+    /// A loop over the socket of `io`, polled by `poll` (the caller made the waker on it).
     pub fn new(
-        mut socket: UdpSocket,
+        mut io: Io,
         poll: Poll,
         commands: Receiver<Command>,
         counters: Arc<Counters>,
     ) -> std::io::Result<Self> {
+        let socket = io.socket_mut();
         poll.registry()
-            .register(&mut socket, SOCKET, Interest::READABLE)?;
+            .register(socket, SOCKET, Interest::READABLE)?;
         Ok(Sfu {
             local: socket.local_addr()?,
-            socket,
+            io,
             poll,
             commands,
             counters,
@@ -156,12 +156,13 @@ impl Sfu {
     /// Runs until the signalling side is gone.
     pub fn run(&mut self) -> std::io::Result<()> {
         let mut events = Events::with_capacity(64);
-        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut rx = self.io.recv_batch();
         loop {
             if !self.take_commands() {
                 return Ok(());
             }
             self.fire_timers(Instant::now());
+            self.flush();
             let wait = (self.timers.peek())
                 .map(|Reverse((t, _))| t.saturating_duration_since(Instant::now()));
             if let Err(e) = self.poll.poll(&mut events, wait)
@@ -169,8 +170,20 @@ impl Sfu {
             {
                 return Err(e);
             }
-            self.read_all(&mut buf);
+            self.read_all(&mut rx);
         }
+    }
+
+    /// Sends what the batched socket held back (nothing to do for the plain one).
+    fn flush(&mut self) {
+        let sent = self.io.flush();
+        self.count(sent);
+    }
+
+    fn count(&self, sent: Sent) {
+        let c = &self.counters;
+        c.datagrams_out.fetch_add(sent.ok, Ordering::Relaxed);
+        c.send_errors.fetch_add(sent.failed, Ordering::Relaxed);
     }
 
     /// Applies what signalling asked; false when it is gone.
@@ -256,18 +269,21 @@ impl Sfu {
         self.counters.sessions.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Reads every datagram waiting on the socket.
-    fn read_all(&mut self, buf: &mut [u8]) {
+    /// Reads every datagram waiting on the socket; a batch's sends go out once the whole
+    /// batch is handled.
+    fn read_all(&mut self, rx: &mut RecvBatch) {
         loop {
-            let (n, source) = match self.socket.recv_from(buf) {
-                Ok(got) => got,
+            match self.io.recv(rx) {
+                Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
                 Err(_) => return,
-            };
-            self.counters.datagrams_in.fetch_add(1, Ordering::Relaxed);
-            let Some(data) = buf.get(..n) else { continue };
-            self.input(source, data);
+            }
+            for (source, data) in rx.datagrams() {
+                self.counters.datagrams_in.fetch_add(1, Ordering::Relaxed);
+                self.input(source, data);
+            }
+            self.flush();
         }
     }
 
@@ -336,10 +352,13 @@ impl Sfu {
         let timeout = loop {
             match client.rtc.poll_output() {
                 Ok(Output::Transmit(t)) => {
-                    match self.socket.send_to(&t.contents, t.destination) {
-                        Ok(_) => self.counters.datagrams_out.fetch_add(1, Ordering::Relaxed),
-                        Err(_) => self.counters.send_errors.fetch_add(1, Ordering::Relaxed),
-                    };
+                    let sent = self.io.send(t.destination, t.contents.into());
+                    self.counters
+                        .datagrams_out
+                        .fetch_add(sent.ok, Ordering::Relaxed);
+                    self.counters
+                        .send_errors
+                        .fetch_add(sent.failed, Ordering::Relaxed);
                 }
                 Ok(Output::Timeout(t)) => break Some(t),
                 Ok(Output::Event(event)) => match event {
