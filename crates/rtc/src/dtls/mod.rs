@@ -18,10 +18,14 @@ mod error;
 pub mod ext;
 mod flight;
 mod handshake;
+mod kx;
 pub mod msgs;
+pub mod msgs13;
 pub mod prf;
 pub mod reassembly;
 pub mod record;
+pub mod record13;
+pub mod schedule;
 mod server;
 
 use std::sync::Arc;
