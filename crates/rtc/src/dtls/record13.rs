@@ -171,9 +171,9 @@ impl Cipher13 {
         let mask = self.mask(rec.payload)?;
         let mut header = rec.header.to_vec();
         let mut low = 0u64;
-        for i in 0..rec.seq_len {
-            let b = header.get_mut(1 + i)?;
-            *b ^= mask[i];
+        let seq_bytes = header.get_mut(1..1 + rec.seq_len)?;
+        for (b, m) in seq_bytes.iter_mut().zip(mask) {
+            *b ^= m;
             low = (low << 8) | u64::from(*b);
         }
         let seq = reconstruct_seq(next_seq, low, 8 * rec.seq_len as u32);
