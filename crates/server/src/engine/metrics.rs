@@ -7,6 +7,7 @@ use super::MediaLoop;
 use super::session::Session;
 use crate::control::Role;
 use crate::router::resend::ResendCounts;
+use rtc::dtls::DtlsVersion;
 
 /// Counters that outlive sessions.
 #[derive(Debug, Default, Clone, Copy)]
@@ -33,6 +34,55 @@ pub struct Counters {
     pub keyframe_requests_sent: u64,
     /// RTX packets from publishers unwrapped to their originals.
     pub rtx_unwrapped: u64,
+    /// DTLS handshakes completed, by version and key exchange group.
+    pub dtls: DtlsCounts,
+}
+
+/// The key exchange groups counted, in the order of [`DtlsCounts::by`]'s second index.
+const DTLS_GROUPS: [u16; 3] = [0x11ec, 0x001d, 0x0017];
+
+/// Completed DTLS handshakes by version (1.2, 1.3) and group (those of `DTLS_GROUPS`, then
+/// any other).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DtlsCounts {
+    /// `[version][group]`.
+    pub by: [[u64; DTLS_GROUPS.len() + 1]; 2],
+}
+
+impl DtlsCounts {
+    /// Counts one handshake.
+    pub fn count(&mut self, version: DtlsVersion, group: Option<u16>) {
+        let v = usize::from(version == DtlsVersion::V13);
+        let g = DTLS_GROUPS
+            .iter()
+            .position(|&x| Some(x) == group)
+            .unwrap_or(DTLS_GROUPS.len());
+        if let Some(n) = self.by.get_mut(v).and_then(|row| row.get_mut(g)) {
+            *n += 1;
+        }
+    }
+
+    /// Prometheus lines: one series per version and group seen.
+    fn write(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP leanrtc_dtls_handshakes_total DTLS handshakes completed, by version and key exchange group.\n# TYPE leanrtc_dtls_handshakes_total counter"
+        );
+        for (v, row) in self.by.iter().enumerate() {
+            let version = if v == 1 { "1.3" } else { "1.2" };
+            for (g, n) in row.iter().enumerate() {
+                let group = DTLS_GROUPS
+                    .get(g)
+                    .map_or("other", |&x| rtc::dtls::group_name(x));
+                if *n > 0 || (g == 0 && v == 1) {
+                    let _ = writeln!(
+                        out,
+                        "leanrtc_dtls_handshakes_total{{version=\"{version}\",group=\"{group}\"}} {n}"
+                    );
+                }
+            }
+        }
+    }
 }
 
 impl Counters {
@@ -235,6 +285,7 @@ impl MediaLoop {
             c.keyframe_requests_sent,
         );
         self.limit_metrics(&mut put);
+        c.dtls.write(&mut out);
         out
     }
 

@@ -123,7 +123,7 @@ pub fn start(config: &Config) -> Result<Engine, StartError> {
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     let mut rng = Rng::system();
     let certificate = DtlsCertificate::generate(&mut rng)?;
-    let dtls = Arc::new(DtlsConfig::new(certificate, &mut rng));
+    let dtls = Arc::new(DtlsConfig::new(certificate, &mut rng).with_versions(config.dtls));
     let now = Instant::now();
     let mut streams = BTreeMap::new();
     for (name, file) in files {
@@ -395,9 +395,12 @@ impl MediaLoop {
                 }
                 PeerEvent::Connected { profile, after } => {
                     session.dtls_time = Some(after);
+                    let (dtls, group) = session.peer.dtls_version();
+                    self.totals.dtls.count(dtls, group);
                     tracing::info!(
                         session = %session.id, stream = %session.stream, role = ?session.role,
                         remote = ?session.peer.path().map(|p| p.0), dtls_ms = after.as_millis(), srtp = ?profile,
+                        dtls = %dtls.as_str(), group = %group.map_or("none", rtc::dtls::group_name),
                         "connected"
                     );
                     session.next_report = Some(now);
