@@ -181,6 +181,15 @@ impl Conn13 {
         self.write_seq[0] = epoch0_seq;
     }
 
+    /// Forgets our flight: the peer's answer proved it arrived (a connected server keeps
+    /// nothing it will not send again).
+    pub fn drop_flight(&mut self) {
+        self.flight = Flight::default();
+        self.acked = Vec::new();
+        self.sent = Vec::new();
+        self.timer.stop();
+    }
+
     /// Sends the records of the current flight not acknowledged yet, with fresh record
     /// sequence numbers (RFC 9147 §7.1: only unacknowledged records are repeated).
     pub fn transmit_flight(&mut self) {

@@ -1,5 +1,11 @@
-//! DTLS 1.2 (RFC 6347) for WebRTC, sans-IO: both roles, ECDHE-ECDSA-AES128-GCM-SHA256,
-//! extended master secret, use_srtp, stateless cookies, retransmission and fragmentation.
+//! DTLS 1.3 (RFC 9147) and 1.2 (RFC 6347) for WebRTC, sans-IO: both roles, use_srtp,
+//! stateless cookies, retransmission and fragmentation. 1.3: TLS_AES_128_GCM_SHA256 with
+//! X25519MLKEM768, x25519 or P-256, record number encryption, ACKs. 1.2:
+//! ECDHE-ECDSA-AES128-GCM-SHA256 with the extended master secret.
+//!
+//! Every connection starts in the 1.2 machinery, which receives (server) or sends (client)
+//! the ClientHello; when the server chooses 1.3 from `supported_versions`, a 1.3 connection
+//! (`v13`) takes over with what was queued.
 //!
 //! A [`Dtls`] is driven like every protocol object here: feed datagrams with
 //! [`Dtls::handle_datagram`] and timeouts with [`Dtls::handle_timeout`], then drain
@@ -8,6 +14,9 @@
 //! Layout: `codec`/`msgs`/`ext` are plain message types; `record` the record layer;
 //! `reassembly` and `flight` the handshake's fragmentation both ways; `prf` the key schedule;
 //! `cert` and `crypto` certificates and signatures; `server` and `client` the state machines.
+//! For 1.3: `msgs13` messages, `record13` protected records, `schedule` the key schedule, `kx`
+//! key shares, `conn13` records/flights/ACKs, `hello13` the stateless server hello,
+//! `server13`/`client13`/`handshake13` the state machines, `v13` the dispatcher.
 
 mod cert;
 mod client;
@@ -349,6 +358,7 @@ impl Dtls {
         conn.adopt(out, events, epoch0_seq);
         conn.next_send_seq = c.next_send_seq;
         c.phase = Phase::Closed; // the 1.2 half is done with
+        c.transcript = Vec::new();
         let role = match *up {
             Upgrade::Server(up) => match server13::start(&mut conn, now, up) {
                 Ok(s) => Role13::Server(s),

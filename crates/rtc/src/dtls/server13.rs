@@ -122,7 +122,7 @@ pub fn handle(state: &mut State, conn: &mut Conn13, m: Message) -> Result<(), Dt
         (State::AwaitFinished(s), Handshake13::Finished(verify_data)) => {
             s.check_finished(conn, m.epoch, &verify_data)?;
             conn.peer_flight_end = Some(m.seq);
-            conn.timer.stop();
+            conn.drop_flight();
             s.connected(conn)?;
             // The client's flight is the last: it waits for our ACK (RFC 9147 §7, §5.8.1).
             conn.send_ack();
