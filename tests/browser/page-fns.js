@@ -64,7 +64,7 @@ function install() {
         };
       }
       if (r.type === 'transport') {
-        out.transport = pick(r, ['dtlsState', 'dtlsCipher', 'srtpCipher', 'tlsVersion', 'iceState', 'dtlsRole',
+        out.transport = pick(r, ['dtlsState', 'dtlsCipher', 'srtpCipher', 'tlsVersion', 'tlsGroup', 'iceState', 'dtlsRole',
           'iceLocalUsernameFragment', 'selectedCandidatePairId', 'selectedCandidatePairChanges']);
       }
       if (r.type === 'candidate-pair') pairs.push(r);

@@ -173,7 +173,7 @@ async function pageStats() {
         'targetBitrate', 'frameWidth', 'frameHeight', 'nackCount', 'pliCount', 'firCount', 'qualityLimitationReason',
         'encoderImplementation', 'codec']),
       outboundAudio: pick(s.outboundAudio, ['packetsSent', 'bytesSent']),
-      transport: pick(s.transport, ['dtlsState', 'tlsVersion', 'srtpCipher']),
+      transport: pick(s.transport, ['dtlsState', 'tlsVersion', 'tlsGroup', 'srtpCipher']),
     });
   }
   return { posts: window.posts || 0, pcs: all };

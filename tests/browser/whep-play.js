@@ -112,7 +112,7 @@ async function runInPage({ url, seconds }) {
              packetsReceived: v.packetsReceived, nackCount: v.nackCount, pliCount: v.pliCount, framesDropped: v.framesDropped,
              retransmittedPacketsReceived: v.retransmittedPacketsReceived },
     audio: { bytesReceived: a.bytesReceived, packetsReceived: a.packetsReceived, totalSamplesReceived: a.totalSamplesReceived },
-    transport: { dtlsState: t.dtlsState, srtpCipher: t.srtpCipher, tlsVersion: t.tlsVersion, dtlsCipher: t.dtlsCipher },
+    transport: { dtlsState: t.dtlsState, srtpCipher: t.srtpCipher, tlsVersion: t.tlsVersion, dtlsCipher: t.dtlsCipher, tlsGroup: t.tlsGroup },
   };
 }
 

@@ -125,14 +125,19 @@ impl Driver {
         Self::bound_to(IpAddr::V4(Ipv4Addr::LOCALHOST))
     }
 
-    /// A driver whose clients bind to `bind`.
+    /// A driver whose clients bind to `bind`. Its clients offer DTLS 1.3 and 1.2, or what
+    /// `LEANRTC_BENCH_DTLS` (`1.2`, `1.3`, `auto`) says, to compare the two.
     pub fn bound_to(bind: IpAddr) -> Result<Self, ClientError> {
         let mut rng = Rng::system();
         let cert = DtlsCertificate::generate(&mut rng)?;
+        let versions = std::env::var("LEANRTC_BENCH_DTLS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default();
         Ok(Driver {
             poll: Poll::new()?,
             events: Events::with_capacity(256),
-            dtls: Arc::new(DtlsConfig::new(cert, &mut rng)),
+            dtls: Arc::new(DtlsConfig::new(cert, &mut rng).with_versions(versions)),
             bind,
             clients: Vec::new(),
             timers: BinaryHeap::new(),

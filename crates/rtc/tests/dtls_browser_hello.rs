@@ -1,19 +1,21 @@
 //! Real ClientHellos captured from headless Chromium and Firefox (see fixtures/dtls/README.md):
 //! both offer DTLS 1.3 with an X25519MLKEM768 key share and arrive as two handshake fragments
-//! in two datagrams. Our server must reassemble them in any order, ignore what it does not
-//! speak, run the cookie exchange and answer with a DTLS 1.2 flight.
+//! in two datagrams. Our server must reassemble them in any order and answer with DTLS 1.3
+//! and the hybrid group (or, configured for 1.2 only, run the cookie exchange and answer
+//! with a DTLS 1.2 flight).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod dtls_common;
 
 use std::time::Instant;
 
-use dtls_common::config;
+use dtls_common::{config, config_with};
 use rtc::dtls::codec::{Reader, put_u16, put_uint};
 use rtc::dtls::msgs::{ClientHello, DTLS1_0, DTLS1_2, Handshake, HandshakeHeader};
+use rtc::dtls::msgs13::{DTLS1_3, HRR_RANDOM};
 use rtc::dtls::reassembly::{Message, Reassembler};
 use rtc::dtls::record::Record;
-use rtc::dtls::{Dtls, Fingerprint};
+use rtc::dtls::{Dtls, DtlsVersion, DtlsVersions, Fingerprint};
 use rtc::rand::Rng;
 
 fn fixture(browser: &str, i: u32) -> Vec<u8> {
@@ -104,7 +106,7 @@ fn check_browser(browser: &str) {
     let (f1, f2) = (frags[0].clone(), frags[1].clone());
     for order in [vec![&f1, &f2], vec![&f2, &f1], vec![&f1, &f1, &f2, &f2]] {
         let now = Instant::now();
-        let cfg = config(11);
+        let cfg = config_with(11, DtlsVersions::Only12);
         let mut server = Dtls::new_server(
             cfg,
             Fingerprint([0; 32]),
@@ -203,7 +205,8 @@ fn client_hello_without_ems_is_refused() {
     let (mut ch, _) = client_hello("chromium");
     ch.extensions.extended_master_secret = false;
     let now = Instant::now();
-    let mut server = Dtls::new_server(config(12), Fingerprint([0; 32]), b"peer", Rng::seeded(1));
+    let cfg = config_with(12, DtlsVersions::Only12);
+    let mut server = Dtls::new_server(cfg, Fingerprint([0; 32]), b"peer", Rng::seeded(1));
     for d in fragmented(&ch, 0, 0) {
         server.handle_datagram(now, &d);
     }
@@ -225,4 +228,126 @@ fn client_hello_without_ems_is_refused() {
     let alert = server.poll_datagram().unwrap();
     assert_eq!((alert[0], &alert[13..]), (21, &[2u8, 40][..])); // fatal handshake_failure
     assert!(server.poll_datagram().is_none());
+}
+
+/// The epoch-0 handshake messages of a 1.3 server's datagrams (the protected records, which
+/// start with a unified header, are skipped) and how many protected records there were.
+fn plaintext_messages(datagrams: &[Vec<u8>], first_seq: u16) -> (Vec<Message>, usize) {
+    let mut plain = Vec::new();
+    let mut protected = 0;
+    for d in datagrams {
+        let mut r = Reader::new(d, "test");
+        let mut out = Vec::new();
+        while !r.is_empty() {
+            if rtc::dtls::record13::is_unified(d[d.len() - r.len()]) {
+                rtc::dtls::record13::Ciphertext::parse(&mut r).unwrap();
+                protected += 1;
+            } else {
+                let start = d.len() - r.len();
+                Record::parse(&mut r).unwrap();
+                out.extend_from_slice(&d[start..d.len() - r.len()]);
+            }
+        }
+        if !out.is_empty() {
+            plain.push(out);
+        }
+    }
+    (messages(&plain, first_seq), protected)
+}
+
+fn server_hello(m: &Message) -> rtc::dtls::msgs::ServerHello {
+    let Handshake::ServerHello(sh) = Handshake::parse(m.msg_type, &m.body).unwrap() else {
+        panic!("expected ServerHello, got type {}", m.msg_type)
+    };
+    sh
+}
+
+/// The 1.3 answer: ServerHello choosing DTLS 1.3 and X25519MLKEM768 (a 1120-byte share:
+/// ML-KEM ciphertext and x25519 key), then the rest of the flight protected in epoch 2.
+fn check_13_flight(browser: &str, flight: &[Vec<u8>], seq: u16) {
+    assert!(flight.iter().all(|d| d.len() <= 1200), "{browser}");
+    let (msgs, protected) = plaintext_messages(flight, seq);
+    assert_eq!(
+        msgs.len(),
+        1,
+        "{browser}: only the ServerHello is in the clear"
+    );
+    let sh = server_hello(&msgs[0]);
+    assert_ne!(sh.random, HRR_RANDOM);
+    assert_eq!(sh.version, DTLS1_2, "legacy_version");
+    assert_eq!(sh.cipher_suite, 0x1301, "TLS_AES_128_GCM_SHA256");
+    assert_eq!(sh.extensions.selected_version, Some(DTLS1_3));
+    let (group, share) = sh.extensions.server_share.as_ref().unwrap();
+    assert_eq!((*group, share.len()), (0x11ec, 1120), "{browser}");
+    // EncryptedExtensions, CertificateRequest, Certificate, CertificateVerify, Finished.
+    assert!(protected >= 5, "{browser}: {protected} protected records");
+}
+
+fn check_browser_13(browser: &str) {
+    let (ch, frags) = client_hello(browser);
+    let (f1, f2) = (frags[0].clone(), frags[1].clone());
+    for order in [vec![&f1, &f2], vec![&f2, &f1], vec![&f1, &f1, &f2, &f2]] {
+        let now = Instant::now();
+        // From an address ICE validated: the ServerHello at once (RFC 9147 §5.1).
+        let mut server = Dtls::new_server(config(13), Fingerprint([0; 32]), b"ice", Rng::seeded(1));
+        for d in &order {
+            server.handle_validated_datagram(now, d);
+        }
+        let flight: Vec<Vec<u8>> = std::iter::from_fn(|| server.poll_datagram()).collect();
+        check_13_flight(browser, &flight, 0);
+        assert_eq!(server.version(), DtlsVersion::V13);
+        assert_eq!(server.group(), Some(0x11ec));
+        assert_eq!(server.poll_event(), None);
+
+        // From anywhere else: a stateless HelloRetryRequest with a cookie and no key_share
+        // (the browser already sent a share for the group we want, RFC 8446 §4.2.8).
+        let mut server =
+            Dtls::new_server(config(14), Fingerprint([0; 32]), b"addr", Rng::seeded(2));
+        for d in &order {
+            server.handle_datagram(now, d);
+        }
+        let out: Vec<Vec<u8>> = std::iter::from_fn(|| server.poll_datagram()).collect();
+        assert_eq!(out.len(), 1, "{browser}: one HelloRetryRequest");
+        let msgs = messages(&out, 0);
+        let hrr = server_hello(&msgs[0]);
+        assert_eq!(hrr.random, HRR_RANDOM);
+        assert_eq!(hrr.extensions.selected_version, Some(DTLS1_3));
+        assert_eq!(hrr.extensions.hrr_group, None);
+        let cookie = hrr.extensions.cookie.clone().unwrap();
+        // No state before the cookie: the same hello gets the same HelloRetryRequest.
+        server.handle_datagram(now, &f1);
+        server.handle_datagram(now, &f2);
+        let again = messages(&[server.poll_datagram().unwrap()], 0);
+        assert_eq!(again[0].body, msgs[0].body);
+        assert_eq!(server.version(), DtlsVersion::V12, "nothing chosen yet");
+
+        // The browser's second ClientHello: the same with our cookie, message_seq 1.
+        let mut ch2 = ch.clone();
+        ch2.extensions.cookie = Some(cookie.clone());
+        for d in fragmented(&ch2, 1, 2).iter().rev() {
+            server.handle_datagram(now, d);
+        }
+        let flight: Vec<Vec<u8>> = std::iter::from_fn(|| server.poll_datagram()).collect();
+        check_13_flight(browser, &flight, 1);
+        assert_eq!(server.poll_event(), None, "{browser}");
+
+        // A cookie made for another address is dropped without an answer.
+        let mut other =
+            Dtls::new_server(config(14), Fingerprint([0; 32]), b"other", Rng::seeded(3));
+        for d in fragmented(&ch2, 1, 2) {
+            other.handle_datagram(now, &d);
+        }
+        assert_eq!(other.poll_datagram(), None);
+        assert_eq!(other.poll_event(), None);
+    }
+}
+
+#[test]
+fn chromium_client_hello_answered_with_dtls13() {
+    check_browser_13("chromium");
+}
+
+#[test]
+fn firefox_client_hello_answered_with_dtls13() {
+    check_browser_13("firefox");
 }

@@ -115,6 +115,14 @@ pub struct Config {
     /// Most open HTTP connections from one client IP address.
     #[arg(long, env = "LEANRTC_HTTP_MAX_PER_ADDRESS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub http_max_per_address: u32,
+
+    /// DTLS versions spoken: `auto` (1.3 when the peer offers it, else 1.2), `1.2` or `1.3`.
+    #[arg(long, env = "LEANRTC_DTLS", default_value = "auto", value_parser = dtls_versions)]
+    pub dtls: rtc::dtls::DtlsVersions,
+}
+
+fn dtls_versions(s: &str) -> Result<rtc::dtls::DtlsVersions, String> {
+    s.parse()
 }
 
 impl Config {
@@ -204,6 +212,17 @@ mod tests {
         assert_eq!(parse(&["leanrtc", "--threads", "3"]).unwrap(), 3);
         assert!(parse(&["leanrtc", "--threads", "0"]).is_err());
         assert!(parse(&["leanrtc", "--threads", "256"]).is_err());
+    }
+
+    #[test]
+    fn dtls_versions_flag() {
+        use rtc::dtls::DtlsVersions;
+        let dtls =
+            |v: &[&str]| Config::try_parse_from([&["leanrtc"][..], v].concat()).map(|c| c.dtls);
+        assert_eq!(dtls(&[]).unwrap(), DtlsVersions::Auto);
+        assert_eq!(dtls(&["--dtls", "1.2"]).unwrap(), DtlsVersions::Only12);
+        assert_eq!(dtls(&["--dtls", "1.3"]).unwrap(), DtlsVersions::Only13);
+        assert!(dtls(&["--dtls", "1.0"]).is_err());
     }
 
     #[test]

@@ -124,7 +124,11 @@ fn firefox_plays_sample_over_whep() {
     assert_eq!(s["inboundVideo"]["frameWidth"], 640, "{s}");
     assert_eq!(s["inboundVideo"]["frameHeight"], 360, "{s}");
     assert_eq!(s["inboundVideo"]["codec"], "video/VP8", "{s}");
-    assert_eq!(s["transport"]["tlsVersion"], "FEFD", "DTLS 1.2: {s}");
+    assert_eq!(s["transport"]["tlsVersion"], "FEFC", "DTLS 1.3: {s}");
+    assert!(
+        common::http::dtls_handshakes(server.http, "1.3", "X25519MLKEM768") >= 1.0,
+        "no DTLS 1.3 handshake with X25519MLKEM768 in /metrics"
+    );
     assert!(
         n(&s["inboundAudio"], "bytesReceived") > 0.0,
         "no audio: {s}"
@@ -173,7 +177,11 @@ fn firefox_publishes_over_whip_and_str0m_plays_it() {
         "str0m's first frame is not a keyframe"
     );
     assert_eq!(s["outboundVideo"]["codec"], "video/VP8", "{s}");
-    assert_eq!(s["transport"]["tlsVersion"], "FEFD", "DTLS 1.2: {s}");
+    assert_eq!(s["transport"]["tlsVersion"], "FEFC", "DTLS 1.3: {s}");
+    assert!(
+        common::http::dtls_handshakes(server.http, "1.3", "X25519MLKEM768") >= 1.0,
+        "no DTLS 1.3 handshake with X25519MLKEM768 in /metrics"
+    );
     assert!(
         n(&s["outboundAudio"], "packetsSent") > 0.0,
         "no audio sent: {s}"

@@ -110,8 +110,13 @@ fn chromium_publishes_chromium_and_str0m_play_and_the_recording_decodes() {
     let video = &publisher["outboundVideo"];
     assert_eq!(video["codec"], "video/VP8", "{publisher}");
     assert_eq!(
-        publisher["transport"]["tlsVersion"], "FEFD",
-        "DTLS 1.2: {publisher}"
+        publisher["transport"]["tlsVersion"], "FEFC",
+        "DTLS 1.3: {publisher}"
+    );
+    // getStats has no key exchange group; the server counts it.
+    assert!(
+        common::http::dtls_handshakes(server.http, "1.3", "X25519MLKEM768") >= 1.0,
+        "no DTLS 1.3 handshake with X25519MLKEM768 in /metrics"
     );
 
     let paths = wait_recorded(&server, 1, Duration::from_secs(10));

@@ -3,13 +3,16 @@
 use std::time::Instant;
 
 use super::cert::PeerKey;
-use super::conn::{Conn, Phase};
+use super::client13;
+use super::conn::{Conn, Phase, Upgrade};
 use super::crypto::{self, ECDSA_P256_SHA256, GROUPS, KeyShare, SCHEMES};
 use super::error::{DtlsError, alert};
 use super::ext::Extensions;
 use super::flight::FlightItem;
 use super::handshake::{ECDHE_ECDSA_AES128_GCM, ECDHE_RSA_AES128_GCM, Secrets, unexpected};
+use super::kx::{self, ClientShare};
 use super::msgs::{ClientHello, DTLS1_2, Handshake, ServerHello, ServerKeyExchange};
+use super::msgs13::{DOWNGRADE_TLS12, DTLS1_3, HRR_RANDOM, TLS_AES_128_GCM_SHA256};
 use super::reassembly::Message;
 use super::record::content_type;
 use crate::srtp::SrtpProfile;
@@ -20,15 +23,18 @@ const MAX_COOKIES: u8 = 4;
 /// What the client carries between states.
 #[derive(Debug)]
 pub struct Hello {
-    random: [u8; 32],
+    /// The ClientHello without cookie (its random is client_random).
+    ch: ClientHello,
     cookies: u8,
+    /// The private halves of the DTLS 1.3 key shares, when 1.3 is offered.
+    shares: Vec<(u16, ClientShare)>,
 }
 
 /// Client handshake states; each accepts only the message that may come next.
 #[derive(Debug)]
 pub enum State {
     /// ClientHello sent; HelloVerifyRequest or ServerHello next.
-    AwaitServerHello(Hello),
+    AwaitServerHello(Box<Hello>),
     /// Waiting for the server's Certificate.
     AwaitCertificate(Box<(Secrets, u16)>),
     /// Waiting for ServerKeyExchange.
@@ -42,24 +48,14 @@ pub enum State {
 }
 
 /// Flight 1: the first ClientHello.
-pub fn start(conn: &mut Conn, now: Instant) -> State {
-    let hello = Hello {
-        random: conn.rng.bytes(),
-        cookies: 0,
-    };
-    send_client_hello(conn, now, &hello, Vec::new());
-    State::AwaitServerHello(hello)
-}
-
-fn send_client_hello(conn: &mut Conn, now: Instant, hello: &Hello, cookie: Vec<u8>) {
-    // RFC 6347 §4.2.1: the initial ClientHello and HelloVerifyRequest are not hashed.
-    conn.transcript.clear();
+pub fn start(conn: &mut Conn, now: Instant) -> Result<State, DtlsError> {
+    let versions = conn.config.versions;
     let profiles = conn.config.srtp_profiles.iter().map(|p| p.id()).collect();
-    let ch = Handshake::ClientHello(ClientHello {
+    let mut ch = ClientHello {
         version: DTLS1_2,
-        random: hello.random,
+        random: conn.rng.bytes(),
         session_id: Vec::new(),
-        cookie,
+        cookie: Vec::new(),
         cipher_suites: vec![ECDHE_ECDSA_AES128_GCM, ECDHE_RSA_AES128_GCM],
         compression_methods: vec![0],
         extensions: Extensions {
@@ -71,9 +67,65 @@ fn send_client_hello(conn: &mut Conn, now: Instant, hello: &Hello, cookie: Vec<u
             renegotiation_info: Some(Vec::new()),
             ..Default::default()
         },
+    };
+    let mut shares = Vec::new();
+    if versions.speaks_13() {
+        // One hello for both versions (RFC 8446 §4.2.1, RFC 9147 §5.3): 1.2 servers ignore
+        // the 1.3 parts. Shares for the hybrid and x25519, so a server without ML-KEM needs
+        // no HelloRetryRequest.
+        let e = &mut ch.extensions;
+        ch.cipher_suites.insert(0, TLS_AES_128_GCM_SHA256);
+        e.supported_versions = Some(if versions.speaks_12() {
+            vec![DTLS1_3, DTLS1_2]
+        } else {
+            vec![DTLS1_3]
+        });
+        e.supported_groups = Some(kx::GROUPS.to_vec());
+        let mut public = Vec::new();
+        for group in [kx::X25519MLKEM768, crypto::X25519] {
+            let (share, key) = ClientShare::generate(group, &mut conn.rng)?;
+            shares.push((group, share));
+            public.push((group, key));
+        }
+        e.key_shares = Some(public);
+    }
+    let hello = Box::new(Hello {
+        ch,
+        cookies: 0,
+        shares,
     });
-    let item = conn.message(0, &ch);
+    send_client_hello(conn, now, &hello, Vec::new());
+    Ok(State::AwaitServerHello(hello))
+}
+
+fn send_client_hello(conn: &mut Conn, now: Instant, hello: &Hello, cookie: Vec<u8>) {
+    // RFC 6347 §4.2.1: the initial ClientHello and HelloVerifyRequest are not hashed.
+    conn.transcript.clear();
+    let mut ch = hello.ch.clone();
+    ch.cookie = cookie;
+    let item = conn.message(0, &Handshake::ClientHello(ch));
     conn.send_flight(now, vec![item], true);
+}
+
+/// The server chose DTLS 1.3 (a ServerHello or HelloRetryRequest saying so): hands our offer
+/// to [`super::client13`].
+fn upgrade(conn: &mut Conn, hello: Box<Hello>, m: Message) -> Result<State, DtlsError> {
+    if hello.shares.is_empty() {
+        return Err(DtlsError::ProtocolVersion(DTLS1_3));
+    }
+    let Hello { mut ch, shares, .. } = *hello;
+    ch.cookie = Vec::new();
+    let mut body = Vec::new();
+    Handshake::ClientHello(ch.clone()).encode(&mut body);
+    let offer = client13::Offer {
+        ch,
+        body,
+        seq: conn.next_send_seq.wrapping_sub(1),
+        shares,
+        retried: false,
+    };
+    conn.upgrade = Some(Box::new(Upgrade::Client(offer, m)));
+    Ok(State::Done)
 }
 
 /// Handles one reassembled handshake message.
@@ -97,11 +149,29 @@ pub fn handle(
             send_client_hello(conn, now, &hello, cookie);
             State::AwaitServerHello(hello)
         }
+        (State::AwaitServerHello(hello), Handshake::ServerHello(sh))
+            if sh.random == HRR_RANDOM || sh.extensions.selected_version.is_some() =>
+        {
+            if sh.extensions.selected_version != Some(DTLS1_3) {
+                return Err(DtlsError::IllegalParameter("supported_versions"));
+            }
+            upgrade(conn, hello, m)?
+        }
         (State::AwaitServerHello(hello), Handshake::ServerHello(sh)) => {
+            if !conn.config.versions.speaks_12() {
+                return Err(DtlsError::ProtocolVersion(sh.version));
+            }
+            // RFC 8446 §4.1.3: a 1.3-capable server that answers a 1.3 offer with 1.2 marks
+            // its random; seeing the mark means someone removed 1.3 from our hello.
+            if !hello.shares.is_empty() && sh.random[24..] == DOWNGRADE_TLS12 {
+                return Err(DtlsError::IllegalParameter(
+                    "downgrade from DTLS 1.3 detected",
+                ));
+            }
             let profile = check_server_hello(&sh, &conn.config.srtp_profiles)?;
             conn.add_received(m.msg_type, m.seq, &m.body);
             let secrets = Secrets {
-                client_random: hello.random,
+                client_random: hello.ch.random,
                 server_random: sh.random,
                 profile,
                 expected: conn.expected_fingerprint,
@@ -138,6 +208,7 @@ pub fn handle(
                 "ServerKeyExchange",
             )?;
             conn.add_received(m.msg_type, m.seq, &m.body);
+            conn.group = Some(ske.group);
             let share = KeyShare::generate(ske.group, &mut conn.rng)?;
             let pre_master = share.agree(&ske.public)?;
             State::AwaitServerHelloDone(Box::new((secrets, share, pre_master, false)))

@@ -36,6 +36,15 @@ const MAX_EARLY_RECORD_LEN: usize = 256;
 /// Master secret, client random, server random.
 pub type Exporter = ([u8; 48], [u8; 32], [u8; 32]);
 
+/// What the DTLS 1.2 machinery hands to DTLS 1.3 when the peer chose it.
+#[derive(Debug)]
+pub enum Upgrade {
+    /// The server accepted a 1.3 ClientHello.
+    Server(super::hello13::Upgrade13),
+    /// The server answered our ClientHello with a 1.3 ServerHello or HelloRetryRequest.
+    Client(super::client13::Offer, super::reassembly::Message),
+}
+
 /// State shared by client and server.
 #[derive(Debug)]
 pub struct Conn {
@@ -69,6 +78,10 @@ pub struct Conn {
     /// The datagram being handled came from an address the caller validated (ICE): a server
     /// needs no cookie from it.
     pub source_validated: bool,
+    /// The ECDHE group, once chosen.
+    pub group: Option<u16>,
+    /// Set when the peer chose DTLS 1.3: [`super::Dtls`] switches to it.
+    pub upgrade: Option<Box<Upgrade>>,
     flight: Flight,
     pub timer: Timer,
     out: VecDeque<Vec<u8>>,
@@ -103,6 +116,8 @@ impl Conn {
             peer_epoch0_seq: 0,
             exporter: None,
             source_validated: false,
+            group: None,
+            upgrade: None,
             flight: Flight::default(),
             timer,
             out: VecDeque::new(),
@@ -274,6 +289,14 @@ impl Conn {
         }
         self.transmit_flight();
         self.timer.backoff(now);
+    }
+
+    /// Hands what is queued to the DTLS 1.3 connection that takes over.
+    pub fn take_queues(&mut self) -> (VecDeque<Vec<u8>>, VecDeque<DtlsEvent>) {
+        (
+            std::mem::take(&mut self.out),
+            std::mem::take(&mut self.events),
+        )
     }
 
     pub fn poll_datagram(&mut self) -> Option<Vec<u8>> {

@@ -18,6 +18,8 @@ pub mod ext_type {
     pub const EXTENDED_MASTER_SECRET: u16 = 23;
     /// supported_versions (RFC 8446 §4.2.1), seen in DTLS 1.3-capable ClientHellos.
     pub const SUPPORTED_VERSIONS: u16 = 43;
+    /// cookie (RFC 8446 §4.2.2), in a HelloRetryRequest and the ClientHello answering it.
+    pub const COOKIE: u16 = 44;
     /// key_share (RFC 8446 §4.2.8), seen in DTLS 1.3-capable ClientHellos.
     pub const KEY_SHARE: u16 = 51;
     /// renegotiation_info (RFC 5746 §3.2).
@@ -46,6 +48,14 @@ pub struct Extensions {
     pub supported_versions: Option<Vec<u16>>,
     /// DTLS 1.3 key shares (ClientHello form): group and key_exchange; ignored by 1.2.
     pub key_shares: Option<Vec<(u16, Vec<u8>)>>,
+    /// supported_versions in its ServerHello form: the version the server selected.
+    pub selected_version: Option<u16>,
+    /// key_share in its ServerHello form: the server's group and share.
+    pub server_share: Option<(u16, Vec<u8>)>,
+    /// key_share in its HelloRetryRequest form: the group the server wants a share for.
+    pub hrr_group: Option<u16>,
+    /// cookie (RFC 8446 §4.2.2).
+    pub cookie: Option<Vec<u8>>,
     /// Every other extension, type and body, in the order received.
     pub unknown: Vec<(u16, Vec<u8>)>,
 }
@@ -78,6 +88,10 @@ impl Extensions {
                     }
                     e.key_shares = Some(shares);
                 }
+                SUPPORTED_VERSIONS => e.selected_version = Some(b.u16()?),
+                KEY_SHARE if body.len() == 2 => e.hrr_group = Some(b.u16()?),
+                KEY_SHARE => e.server_share = Some((b.u16()?, b.vec(2)?.to_vec())),
+                COOKIE => e.cookie = Some(b.vec(2)?.to_vec()),
                 _ => {
                     e.unknown.push((typ, b.rest().to_vec()));
                 }
@@ -89,9 +103,14 @@ impl Extensions {
 
     /// Appends the extensions block including its u16 length prefix; nothing when empty.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        if *self == Extensions::default() {
-            return;
+        if *self != Extensions::default() {
+            self.encode_block(out);
         }
+    }
+
+    /// Appends the extensions block with its u16 length prefix even when empty, as TLS 1.3
+    /// messages carry it (EncryptedExtensions, CertificateRequest; RFC 8446 §4.3).
+    pub fn encode_block(&self, out: &mut Vec<u8>) {
         put_vec(out, 2, |o| {
             let mut ext = |typ: u16, body: &dyn Fn(&mut Vec<u8>)| {
                 put_u16(o, typ);
@@ -130,6 +149,21 @@ impl Extensions {
                         }
                     })
                 });
+            }
+            if let Some(v) = self.selected_version {
+                ext(SUPPORTED_VERSIONS, &|b| put_u16(b, v));
+            }
+            if let Some((group, key)) = &self.server_share {
+                ext(KEY_SHARE, &|b| {
+                    put_u16(b, *group);
+                    put_bytes(b, 2, key);
+                });
+            }
+            if let Some(group) = self.hrr_group {
+                ext(KEY_SHARE, &|b| put_u16(b, group));
+            }
+            if let Some(cookie) = &self.cookie {
+                ext(COOKIE, &|b| put_bytes(b, 2, cookie));
             }
             for (typ, body) in &self.unknown {
                 ext(*typ, &|b| b.extend_from_slice(body));

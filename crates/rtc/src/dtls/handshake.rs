@@ -37,15 +37,7 @@ impl Secrets {
     /// Checks the peer's Certificate message: a leaf whose SHA-256 fingerprint is the one SDP
     /// announced (RFC 8122 §5, RFC 8827 §6.5) and whose key we can verify with.
     pub fn check_certificate(&mut self, certs: &[Vec<u8>]) -> Result<(), DtlsError> {
-        let leaf = certs.first().ok_or(DtlsError::NoCertificate)?;
-        let actual = Fingerprint::of(leaf);
-        if actual != self.expected {
-            return Err(DtlsError::FingerprintMismatch {
-                expected: self.expected,
-                actual,
-            });
-        }
-        self.peer = Some((peer_key(leaf)?, actual));
+        self.peer = Some(check_peer_certificate(self.expected, certs)?);
         Ok(())
     }
 
@@ -117,6 +109,32 @@ impl Secrets {
             peer_certificate_fingerprint: fingerprint,
         });
     }
+}
+
+/// Checks a peer's certificate list: a leaf whose SHA-256 fingerprint is the one SDP announced
+/// (RFC 8122 §5, RFC 8827 §6.5) and whose key we can verify with. Both versions use it.
+pub fn check_peer_certificate(
+    expected: Fingerprint,
+    certs: &[Vec<u8>],
+) -> Result<(PeerKey, Fingerprint), DtlsError> {
+    let leaf = certs.first().ok_or(DtlsError::NoCertificate)?;
+    let actual = Fingerprint::of(leaf);
+    if actual != expected {
+        return Err(DtlsError::FingerprintMismatch { expected, actual });
+    }
+    Ok((peer_key(leaf)?, actual))
+}
+
+/// The SRTP profile for a peer's use_srtp offer: the first of ours it offers (RFC 5764 §4.1.1).
+pub fn pick_srtp_profile(
+    offered: Option<&[u16]>,
+    ours: &[SrtpProfile],
+) -> Result<SrtpProfile, DtlsError> {
+    let offered = offered.unwrap_or(&[]);
+    ours.iter()
+        .copied()
+        .find(|p| offered.contains(&p.id()))
+        .ok_or(DtlsError::NoCommon("SRTP protection profile"))
 }
 
 /// The error for a message the current state does not accept.

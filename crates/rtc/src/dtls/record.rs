@@ -175,6 +175,11 @@ pub struct ReplayWindow {
 }
 
 impl ReplayWindow {
+    /// One past the highest sequence number accepted (the one expected next).
+    pub fn next(&self) -> u64 {
+        self.next
+    }
+
     /// True if `seq` is new and not too old.
     pub fn check(&self, seq: u64) -> bool {
         if seq >= self.next {

@@ -9,13 +9,14 @@ use std::time::Instant;
 use aws_lc_rs::hmac;
 
 use super::codec::put_u16_list;
-use super::conn::{Conn, Phase};
+use super::conn::{Conn, Phase, Upgrade};
 use super::crypto::{self, ECDSA_P256_SHA256, GROUPS, KeyShare, SCHEMES};
 use super::error::{DtlsError, alert};
 use super::ext::Extensions;
 use super::handshake::{
-    ECDHE_ECDSA_AES128_GCM, EMPTY_RENEGOTIATION_INFO_SCSV, Secrets, unexpected,
+    ECDHE_ECDSA_AES128_GCM, EMPTY_RENEGOTIATION_INFO_SCSV, Secrets, pick_srtp_profile, unexpected,
 };
+use super::hello13;
 use super::msgs::{
     CertificateRequest, ClientHello, DTLS1_0, DTLS1_2, Handshake, ServerHello, ServerKeyExchange,
     hs_type,
@@ -53,6 +54,20 @@ pub fn handle(
     }
     let msg = Handshake::parse(m.msg_type, &m.body)?;
     *state = match (std::mem::replace(state, State::Done), msg) {
+        (State::AwaitClientHello { peer_id }, Handshake::ClientHello(ch))
+            if conn.config.versions.speaks_13() && hello13::offers_13(&ch) =>
+        {
+            // RFC 9147 §5: 1.3 when the client offers it; nothing kept until it goes on.
+            if let Some(up) = hello13::answer(conn, &peer_id, &ch, m.seq, &m.body)? {
+                conn.upgrade = Some(Box::new(Upgrade::Server(up)));
+            }
+            State::AwaitClientHello { peer_id }
+        }
+        (State::AwaitClientHello { .. }, Handshake::ClientHello(ch))
+            if !conn.config.versions.speaks_12() =>
+        {
+            return Err(DtlsError::ProtocolVersion(ch.version));
+        }
         (State::AwaitClientHello { peer_id }, Handshake::ClientHello(ch)) => {
             // From an ICE-validated address the cookie proves nothing more (RFC 6347 §4.2.1
             // lets the server skip HelloVerifyRequest); it is still accepted if sent.
@@ -217,12 +232,7 @@ fn negotiate(ch: &ClientHello, profiles: &[SrtpProfile]) -> Result<Choice, DtlsE
             .ok_or(DtlsError::NoCommon("ECDHE group"))?,
     };
     // RFC 5764 §4.1.1: the server picks one of the client's profiles; we use our order.
-    let offered = e.use_srtp.as_deref().unwrap_or(&[]);
-    let profile = profiles
-        .iter()
-        .copied()
-        .find(|p| offered.contains(&p.id()))
-        .ok_or(DtlsError::NoCommon("SRTP protection profile"))?;
+    let profile = pick_srtp_profile(e.use_srtp.as_deref(), profiles)?;
     Ok(Choice { group, profile })
 }
 
@@ -243,6 +253,7 @@ fn server_hello_flight(
         ec_point_formats: ch.extensions.ec_point_formats.as_ref().map(|_| vec![0]),
         ..Default::default()
     };
+    conn.group = Some(choice.group);
     let share = KeyShare::generate(choice.group, &mut conn.rng)?;
     let params = ServerKeyExchange::params(choice.group, &share.public);
     let signature = conn

@@ -256,6 +256,11 @@ impl Peer {
         self.srtp.is_some() && !self.ended
     }
 
+    /// The DTLS version negotiated (1.2 until the peer chose 1.3) and the key exchange group.
+    pub fn dtls_version(&self) -> (crate::dtls::DtlsVersion, Option<u16>) {
+        (self.dtls.version(), self.dtls.group())
+    }
+
     /// Counters of dropped input.
     pub fn stats(&self) -> PeerStats {
         self.stats

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rtc::dtls::{Dtls, DtlsCertificate, DtlsConfig, DtlsEvent};
+use rtc::dtls::{Dtls, DtlsCertificate, DtlsConfig, DtlsEvent, DtlsVersions};
 use rtc::rand::Rng;
 
 /// One side of a simulated connection.
@@ -86,16 +86,31 @@ pub fn first_handshake_type(d: &[u8]) -> Option<u8> {
     (d.first() == Some(&22) && d.get(3..5) == Some(&[0, 0])).then(|| d.get(13).copied())?
 }
 
-/// A config with a fresh certificate.
+/// A config with a fresh certificate (both DTLS versions, 1.3 preferred).
 pub fn config(seed: u64) -> Arc<DtlsConfig> {
-    let mut rng = Rng::seeded(seed);
-    let cert = DtlsCertificate::generate(&mut rng).unwrap();
-    Arc::new(DtlsConfig::new(cert, &mut rng))
+    config_with(seed, DtlsVersions::Auto)
 }
 
-/// Our client and server for each other.
+/// A config with a fresh certificate speaking `versions`.
+pub fn config_with(seed: u64, versions: DtlsVersions) -> Arc<DtlsConfig> {
+    let mut rng = Rng::seeded(seed);
+    let cert = DtlsCertificate::generate(&mut rng).unwrap();
+    Arc::new(DtlsConfig::new(cert, &mut rng).with_versions(versions))
+}
+
+/// Our client and server for each other (both DTLS versions, so 1.3).
 pub fn pair(seed: u64, now: Instant) -> (Ours, Ours) {
-    let (cc, sc) = (config(seed), config(seed + 1));
+    pair_with(seed, now, DtlsVersions::Auto, DtlsVersions::Auto)
+}
+
+/// Our client and server speaking the given versions.
+pub fn pair_with(
+    seed: u64,
+    now: Instant,
+    client: DtlsVersions,
+    server: DtlsVersions,
+) -> (Ours, Ours) {
+    let (cc, sc) = (config_with(seed, client), config_with(seed + 1, server));
     let client = Dtls::new_client(
         cc.clone(),
         sc.certificate().fingerprint(),

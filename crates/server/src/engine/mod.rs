@@ -113,7 +113,7 @@ pub fn start(config: &Config) -> Result<Engine, StartError> {
     let candidates = net::candidates(udp_addr, &config.public_ip);
     let mut rng = Rng::system();
     let certificate = DtlsCertificate::generate(&mut rng)?;
-    let dtls = Arc::new(DtlsConfig::new(certificate, &mut rng));
+    let dtls = Arc::new(DtlsConfig::new(certificate, &mut rng).with_versions(config.dtls));
     let n = config.media_threads();
     tracing::info!(udp = %udp_addr, candidates = ?candidates, threads = n, "media port ready");
 

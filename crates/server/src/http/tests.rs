@@ -98,6 +98,7 @@ fn fake_engine_counting(count: Arc<AtomicUsize>) -> EngineHandle {
                         media_handed_over: 0,
                         messages_refused: 0,
                         busy: std::time::Duration::ZERO,
+                        dtls: Default::default(),
                     });
                 }
                 Command::Streams { reply } => {

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use super::Shard;
 use super::session::{Session, Side};
 use crate::router::resend::ResendCounts;
+use rtc::dtls::DtlsVersion;
 
 /// Counters that outlive sessions.
 #[derive(Debug, Default, Clone, Copy)]
@@ -32,6 +33,64 @@ pub struct Counters {
     pub keyframe_requests_sent: u64,
     /// RTX packets from publishers unwrapped to their originals.
     pub rtx_unwrapped: u64,
+    /// DTLS handshakes completed, by version and key exchange group.
+    pub dtls: DtlsCounts,
+}
+
+/// The key exchange groups counted, in the order of [`DtlsCounts::by`]'s second index.
+const DTLS_GROUPS: [u16; 3] = [0x11ec, 0x001d, 0x0017];
+
+/// Completed DTLS handshakes by version (1.2, 1.3) and group (those of `DTLS_GROUPS`, then
+/// any other).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DtlsCounts {
+    /// `[version][group]`.
+    pub by: [[u64; DTLS_GROUPS.len() + 1]; 2],
+}
+
+impl DtlsCounts {
+    /// Counts one handshake.
+    pub fn count(&mut self, version: DtlsVersion, group: Option<u16>) {
+        let v = usize::from(version == DtlsVersion::V13);
+        let g = DTLS_GROUPS
+            .iter()
+            .position(|&x| Some(x) == group)
+            .unwrap_or(DTLS_GROUPS.len());
+        if let Some(n) = self.by.get_mut(v).and_then(|row| row.get_mut(g)) {
+            *n += 1;
+        }
+    }
+
+    /// Adds another shard's counts.
+    pub fn add(&mut self, other: &DtlsCounts) {
+        for (row, theirs) in self.by.iter_mut().zip(&other.by) {
+            for (n, m) in row.iter_mut().zip(theirs) {
+                *n += m;
+            }
+        }
+    }
+
+    /// Prometheus lines: one series per version and group seen.
+    fn write(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP leanrtc_dtls_handshakes_total DTLS handshakes completed, by version and key exchange group.\n# TYPE leanrtc_dtls_handshakes_total counter"
+        );
+        for (v, row) in self.by.iter().enumerate() {
+            let version = if v == 1 { "1.3" } else { "1.2" };
+            for (g, n) in row.iter().enumerate() {
+                let group = DTLS_GROUPS
+                    .get(g)
+                    .map_or("other", |&x| rtc::dtls::group_name(x));
+                if *n > 0 || (g == 0 && v == 1) {
+                    let _ = writeln!(
+                        out,
+                        "leanrtc_dtls_handshakes_total{{version=\"{version}\",group=\"{group}\"}} {n}"
+                    );
+                }
+            }
+        }
+    }
 }
 
 impl Counters {
@@ -93,6 +152,8 @@ pub struct MetricsPart {
     pub messages_refused: u64,
     /// Wall time it spent working.
     pub busy: std::time::Duration,
+    /// Its DTLS handshakes by version and group.
+    pub dtls: DtlsCounts,
 }
 
 /// Metrics whose value is the same fact on every shard: shard 0's is the one.
@@ -120,6 +181,11 @@ pub fn render_metrics(parts: &[MetricsPart]) -> String {
             m.name, m.help, m.kind
         );
     }
+    let mut dtls = DtlsCounts::default();
+    for p in parts {
+        dtls.add(&p.dtls);
+    }
+    dtls.write(&mut out);
     let mut per_shard =
         |name: &str, kind: &str, help: &str, value: &dyn Fn(&MetricsPart) -> String| {
             let _ = writeln!(
@@ -365,6 +431,7 @@ impl Shard {
             media_handed_over: k.media_handed_over,
             messages_refused: k.messages_refused,
             busy: k.busy,
+            dtls: c.dtls,
         }
     }
 

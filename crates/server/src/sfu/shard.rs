@@ -445,9 +445,12 @@ impl Shard {
                 }
                 PeerEvent::Connected { profile, after } => {
                     session.dtls_time = Some(after);
+                    let (dtls, group) = session.peer.dtls_version();
+                    self.totals.dtls.count(dtls, group);
                     tracing::info!(
                         session = %session.id, stream = %session.stream, role = ?session.role(),
                         remote = ?session.peer.path().map(|p| p.0), dtls_ms = after.as_millis(), srtp = ?profile,
+                        dtls = %dtls.as_str(), group = %group.map_or("none", rtc::dtls::group_name),
                         "connected"
                     );
                     session.next_report = Some(now);

@@ -36,6 +36,16 @@ pub fn metrics(addr: SocketAddr) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// Completed DTLS handshakes of `version` ("1.2", "1.3") with `group` ("X25519MLKEM768",
+/// "x25519", ...) per `GET /metrics` (0 when there were none).
+pub fn dtls_handshakes(addr: SocketAddr, version: &str, group: &str) -> f64 {
+    let name = format!("leanrtc_dtls_handshakes_total{{version=\"{version}\",group=\"{group}\"}}");
+    metrics(addr)
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map_or(0.0, |(_, v)| v)
+}
+
 /// One counter of `GET /metrics`; panics if the server does not export it.
 pub fn metric(addr: SocketAddr, name: &str) -> f64 {
     metrics(addr)
