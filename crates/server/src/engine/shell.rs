@@ -119,12 +119,16 @@ impl Shell {
         }
     }
 
-    /// Messages from the other threads.
+    /// Messages from the other threads, within the round's budget (each spends its share,
+    /// see [`Shard::handle_message`]).
     fn take_messages(&mut self, now: Instant) {
         for _ in 0..MESSAGES_PER_ROUND {
+            if !self.shard.may_receive(1) {
+                return;
+            }
             match self.inbox.try_recv() {
                 Ok(message) => self.shard.handle_message(now, message),
-                Err(_) => break,
+                Err(_) => return,
             }
         }
     }

@@ -70,6 +70,10 @@ impl Shard {
 
     /// A message from another shard.
     pub fn handle_message(&mut self, now: Instant, message: Message) {
+        // A message carries up to a receive batch of datagrams or a round of media, each
+        // costing a fan-out: it spends the round's allowance like datagrams read from the
+        // socket, or a thread fed by shard 0 would answer HTTP only after its whole inbox.
+        self.budget.spend_datagrams(message.work());
         match message {
             Message::Datagrams(mut batch) => {
                 batch.for_each(|at, from, local, bytes| {

@@ -54,6 +54,18 @@ pub enum Message {
     },
 }
 
+impl Message {
+    /// The work it brings, in datagrams: those it carries, the media packets it carries
+    /// (each fanned out), or 1.
+    pub fn work(&self) -> usize {
+        match self {
+            Message::Datagrams(d) => d.len().max(1),
+            Message::Media(m) => m.len().max(1),
+            _ => 1,
+        }
+    }
+}
+
 /// Datagrams handed to another shard, copied into one buffer.
 #[derive(Debug, Default, Clone)]
 pub struct Datagrams {
@@ -164,7 +176,6 @@ impl MediaBatch {
     }
 
     /// How many packets it holds.
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.items.len()
     }
