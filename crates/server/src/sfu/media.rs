@@ -134,12 +134,7 @@ pub fn flush(stream: &mut Stream, sessions: &mut HashMap<u64, Session>, tx: &mut
         return;
     }
     for key in viewers.iter() {
-        let Some(Session {
-            peer,
-            side: Side::Viewer(Viewer { outputs, .. }),
-            ..
-        }) = sessions.get_mut(key)
-        else {
+        let Some((peer, outputs)) = sessions.get_mut(key).and_then(Session::sending) else {
             continue;
         };
         if !peer.is_connected() {
@@ -253,12 +248,7 @@ fn resend(peer: &mut Peer, output: &mut Output, packet: &[u8], seq: u16, ts: u32
 /// next packet. Returns whether a video track had no keyframe cached (a live stream's
 /// publisher must then be asked for one at once).
 pub fn start_viewer(session: &mut Session, stream: &Stream, tx: &mut Tx<'_>) -> bool {
-    let Session {
-        peer,
-        side: Side::Viewer(Viewer { outputs, .. }),
-        ..
-    } = session
-    else {
+    let Some((peer, outputs)) = session.sending() else {
         return false;
     };
     let mut missing = false;
@@ -308,12 +298,7 @@ pub fn continue_replay(session: &mut Session, streams: &BTreeMap<String, Stream>
     let Some(stream) = streams.get(&session.stream) else {
         return;
     };
-    let Session {
-        peer,
-        side: Side::Viewer(Viewer { outputs, .. }),
-        ..
-    } = session
-    else {
+    let Some((peer, outputs)) = session.sending() else {
         return;
     };
     for output in outputs.iter_mut() {
@@ -418,12 +403,7 @@ pub fn send_reports(session: &mut Session, streams: &BTreeMap<String, Stream>, t
     let Some(stream) = streams.get(&session.stream) else {
         return;
     };
-    let Session {
-        peer,
-        side: Side::Viewer(Viewer { outputs, .. }),
-        ..
-    } = session
-    else {
+    let Some((peer, outputs)) = session.sending() else {
         return;
     };
     let ntp = ntp_now();

@@ -390,6 +390,14 @@ impl Session {
         }
     }
 
+    /// A viewer's transport and outputs, what sending to it needs (`None` for a publisher).
+    pub fn sending(&mut self) -> Option<(&mut Peer, &mut Vec<Output>)> {
+        match &mut self.side {
+            Side::Viewer(v) => Some((&mut self.peer, &mut v.outputs)),
+            Side::Publisher(_) => None,
+        }
+    }
+
     /// Its viewer side, if it is one.
     pub fn viewer(&self) -> Option<&Viewer> {
         match &self.side {
