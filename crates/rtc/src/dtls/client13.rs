@@ -135,13 +135,7 @@ pub fn handle(
             s.after_server_finished(conn)?;
             let mut items = Vec::new();
             if req {
-                let cert = Handshake13::Certificate {
-                    context: Vec::new(),
-                    certs: vec![conn.config.certificate().der().to_vec()],
-                };
-                items.push(conn.message(2, &cert));
-                let cv = Secrets13::certificate_verify(conn)?;
-                items.push(conn.message(2, &cv));
+                Secrets13::push_certificate(conn, &mut items)?;
             }
             let fin = Handshake13::Finished(s.finished(conn, true)?);
             items.push(conn.message(2, &fin));

@@ -6,6 +6,7 @@ use super::conn::Phase;
 use super::conn13::Conn13;
 use super::crypto::{self, ECDSA_P256_SHA256};
 use super::error::DtlsError;
+use super::flight::FlightItem;
 use super::handshake::check_peer_certificate;
 use super::msgs13::{Handshake13, certificate_verify_input};
 use super::schedule::{AppSecrets, DTLS13, HandshakeSecrets, TrafficKeys, export, verify_data};
@@ -95,6 +96,22 @@ impl Secrets13 {
             scheme: ECDSA_P256_SHA256,
             signature: conn.config.certificate().sign(&input)?,
         })
+    }
+
+    /// Queues our Certificate and CertificateVerify (RFC 8446 §4.4.2–4.4.3) in epoch 2;
+    /// the signature covers the transcript with the certificate in it.
+    pub fn push_certificate(
+        conn: &mut Conn13,
+        items: &mut Vec<FlightItem>,
+    ) -> Result<(), DtlsError> {
+        let cert = Handshake13::Certificate {
+            context: Vec::new(),
+            certs: vec![conn.config.certificate().der().to_vec()],
+        };
+        items.push(conn.message(2, &cert));
+        let cv = Self::certificate_verify(conn)?;
+        items.push(conn.message(2, &cv));
+        Ok(())
     }
 
     /// Finished verify_data of the client or the server over the transcript so far.

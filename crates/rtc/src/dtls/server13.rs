@@ -82,13 +82,7 @@ pub fn start(conn: &mut Conn13, now: Instant, up: Upgrade13) -> Result<State, Dt
         },
     };
     items.push(conn.message(2, &cr));
-    let cert = Handshake13::Certificate {
-        context: Vec::new(),
-        certs: vec![conn.config.certificate().der().to_vec()],
-    };
-    items.push(conn.message(2, &cert));
-    let cv = Secrets13::certificate_verify(conn)?;
-    items.push(conn.message(2, &cv));
+    Secrets13::push_certificate(conn, &mut items)?;
     let fin = Handshake13::Finished(secrets.finished(conn, false)?);
     items.push(conn.message(2, &fin));
     secrets.after_server_finished(conn)?;
