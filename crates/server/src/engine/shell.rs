@@ -185,12 +185,13 @@ impl Shell {
             match dest {
                 Dest::Shard(k) => self.send_to(k, message),
                 Dest::Others => {
-                    let others: Vec<usize> = (0..self.peers.len()).filter(|&k| k != me).collect();
-                    if let Some((&last, rest)) = others.split_last() {
-                        for &k in rest {
-                            self.send_to(k, message.clone());
-                        }
-                        self.send_to(last, message);
+                    // Clones for all but the last, which takes the message itself.
+                    let last = (0..self.peers.len()).rev().find(|&k| k != me);
+                    for k in (0..self.peers.len()).filter(|&k| k != me && Some(k) != last) {
+                        self.send_to(k, message.clone());
+                    }
+                    if let Some(k) = last {
+                        self.send_to(k, message);
                     }
                 }
             }

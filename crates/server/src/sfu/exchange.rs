@@ -20,13 +20,10 @@ impl Shard {
                 let batch = std::mem::take(batch);
                 self.counters.datagrams_handed_over += batch.len() as u64;
                 self.outgoing
-                    .push((Dest::Shard(shard), Message::Datagrams(batch)));
+                    .push_back((Dest::Shard(shard), Message::Datagrams(batch)));
             }
         }
-        if self.outgoing.is_empty() {
-            return None;
-        }
-        Some(self.outgoing.remove(0))
+        self.outgoing.pop_front()
     }
 
     /// Counts a message another shard's queue refused.
@@ -37,7 +34,7 @@ impl Shard {
     /// Queues a message for other shards (none when there is one shard).
     pub(super) fn tell(&mut self, dest: Dest, message: Message) {
         if self.shards > 1 {
-            self.outgoing.push((dest, message));
+            self.outgoing.push_back((dest, message));
         }
     }
 
@@ -56,7 +53,7 @@ impl Shard {
             return;
         }
         self.counters.media_handed_over += 1;
-        if let Some((Dest::Others, Message::Media(batch))) = self.outgoing.last_mut()
+        if let Some((Dest::Others, Message::Media(batch))) = self.outgoing.back_mut()
             && let Some(batch) = Arc::get_mut(batch)
         {
             batch.push(stream, track, packet, shows_keyframe, now);
@@ -65,7 +62,7 @@ impl Shard {
         let mut batch = MediaBatch::default();
         batch.push(stream, track, packet, shows_keyframe, now);
         self.outgoing
-            .push((Dest::Others, Message::Media(Arc::new(batch))));
+            .push_back((Dest::Others, Message::Media(Arc::new(batch))));
     }
 
     /// A message from another shard.

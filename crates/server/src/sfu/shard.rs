@@ -3,7 +3,7 @@
 //! from other shards and the time, all passed in, and sends what it queues; tests drive it
 //! the same way on a simulated network (`super::sim`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -137,7 +137,7 @@ pub struct Shard {
     /// Datagrams for other shards, gathered over a round (by shard number).
     pub(super) forward: Vec<Datagrams>,
     /// Messages for other shards, in order.
-    pub(super) outgoing: Vec<(Dest, Message)>,
+    pub(super) outgoing: VecDeque<(Dest, Message)>,
     /// Sessions without a valid ICE check yet: short-lived, capped apart.
     pub(super) pending: PendingTable,
     /// This shard's share of [`MAX_SESSIONS`].
@@ -202,7 +202,7 @@ impl Shard {
             routes: Routes::default(),
             dispatch: Dispatch::default(),
             forward: (0..shards).map(|_| Datagrams::default()).collect(),
-            outgoing: Vec::new(),
+            outgoing: VecDeque::new(),
             // The bounds are the server's: each of n shards holds an n-th of the totals
             // (viewers are spread evenly, so a flood fills them all before one refuses), and
             // the count per client is one for all.
