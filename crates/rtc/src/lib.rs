@@ -8,6 +8,7 @@
 
 pub mod demux;
 pub mod dtls;
+pub mod framing;
 pub mod ice;
 pub mod net;
 pub mod peer;

@@ -30,6 +30,13 @@ pub struct Config {
     #[arg(long, env = "LEANRTC_UDP", default_value = DEFAULT_UDP)]
     pub udp: SocketAddr,
 
+    /// Passive ICE-TCP (RFC 6544) for clients whose networks block UDP: `IP:PORT` to listen
+    /// on, or `off`. By default the --udp address and port number (TCP and UDP ports are
+    /// separate, so both can be 8189). Announced as `tcptype passive` candidates at a lower
+    /// priority than UDP.
+    #[arg(long, env = "LEANRTC_TCP", value_parser = tcp_setting)]
+    pub tcp: Option<TcpSetting>,
+
     /// IP to announce in ICE candidates (for 1:1 NAT, e.g. a cloud VM's public address).
     /// Repeat or comma-separate for several. Announced before the local addresses.
     #[arg(long, env = "LEANRTC_PUBLIC_IP", value_delimiter = ',')]
@@ -112,6 +119,37 @@ pub struct Config {
     pub http_max_per_address: u32,
 }
 
+/// Where ICE-TCP listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpSetting {
+    /// Not at all.
+    Off,
+    /// On this address.
+    Addr(SocketAddr),
+}
+
+impl Config {
+    /// The ICE-TCP address for a UDP socket bound to `udp` (its real port, when --udp asked
+    /// for port 0), or `None` when TCP is off.
+    pub fn tcp_addr(&self, udp: SocketAddr) -> Option<SocketAddr> {
+        match self.tcp {
+            None => Some(udp),
+            Some(TcpSetting::Addr(addr)) => Some(addr),
+            Some(TcpSetting::Off) => None,
+        }
+    }
+}
+
+/// `off`, or `IP:PORT`.
+fn tcp_setting(s: &str) -> Result<TcpSetting, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(TcpSetting::Off);
+    }
+    s.parse()
+        .map(TcpSetting::Addr)
+        .map_err(|_| format!("{s:?} is neither IP:PORT nor `off`"))
+}
+
 /// `IP:PORT`, `HOST:PORT` (resolved now; IPv4 preferred) or `:PORT` (all IPv4 addresses).
 fn http_addr(s: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = s.parse() {
@@ -173,6 +211,25 @@ mod tests {
         assert_eq!(http("[::1]:81").unwrap(), "[::1]:81".parse().unwrap());
         assert!(http("localhost").is_err());
         assert!(http(":x").is_err());
+    }
+
+    #[test]
+    fn tcp_follows_udp_unless_told_otherwise() {
+        let udp: SocketAddr = "0.0.0.0:40000".parse().unwrap();
+        let tcp = |args: &[&str]| {
+            let mut all = vec!["leanrtc"];
+            all.extend_from_slice(args);
+            Config::try_parse_from(all).map(|c| c.tcp_addr(udp))
+        };
+        assert_eq!(tcp(&[]).unwrap(), Some(udp));
+        assert_eq!(tcp(&["--tcp", "off"]).unwrap(), None);
+        assert_eq!(tcp(&["--tcp", "OFF"]).unwrap(), None);
+        assert_eq!(
+            tcp(&["--tcp", "127.0.0.1:443"]).unwrap(),
+            Some("127.0.0.1:443".parse().unwrap())
+        );
+        let err = tcp(&["--tcp", "yes"]).unwrap_err().to_string();
+        assert!(err.contains("neither IP:PORT nor `off`"), "{err}");
     }
 
     #[test]

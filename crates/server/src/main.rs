@@ -7,6 +7,7 @@ mod http;
 mod recorder;
 mod router;
 mod sources;
+mod tcp;
 mod udp;
 
 use anyhow::Context;

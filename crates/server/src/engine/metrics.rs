@@ -235,6 +235,13 @@ impl MediaLoop {
             c.keyframe_requests_sent,
         );
         self.limit_metrics(&mut put);
+        // Issue 13: which transport sessions use, and what ICE-TCP counted.
+        let tcp = self.net.tcp.as_ref();
+        let on_tcp = (self.sessions.values())
+            .filter_map(|s| s.peer.path())
+            .filter(|(remote, _)| crate::tcp::transport(tcp, *remote) == "tcp")
+            .count();
+        crate::tcp::metrics(tcp, on_tcp as u64, self.sessions.len() as u64, &mut put);
         out
     }
 

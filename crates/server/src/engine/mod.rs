@@ -44,6 +44,8 @@ use rtc::sdp::Candidate;
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
+/// ICE-TCP's listener; its connections take the tokens above it.
+const TCP: usize = 2;
 /// How often sessions' timers and reports are looked at. ICE and DTLS timers need no finer
 /// grain; file pacing has its own, exact deadline.
 const TICK: Duration = Duration::from_millis(10);
@@ -89,6 +91,13 @@ pub enum StartError {
         #[source]
         source: io::Error,
     },
+    /// The ICE-TCP listener.
+    #[error("cannot listen for ICE-TCP on {addr} (--tcp / LEANRTC_TCP; `--tcp off` turns it off)")]
+    BindTcp {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: io::Error,
+    },
     /// A media file.
     #[error(transparent)]
     Media(#[from] sources::file::FileError),
@@ -112,7 +121,7 @@ pub fn start(config: &Config) -> Result<Engine, StartError> {
         None => None,
     };
     let poll = Poll::new()?;
-    let net = Net::bind(config.udp, poll.registry(), SOCKET, config.test_send_loss).map_err(
+    let mut net = Net::bind(config.udp, poll.registry(), SOCKET, config.test_send_loss).map_err(
         |source| StartError::Bind {
             addr: config.udp,
             source,
@@ -120,6 +129,15 @@ pub fn start(config: &Config) -> Result<Engine, StartError> {
     )?;
     let udp_addr = net.local_addr();
     let candidates = net::candidates(udp_addr, &config.public_ip);
+    // ICE-TCP (issue 13), by default on the UDP socket's own address and port number.
+    let mut tcp_candidates = Vec::new();
+    if let Some(addr) = config.tcp_addr(udp_addr) {
+        let tcp = crate::tcp::Tcp::bind(addr, poll.registry(), TCP, Instant::now())
+            .map_err(|source| StartError::BindTcp { addr, source })?;
+        tcp_candidates = net::candidates(tcp.local_addr(), &config.public_ip);
+        tracing::info!(tcp = %tcp.local_addr(), candidates = ?tcp_candidates, "ICE-TCP port ready");
+        net.tcp = Some(tcp);
+    }
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     let mut rng = Rng::system();
     let certificate = DtlsCertificate::generate(&mut rng)?;
@@ -150,6 +168,7 @@ pub fn start(config: &Config) -> Result<Engine, StartError> {
         net,
         commands: rx,
         candidates,
+        tcp_candidates,
         dtls,
         rng,
         streams,
@@ -207,6 +226,8 @@ struct MediaLoop {
     net: Net,
     commands: Receiver<Command>,
     candidates: Vec<SocketAddr>,
+    /// Our passive ICE-TCP candidates (empty with `--tcp off`).
+    tcp_candidates: Vec<SocketAddr>,
     dtls: Arc<DtlsConfig>,
     rng: Rng,
     streams: BTreeMap<String, Stream>,
@@ -251,7 +272,8 @@ impl MediaLoop {
             let now = Instant::now();
             let deadline = self.next_deadline();
             // Work left over from a round cut short by its budget goes on at once.
-            let timeout = if self.budget.unfinished() {
+            let tcp_busy = self.net.tcp.as_ref().is_some_and(crate::tcp::Tcp::busy);
+            let timeout = if self.budget.unfinished() || tcp_busy {
                 Duration::ZERO
             } else {
                 deadline.saturating_duration_since(now)
@@ -264,7 +286,11 @@ impl MediaLoop {
                 return;
             }
             let now = Instant::now();
+            if let Some(tcp) = self.net.tcp.as_mut() {
+                tcp.on_events(&events);
+            }
             self.receive(now);
+            self.receive_tcp(now);
             if !self.take_commands(now) {
                 tracing::info!("media thread: every handle is gone, stopping");
                 self.shutdown(now);
@@ -315,6 +341,22 @@ impl MediaLoop {
         }
         self.limits.round_datagrams_max = self.limits.round_datagrams_max.max(handled);
         self.net.recv = Some(batch);
+    }
+
+    /// Handles the frames ICE-TCP connections brought (RFC 4571), each like a datagram.
+    fn receive_tcp(&mut self, now: Instant) {
+        let Some(tcp) = self.net.tcp.as_mut() else {
+            return;
+        };
+        let mut frames = tcp.receive(now, self.poll.registry());
+        for i in 0..frames.len() {
+            if let Some((from, local, bytes)) = frames.get_mut(i) {
+                self.handle_datagram(now, from, local, bytes);
+            }
+        }
+        if let Some(tcp) = self.net.tcp.as_mut() {
+            tcp.recycle(frames);
+        }
     }
 
     /// Routes a datagram to its session: a STUN check by its USERNAME's ufrag (a reused
@@ -398,6 +440,7 @@ impl MediaLoop {
                     tracing::info!(
                         session = %session.id, stream = %session.stream, role = ?session.role,
                         remote = ?session.peer.path().map(|p| p.0), dtls_ms = after.as_millis(), srtp = ?profile,
+                        transport = session.peer.path().map_or("-", |p| crate::tcp::transport(self.net.tcp.as_ref(), p.0)),
                         "connected"
                     );
                     session.next_report = Some(now);
@@ -568,6 +611,7 @@ impl MediaLoop {
             stream: name,
             tracks: &tracks,
             candidates: &self.candidates,
+            tcp_candidates: &self.tcp_candidates,
             dtls: &self.dtls,
             congestion_feedback: self.congestion_feedback,
         };
@@ -650,6 +694,11 @@ impl MediaLoop {
         );
         for (i, addr) in self.candidates.iter().enumerate() {
             answer.push_str(&Candidate::host(*addr, i as u16).to_line());
+            answer.push_str("\r\n");
+        }
+        for (i, addr) in self.tcp_candidates.iter().enumerate() {
+            let foundation = self.candidates.len() + i + 1;
+            answer.push_str(&Candidate::tcp_passive(*addr, i as u16, foundation).to_line());
             answer.push_str("\r\n");
         }
         answer.push_str("a=end-of-candidates\r\n");
@@ -816,6 +865,7 @@ impl MediaLoop {
             tracing::info!(
                 session = %session.id, stream = %session.stream, role = ?session.role,
                 remote = ?session.peer.path().map(|p| p.0), seconds = now.saturating_duration_since(session.created).as_secs(),
+                transport = session.peer.path().map_or("-", |p| crate::tcp::transport(self.net.tcp.as_ref(), p.0)),
                 reason = %reason, ice_ms = ?session.ice_time.map(|t| t.as_millis()),
                 dtls_ms = ?session.dtls_time.map(|t| t.as_millis()), rtt_ms = ?session.rtt.map(|t| t.as_millis()),
                 loss_pct = u32::from(session.fraction_lost) * 100 / 256, nacks = session.nacks,

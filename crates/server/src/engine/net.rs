@@ -29,6 +29,8 @@ pub struct Net {
     loss: Option<Loss>,
     token: Token,
     writable: bool,
+    /// ICE-TCP (issue 13): datagrams to a TCP peer go to its connection instead.
+    pub tcp: Option<crate::tcp::Tcp>,
 }
 
 /// Test-only loss on the send path (`--test-send-loss`): drops that share of media packets,
@@ -63,6 +65,7 @@ impl Net {
             loss,
             token,
             writable: false,
+            tcp: None,
         })
     }
 
@@ -85,6 +88,9 @@ impl Net {
     /// Queues one datagram to `to`, leaving from `from` (our local address it is a reply
     /// from). `media` marks SRTP, which the test-only loss may drop.
     pub fn send(&mut self, bytes: &[u8], to: SocketAddr, from: SocketAddr, media: bool) {
+        if let Some(tcp) = self.tcp.as_mut().filter(|t| t.owns(to)) {
+            return tcp.send(to, bytes, media);
+        }
         if media && self.loss.as_mut().is_some_and(Loss::drop_next) {
             return;
         }
@@ -117,6 +123,9 @@ impl Net {
         media: bool,
         write: impl FnOnce(&mut [u8]) -> Option<usize>,
     ) {
+        if let Some(tcp) = self.tcp.as_mut().filter(|t| t.owns(to)) {
+            return tcp.send_with(to, media, write);
+        }
         let source = self.local.ip().is_unspecified().then_some(from.ip());
         let Some(buf) = self.send.buf_mut() else {
             return;
@@ -138,6 +147,9 @@ impl Net {
 
     /// Sends what is queued; keeps WRITABLE interest while anything is left.
     pub fn flush(&mut self, registry: &Registry) {
+        if let Some(tcp) = self.tcp.as_mut() {
+            tcp.flush(registry);
+        }
         if self.send.has_pending() {
             self.io.flush(&mut self.send);
         }

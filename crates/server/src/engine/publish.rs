@@ -48,6 +48,7 @@ impl MediaLoop {
             stream: name,
             tracks: &[],
             candidates: &self.candidates,
+            tcp_candidates: &self.tcp_candidates,
             dtls: &self.dtls,
             congestion_feedback: self.congestion_feedback,
         };
