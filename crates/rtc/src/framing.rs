@@ -73,8 +73,7 @@ impl Deframer {
         if !self.partial.is_empty() {
             bytes = self.continue_partial(bytes, &mut on_frame)?;
         }
-        loop {
-            let [a, b, ..] = *bytes else { break };
+        while let [a, b, ..] = *bytes {
             let len = usize::from(u16::from_be_bytes([a, b]));
             self.check(len)?;
             if bytes.len() < PREFIX_LEN + len {

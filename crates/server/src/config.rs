@@ -93,6 +93,15 @@ pub struct Config {
     #[arg(long, env = "LEANRTC_ICE_SERVER", value_delimiter = ',')]
     pub ice_server: Vec<String>,
 
+    /// Username for the `turn:`/`turns:` servers of --ice-server, handed to clients with
+    /// them (a TURN server admits no one without credentials). Needs --ice-server-credential.
+    #[arg(long, env = "LEANRTC_ICE_SERVER_USERNAME", value_parser = link_param, requires = "ice_server_credential")]
+    pub ice_server_username: Option<String>,
+
+    /// Password for the `turn:`/`turns:` servers of --ice-server (see --ice-server-username).
+    #[arg(long, env = "LEANRTC_ICE_SERVER_CREDENTIAL", hide_env_values = true, value_parser = link_param, requires = "ice_server_username")]
+    pub ice_server_credential: Option<String>,
+
     /// Test only: drop this percentage of outgoing media packets (to exercise NACK).
     #[arg(long, hide = true, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub test_send_loss: u32,
@@ -178,6 +187,15 @@ fn non_empty(s: &str) -> Result<String, String> {
     }
     if s.chars().any(|c| c.is_control() || c == ' ') {
         return Err("a token may not hold spaces or control characters".into());
+    }
+    Ok(s.to_owned())
+}
+
+/// A value that goes into a quoted `Link` parameter (RFC 8288 §3): no quote, backslash or
+/// control character, not empty.
+fn link_param(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+        return Err("may not be empty or hold quotes, backslashes or control characters".into());
     }
     Ok(s.to_owned())
 }

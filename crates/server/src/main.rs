@@ -76,6 +76,10 @@ async fn serve(
         engine,
         access,
         ice_servers: config.ice_server.clone(),
+        ice_credentials: config
+            .ice_server_username
+            .clone()
+            .zip(config.ice_server_credential.clone()),
         body_timeout: config.http_body_timeout,
     });
     let limits = http::Limits {
