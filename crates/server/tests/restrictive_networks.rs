@@ -4,7 +4,7 @@
 //! Each browser runs in a network namespace of its own, joined to the test's by a veth pair
 //! the test makes (10.77.N.1 on our side, where the server and coturn listen; 10.77.N.2 on
 //! the browser's). Where UDP is to be blocked, an nftables rule in the browser's namespace
-//! drops every UDP datagram toward 10.77.N.1. The namespace, its rule and its end of the
+//! drops every UDP datagram leaving it (toward the server, whichever of its addresses). The namespace, its rule and its end of the
 //! pair go away with the browser's processes; our end is deleted by a guard.
 //! `tests/browser/ice-transport.js` plays (WHEP) or publishes and plays back (WHIP) and
 //! reports getStats' selected candidate pair.
@@ -64,15 +64,15 @@ impl Veth {
     }
 
     /// Starts `ice-transport.js` with `opts` in a namespace of its own that gets the other
-    /// end of the pair, and (`block_udp`) an nftables rule dropping UDP toward us.
+    /// end of the pair, and (`block_udp`) an nftables rule dropping all UDP out of it.
     fn browser(&self, opts: &Value, block_udp: bool) -> NodeScript {
         let name = opts["browser"].as_str().unwrap_or("chromium").to_owned();
         let nft = if block_udp {
             format!(
                 "nft add table inet issue13 && \
                  nft add chain inet issue13 out '{{ type filter hook output priority 0; }}' && \
-                 nft add rule inet issue13 out ip daddr {} meta l4proto udp drop",
-                self.here
+                 nft add rule inet issue13 out oifname {} meta l4proto udp drop",
+                self.theirs
             )
         } else {
             "true".into()
@@ -323,4 +323,34 @@ fn firefox_without_udp_plays_over_tcp() {
     let r = run(&mut node);
     assert_played(&r["play"], "tcp", "host");
     assert!(server.log().contains("transport=\"tcp\""));
+}
+
+/// Issue 13's figure: time to first frame over TCP vs UDP, in one run against one server
+/// (two browser namespaces, one pair each; the server on every interface, announcing both
+/// pairs' addresses with --public-ip).
+#[test]
+fn first_frame_over_tcp_and_over_udp() {
+    let _one = browser_lock();
+    let (a, b) = (Veth::new(), Veth::new());
+    let public = format!("{},{}", a.here, b.here);
+    let server = Server::start_at("0.0.0.0:0", "0.0.0.0:0", &["--public-ip", &public]);
+    let mut first = Vec::new();
+    for (net, block_udp, transport) in [(&a, false, "udp"), (&b, true, "tcp")] {
+        let base = format!("http://{}:{}", net.here, server.http.port());
+        let opts = json!({"browser": "chromium", "base": base, "mode": "play", "stream": "sample", "seconds": 5});
+        let mut node = net.browser(&opts, block_udp);
+        let r = run(&mut node);
+        drop(node);
+        let play = &r["play"];
+        assert_pair(&play["pair"], transport, "host");
+        assert!(play["framesDecoded"].as_u64().unwrap_or(0) >= 30, "{r}");
+        first.push((
+            transport,
+            play["firstFrameMs"].as_f64().expect("a first frame"),
+        ));
+    }
+    eprintln!("first frame after the POST: {first:?}");
+    for (transport, ms) in &first {
+        assert!(*ms < 3000.0, "{transport}: first frame after {ms} ms");
+    }
 }

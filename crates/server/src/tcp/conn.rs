@@ -152,7 +152,11 @@ impl Conn {
         let Some(prefix) = framing::prefix(frame.len()) else {
             return Queued::Dropped;
         };
-        if self.backlog() + framing::PREFIX_LEN + frame.len() > limit {
+        let room = |c: &Self| c.backlog() + framing::PREFIX_LEN + frame.len() <= limit;
+        // Over the bound, first hand the kernel what it takes now (a burst within one round,
+        // a keyframe, may fill the buffer before the round's flush); a write error is left
+        // for that flush to find.
+        if !room(self) && (self.write().is_err() || !room(self)) {
             return Queued::Dropped;
         }
         // RFC 8489 §6 / RFC 5389: a Binding success response (0x0101) goes only to a check
