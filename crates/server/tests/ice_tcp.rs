@@ -276,24 +276,32 @@ fn bad_tcp_input_is_bounded_and_closed_while_a_udp_viewer_plays() {
     let unauthenticated = metric(server.http, "leanrtc_tcp_closed_unauthenticated_total");
     eprintln!("refused {refused}, closed unauthenticated {unauthenticated}");
     assert!(refused > 0.0, "the per-address bound never struck");
-    // Closed: every one of them within the 5 s they have to authenticate (and a little).
-    let deadline = Instant::now() + Duration::from_secs(7);
-    while metric(server.http, "leanrtc_tcp_connections") > 0.0 && Instant::now() < deadline {
+    // Closed: every one of them, 5 s after the server accepted it. (The kernel completes
+    // handshakes the accept queue had no room for later, after SYN-ACK retries: those are
+    // accepted, and closed, a few seconds later; the clients cannot tell them apart.)
+    let mut open: Vec<&mut std::net::TcpStream> = idle.iter_mut().collect();
+    for s in &mut open {
+        s.set_nonblocking(true).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(25);
+    while !open.is_empty() && Instant::now() < deadline {
+        open.retain_mut(|s| {
+            let mut b = [0u8; 16];
+            match s.read(&mut b) {
+                Ok(0) => false,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => true,
+                Err(_) => false,
+                Ok(_) => panic!("the server sent an idle stranger something"),
+            }
+        });
         viewer.run_for(Duration::from_millis(250));
     }
+    assert!(
+        open.is_empty(),
+        "{} connections the server did not close",
+        open.len()
+    );
     assert_eq!(metric(server.http, "leanrtc_tcp_connections"), 0.0);
-    let mut eof = 0;
-    for s in &mut idle {
-        s.set_nonblocking(false).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-        let mut b = [0u8; 1];
-        if matches!(s.read(&mut b), Ok(0))
-            || matches!(s.read(&mut b), Err(e) if e.kind() == ErrorKind::ConnectionReset)
-        {
-            eof += 1;
-        }
-    }
-    assert_eq!(eof, idle.len(), "connections the server did not close");
     drop(idle);
     let seconds = since.elapsed().as_secs();
     viewer.run_for(Duration::from_millis(200));

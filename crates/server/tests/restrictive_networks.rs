@@ -80,7 +80,8 @@ impl Veth {
         // Waits (bounded) for the test to move the pair's end in, configures it, execs node.
         let setup = format!(
             "set -e; n=0; until ip link show {vb} >/dev/null 2>&1; do n=$((n+1)); \
-             [ $n -lt 400 ] || {{ echo 'no {vb} in the namespace' >&2; exit 9; }}; sleep 0.05; done; \
+             [ $n -lt 1200 ] || {{ echo 'no {vb} in the namespace:' >&2; ip -o link >&2; exit 9; }}; \
+             sleep 0.05; done; \
              ip link set lo up; ip addr add {there}/24 dev {vb}; ip link set {vb} up; \
              ip route add default via {here}; {nft}; exec \"$@\"",
             vb = self.theirs,

@@ -2,6 +2,8 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+#[cfg(test)]
+use std::time::Duration;
 use std::time::Instant;
 
 use mio::net::TcpStream;
@@ -207,5 +209,85 @@ impl Conn {
             self.out.drain(..self.written);
             self.written = 0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection whose peer never reads: media stops being queued at its bound (the
+    /// kernel's buffers full first), STUN/DTLS/RTCP still are until theirs, and queueing
+    /// never blocks.
+    #[test]
+    fn a_reader_that_never_reads_costs_bounded_memory_and_never_blocks() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (ours, remote) = listener.accept().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let now = Instant::now();
+        let local = ours.local_addr().unwrap();
+        let mut conn = Conn::new(TcpStream::from_std(ours), remote, local, now);
+        let started = Instant::now();
+        let media = [0x80u8; 1200];
+        let mut queued = 0usize;
+        let mut dropped = 0;
+        for _ in 0..20_000 {
+            match conn.queue(&media, true) {
+                Queued::Yes => queued += 1,
+                Queued::Dropped => dropped += 1,
+            }
+        }
+        // 24 MB offered: the kernel took some, we hold at most the media bound, the rest
+        // was dropped; and all of it took no time worth speaking of.
+        assert!(dropped > 10_000, "{dropped} dropped, {queued} queued");
+        assert!(conn.backlog() <= MEDIA_BACKLOG, "{}", conn.backlog());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        // Control traffic still goes in, up to its own bound.
+        let rtcp = [0x81u8, 0xc8, 0, 6];
+        assert_eq!(conn.queue(&rtcp, false), Queued::Yes);
+        let mut control = 1;
+        while conn.queue(&[0x17; 1000], false) == Queued::Yes {
+            control += 1;
+            assert!(control < 1000, "control is bounded too");
+        }
+        assert!(conn.backlog() <= CONTROL_BACKLOG);
+        assert_eq!(conn.queue(&media, true), Queued::Dropped);
+        assert_eq!(conn.write(), Ok(false), "the peer still reads nothing");
+        drop(peer);
+    }
+
+    /// Only a Binding success response marks a connection trusted (and lets it send large
+    /// frames).
+    #[test]
+    fn trust_comes_from_a_success_response_only() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (ours, remote) = listener.accept().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let local = ours.local_addr().unwrap();
+        let now = Instant::now();
+        let mut conn = Conn::new(TcpStream::from_std(ours), remote, local, now);
+        let mut scratch = vec![0; 4096];
+        // A 401 (0x0111) does not trust; a success (0x0101) does.
+        assert_eq!(conn.queue(&[0x01, 0x11, 0, 0], false), Queued::Yes);
+        assert!(!conn.trusted);
+        assert_eq!(conn.queue(&[0x01, 0x01, 0, 0], false), Queued::Yes);
+        assert!(conn.trusted);
+        // Now a 3000-byte DTLS frame is fine.
+        let mut frame = vec![0x0b, 0xb8];
+        frame.extend_from_slice(&[0x16; 3000]);
+        std::io::Write::write_all(&mut peer, &frame).unwrap();
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while got.is_empty() && Instant::now() < deadline {
+            conn.read(now, &mut scratch, 1 << 20, |f| got.push(f.len()))
+                .unwrap();
+        }
+        assert_eq!(got, [3000]);
     }
 }
