@@ -95,13 +95,35 @@ impl Veth {
             "ice-transport.js",
             &[&opts],
         );
-        ip(&[
-            "link",
-            "set",
-            &self.theirs,
-            "netns",
-            &node.pid().to_string(),
-        ]);
+        // `unshare` makes its namespace after it starts: a link moved before that stays in
+        // ours (the move is a no-op) and the browser would wait for it in vain. So: wait
+        // for the namespace to differ from ours, move, and check the link has left us.
+        let pid = node.pid().to_string();
+        let ours = std::fs::read_link("/proc/self/ns/net").expect("our netns");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let quiet = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        loop {
+            let theirs = std::fs::read_link(format!("/proc/{pid}/ns/net"));
+            if theirs.is_ok_and(|n| n != ours)
+                && quiet(&["link", "set", &self.theirs, "netns", &pid])
+                && !quiet(&["link", "show", &self.theirs])
+            {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "could not move {} into the browser's namespace",
+                self.theirs
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         node
     }
 }
