@@ -34,6 +34,12 @@ pub struct Config {
     /// Default: the number of CPUs this process may run on.
     #[arg(long, env = "LEANRTC_THREADS", value_parser = clap::value_parser!(u16).range(1..=255))]
     pub threads: Option<u16>,
+    /// Passive ICE-TCP (RFC 6544) for clients whose networks block UDP: `IP:PORT` to listen
+    /// on, or `off`. By default the --udp address and port number (TCP and UDP ports are
+    /// separate, so both can be 8189). Announced as `tcptype passive` candidates at a lower
+    /// priority than UDP.
+    #[arg(long, env = "LEANRTC_TCP", value_parser = tcp_setting)]
+    pub tcp: Option<TcpSetting>,
 
     /// IP to announce in ICE candidates (for 1:1 NAT, e.g. a cloud VM's public address).
     /// Repeat or comma-separate for several. Announced before the local addresses.
@@ -91,6 +97,15 @@ pub struct Config {
     #[arg(long, env = "LEANRTC_ICE_SERVER", value_delimiter = ',')]
     pub ice_server: Vec<String>,
 
+    /// Username for the `turn:`/`turns:` servers of --ice-server, handed to clients with
+    /// them (a TURN server admits no one without credentials). Needs --ice-server-credential.
+    #[arg(long, env = "LEANRTC_ICE_SERVER_USERNAME", value_parser = link_param, requires = "ice_server_credential")]
+    pub ice_server_username: Option<String>,
+
+    /// Password for the `turn:`/`turns:` servers of --ice-server (see --ice-server-username).
+    #[arg(long, env = "LEANRTC_ICE_SERVER_CREDENTIAL", hide_env_values = true, value_parser = link_param, requires = "ice_server_username")]
+    pub ice_server_credential: Option<String>,
+
     /// Test only: drop this percentage of outgoing media packets (to exercise NACK).
     #[arg(long, hide = true, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub test_send_loss: u32,
@@ -136,6 +151,37 @@ impl Config {
     }
 }
 
+/// Where ICE-TCP listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpSetting {
+    /// Not at all.
+    Off,
+    /// On this address.
+    Addr(SocketAddr),
+}
+
+impl Config {
+    /// The ICE-TCP address for a UDP socket bound to `udp` (its real port, when --udp asked
+    /// for port 0), or `None` when TCP is off.
+    pub fn tcp_addr(&self, udp: SocketAddr) -> Option<SocketAddr> {
+        match self.tcp {
+            None => Some(udp),
+            Some(TcpSetting::Addr(addr)) => Some(addr),
+            Some(TcpSetting::Off) => None,
+        }
+    }
+}
+
+/// `off`, or `IP:PORT`.
+fn tcp_setting(s: &str) -> Result<TcpSetting, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(TcpSetting::Off);
+    }
+    s.parse()
+        .map(TcpSetting::Addr)
+        .map_err(|_| format!("{s:?} is neither IP:PORT nor `off`"))
+}
+
 /// `IP:PORT`, `HOST:PORT` (resolved now; IPv4 preferred) or `:PORT` (all IPv4 addresses).
 fn http_addr(s: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = s.parse() {
@@ -164,6 +210,15 @@ fn non_empty(s: &str) -> Result<String, String> {
     }
     if s.chars().any(|c| c.is_control() || c == ' ') {
         return Err("a token may not hold spaces or control characters".into());
+    }
+    Ok(s.to_owned())
+}
+
+/// A value that goes into a quoted `Link` parameter (RFC 8288 §3): no quote, backslash or
+/// control character, not empty.
+fn link_param(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+        return Err("may not be empty or hold quotes, backslashes or control characters".into());
     }
     Ok(s.to_owned())
 }
@@ -223,6 +278,25 @@ mod tests {
         assert_eq!(dtls(&["--dtls", "1.2"]).unwrap(), DtlsVersions::Only12);
         assert_eq!(dtls(&["--dtls", "1.3"]).unwrap(), DtlsVersions::Only13);
         assert!(dtls(&["--dtls", "1.0"]).is_err());
+    }
+
+    #[test]
+    fn tcp_follows_udp_unless_told_otherwise() {
+        let udp: SocketAddr = "0.0.0.0:40000".parse().unwrap();
+        let tcp = |args: &[&str]| {
+            let mut all = vec!["leanrtc"];
+            all.extend_from_slice(args);
+            Config::try_parse_from(all).map(|c| c.tcp_addr(udp))
+        };
+        assert_eq!(tcp(&[]).unwrap(), Some(udp));
+        assert_eq!(tcp(&["--tcp", "off"]).unwrap(), None);
+        assert_eq!(tcp(&["--tcp", "OFF"]).unwrap(), None);
+        assert_eq!(
+            tcp(&["--tcp", "127.0.0.1:443"]).unwrap(),
+            Some("127.0.0.1:443".parse().unwrap())
+        );
+        let err = tcp(&["--tcp", "yes"]).unwrap_err().to_string();
+        assert!(err.contains("neither IP:PORT nor `off`"), "{err}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod recorder;
 mod router;
 mod sfu;
 mod sources;
+mod tcp;
 mod udp;
 
 use anyhow::Context;
@@ -78,6 +79,10 @@ async fn serve(
         engine,
         access,
         ice_servers: config.ice_server.clone(),
+        ice_credentials: config
+            .ice_server_username
+            .clone()
+            .zip(config.ice_server_credential.clone()),
         body_timeout: config.http_body_timeout,
     });
     let limits = http::Limits {

@@ -145,7 +145,11 @@ async fn send_with(
     let app = router(AppState {
         engine,
         access: Arc::new(access),
-        ice_servers: vec!["stun:stun.example.org:3478".into()],
+        ice_servers: vec![
+            "stun:stun.example.org:3478".into(),
+            "turn:turn.example.org:3478?transport=udp".into(),
+        ],
+        ice_credentials: Some(("user".into(), "pass".into())),
         body_timeout: std::time::Duration::from_secs(5),
     });
     let res = app.oneshot(req).await.unwrap();
@@ -172,9 +176,15 @@ async fn whep_post_creates_a_session() {
     assert_eq!(h[header::CONTENT_TYPE], "application/sdp");
     assert_eq!(h["accept-patch"], "application/trickle-ice-sdpfrag");
     assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    // One Link per server; a TURN server's carries the credentials (RFC 9725 §4.6).
+    let links: Vec<_> = h.get_all(header::LINK).iter().collect();
     assert_eq!(
-        h[header::LINK],
-        "<stun:stun.example.org:3478>; rel=\"ice-server\""
+        links,
+        [
+            "<stun:stun.example.org:3478>; rel=\"ice-server\"",
+            "<turn:turn.example.org:3478?transport=udp>; rel=\"ice-server\"; username=\"user\"; \
+             credential=\"pass\"; credential-type=\"password\""
+        ]
     );
     assert_eq!(body, "v=0\r\n");
 }
@@ -381,6 +391,7 @@ async fn a_full_command_queue_is_503_with_retry_after() {
         engine: EngineHandle::new(tx, Arc::new(|| {})),
         access: Arc::new(Access::default()),
         ice_servers: Vec::new(),
+        ice_credentials: None,
         body_timeout: std::time::Duration::from_secs(5),
     });
     let requests = [

@@ -127,6 +127,7 @@ impl Shard {
             stream: name,
             tracks: &tracks,
             candidates: &self.candidates,
+            tcp_candidates: &self.tcp_candidates,
             dtls: &self.dtls,
             congestion_feedback: self.congestion_feedback,
         };
@@ -220,6 +221,11 @@ impl Shard {
         );
         for (i, addr) in self.candidates.iter().enumerate() {
             answer.push_str(&Candidate::host(*addr, i as u16).to_line());
+            answer.push_str("\r\n");
+        }
+        for (i, addr) in self.tcp_candidates.iter().enumerate() {
+            let foundation = self.candidates.len() + i + 1;
+            answer.push_str(&Candidate::tcp_passive(*addr, i as u16, foundation).to_line());
             answer.push_str("\r\n");
         }
         answer.push_str("a=end-of-candidates\r\n");

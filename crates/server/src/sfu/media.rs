@@ -579,6 +579,7 @@ mod tests {
             stream: "s",
             tracks: &tracks,
             candidates: &[],
+            tcp_candidates: &[],
             dtls: &dtls,
             congestion_feedback: true,
         };

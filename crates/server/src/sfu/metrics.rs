@@ -420,6 +420,20 @@ impl Shard {
             c.keyframe_requests_sent,
         );
         self.limit_metrics(&mut put);
+        // Issue 13: which transport sessions use, and what ICE-TCP counted (shard 0's
+        // shell owns the connections; the other shards add zeros).
+        let on_tcp = (self.sessions.values())
+            .filter_map(|s| s.peer.path())
+            .filter(|(remote, _)| self.net.is_tcp(*remote))
+            .count();
+        let (tcp, open) = self.tcp_stats;
+        crate::tcp::metrics(
+            tcp,
+            open,
+            on_tcp as u64,
+            self.sessions.len() as u64,
+            &mut put,
+        );
         let k = &self.counters;
         MetricsPart {
             shard: self.id,

@@ -22,6 +22,7 @@ mod shard;
 mod shutdown;
 #[cfg(test)]
 mod sim;
+pub mod tcp_route;
 
 #[cfg(test)]
 pub use self::metrics::Metric;

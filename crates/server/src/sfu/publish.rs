@@ -52,6 +52,7 @@ impl Shard {
             stream: name,
             tracks: &[],
             candidates: &self.candidates,
+            tcp_candidates: &self.tcp_candidates,
             dtls: &self.dtls,
             congestion_feedback: self.congestion_feedback,
         };

@@ -174,6 +174,8 @@ pub struct OfferContext<'a> {
     pub tracks: &'a [OfferedTrack],
     /// Our candidates.
     pub candidates: &'a [SocketAddr],
+    /// Our passive ICE-TCP candidates.
+    pub tcp_candidates: &'a [SocketAddr],
     /// Our DTLS certificate and settings.
     pub dtls: &'a Arc<DtlsConfig>,
     /// Publisher: whether to send transport-wide congestion-control feedback.
@@ -204,6 +206,7 @@ pub fn answer_offer(
         cx.candidates.to_vec(),
         direction,
     );
+    config.tcp_candidates = cx.tcp_candidates.to_vec();
     if cx.role == Role::Play {
         config.codecs = cx.tracks.iter().map(|t| sdp_codec(t.codec)).collect();
         // We add no header extensions to what we send (the source's are stripped).
@@ -524,6 +527,7 @@ mod tests {
             stream: "s",
             tracks: &[],
             candidates: &[],
+            tcp_candidates: &[],
             dtls: &dtls,
             congestion_feedback: true,
         };
