@@ -72,6 +72,18 @@ pub struct Config {
     #[arg(long, env = "LEANRTC_WATCH_TOKEN", hide_env_values = true, value_parser = non_empty)]
     pub watch_token: Option<String>,
 
+    /// Pull streams this node does not have from another WHEP server, `http://HOST:PORT`
+    /// (issue 11): a viewer's request for such a stream opens one relay session to
+    /// `URL/whep/{stream}`, shared by every local viewer and closed 10 s after the last
+    /// leaves.
+    #[arg(long, env = "LEANRTC_ORIGIN", value_parser = origin_url)]
+    pub origin: Option<crate::http::client::HttpUrl>,
+
+    /// Bearer token this node presents to its origin (default: --token, else
+    /// --watch-token: nodes of one site share them).
+    #[arg(long, env = "LEANRTC_CLUSTER_TOKEN", hide_env_values = true, value_parser = non_empty)]
+    pub cluster_token: Option<String>,
+
     /// File of `STREAM KEY` lines: publishing STREAM needs its KEY as the Bearer token (or the
     /// publish token); streams not listed need the publish token. Reloaded on SIGHUP.
     #[arg(long, env = "LEANRTC_STREAM_KEYS")]
@@ -169,6 +181,21 @@ impl Config {
             Some(TcpSetting::Addr(addr)) => Some(addr),
             Some(TcpSetting::Off) => None,
         }
+    }
+}
+
+/// `http://HOST[:PORT][/PATH]`.
+fn origin_url(s: &str) -> Result<crate::http::client::HttpUrl, String> {
+    crate::http::client::HttpUrl::parse(s).map_err(|e| e.to_string())
+}
+
+impl Config {
+    /// The token this node shows other nodes.
+    pub fn token_for_origin(&self) -> Option<String> {
+        (self.cluster_token.as_ref())
+            .or(self.token.as_ref())
+            .or(self.watch_token.as_ref())
+            .cloned()
     }
 }
 

@@ -5,6 +5,7 @@ mod control;
 mod engine;
 mod http;
 mod recorder;
+mod relay;
 mod router;
 mod sfu;
 mod sources;
@@ -75,6 +76,7 @@ async fn serve(
         http = %listener.local_addr()?, udp = %udp_addr,
         "leanrtc {} ready: open http://{}/", env!("CARGO_PKG_VERSION"), listener.local_addr()?
     );
+    let engine_for_relays = engine.clone();
     let app = http::router(http::AppState {
         engine,
         access,
@@ -84,6 +86,7 @@ async fn serve(
             .clone()
             .zip(config.ice_server_credential.clone()),
         body_timeout: config.http_body_timeout,
+        relays: relays(&config, &engine_for_relays),
     });
     let limits = http::Limits {
         header_timeout: config.http_header_timeout,
@@ -96,6 +99,19 @@ async fn serve(
     http::serve(listener, app, limits, shutdown_signal())
         .await
         .context("HTTP server failed")
+}
+
+/// With `--origin`, the relays' keeper (started here) that pulls streams from it.
+fn relays(config: &Config, engine: &EngineHandle) -> Option<Arc<relay::Relays>> {
+    let origin = config.origin.clone()?;
+    let relays = Arc::new(relay::Relays::new(
+        engine.clone(),
+        origin,
+        config.token_for_origin(),
+    ));
+    tracing::info!(origin = %relays.origin(), "streams not found here are pulled from the origin");
+    tokio::spawn(Arc::clone(&relays).keep());
+    Some(relays)
 }
 
 /// The access rules from the flags; a keys file or hook URL that cannot be used stops the start.

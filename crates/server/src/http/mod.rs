@@ -2,6 +2,7 @@
 //! JSON API. Runs on tokio; every media decision is the media thread's (see `control`).
 
 mod access;
+pub mod client;
 mod hook;
 mod names;
 mod ratelog;
@@ -27,6 +28,7 @@ use crate::control::{CallError, EngineHandle};
 
 pub use access::{Access, StreamKeys};
 pub use hook::AuthHook;
+pub use names::encode_segment;
 pub use serve::{Limits, serve};
 
 /// SDP offers are a few KiB; anything this large is not one.
@@ -46,6 +48,8 @@ pub struct AppState {
     pub ice_credentials: Option<(String, String)>,
     /// How long a request's body may take to arrive.
     pub body_timeout: Duration,
+    /// `--origin`: pulls streams this node does not have.
+    pub relays: Option<Arc<crate::relay::Relays>>,
 }
 
 impl AppState {

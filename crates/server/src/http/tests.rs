@@ -82,6 +82,8 @@ fn fake_engine_counting(count: Arc<AtomicUsize>) -> EngineHandle {
                         Err(EngineError::UnknownSession(session))
                     });
                 }
+                // No --origin in these tests.
+                Command::Relay(_) => {}
                 Command::Metrics { reply } => {
                     let _ = reply.send(crate::sfu::MetricsPart {
                         shard: 0,
@@ -151,6 +153,7 @@ async fn send_with(
         ],
         ice_credentials: Some(("user".into(), "pass".into())),
         body_timeout: std::time::Duration::from_secs(5),
+        relays: None,
     });
     let res = app.oneshot(req).await.unwrap();
     let status = res.status();
@@ -393,6 +396,7 @@ async fn a_full_command_queue_is_503_with_retry_after() {
         ice_servers: Vec::new(),
         ice_credentials: None,
         body_timeout: std::time::Duration::from_secs(5),
+        relays: None,
     });
     let requests = [
         post("/whep/cam", "application/sdp", "v=0\r\n"),

@@ -10,6 +10,7 @@ use rtc::sdp::Candidate;
 use super::Shard;
 use super::session::{OfferContext, OfferedTrack, Session, answer_offer};
 use crate::control::{Command, Created, EngineError, Patched, Role, StreamInfo};
+use crate::router::Source;
 
 impl Shard {
     /// A command from HTTP.
@@ -59,6 +60,7 @@ impl Shard {
             }
             Command::Streams { reply } => drop(reply.send(self.stream_list(now))),
             Command::Metrics { reply } => drop(reply.send(self.metrics())),
+            Command::Relay(cmd) => self.handle_relay(now, cmd),
         }
     }
 
@@ -239,9 +241,15 @@ impl Shard {
     fn stream_list(&mut self, now: Instant) -> Vec<StreamInfo> {
         let mut list = Vec::new();
         for (name, stream) in &mut self.streams {
+            let relayed = match stream.source {
+                Source::Live { publisher, .. } => {
+                    self.relays.get(name).is_some_and(|r| r.feeds(publisher))
+                }
+                _ => false,
+            };
             list.push(StreamInfo {
                 name: name.clone(),
-                kind: stream.kind(),
+                kind: if relayed { "relay" } else { stream.kind() },
                 codecs: stream
                     .tracks
                     .iter()

@@ -16,6 +16,7 @@ pub mod outbox;
 mod pending;
 mod publish;
 mod ratelimit;
+mod relay;
 mod routes;
 mod session;
 mod shard;

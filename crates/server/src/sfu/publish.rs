@@ -56,35 +56,64 @@ impl Shard {
             dtls: &self.dtls,
             congestion_feedback: self.congestion_feedback,
         };
-        let (answer, mut session) = answer_offer(now, offer, &cx, &mut self.rng)?;
-        let Side::Publisher(publisher) = &mut session.side else {
+        let (answer, session) = answer_offer(now, offer, &cx, &mut self.rng)?;
+        if session.publisher().is_none() {
             return Err(EngineError::Unanswerable("not a publisher's offer".into()));
-        };
-        let inputs = &mut publisher.inputs;
+        }
+        let key = self.install_publisher(now, name, session, previous, true);
+        let session = self
+            .sessions
+            .get(&key)
+            .ok_or_else(|| EngineError::UnknownStream(name.to_owned()))?;
+        Ok(Created {
+            session: session.id.clone(),
+            answer,
+            etag: session.etag.clone(),
+        })
+    }
+
+    /// Makes `session` (a WHIP publisher's, or a relay's) the source of the live stream
+    /// `name`, taking it over from `previous`; `record`: the recorder (if any) gets it.
+    /// Returns the session's key.
+    pub(super) fn install_publisher(
+        &mut self,
+        now: Instant,
+        name: &str,
+        mut session: Session,
+        previous: Option<u64>,
+        record: bool,
+    ) -> u64 {
         let key = self.next_key;
         let stream = self
             .streams
             .entry(name.to_owned())
             .or_insert_with(|| Stream::live(key, &[], now));
-        // Inputs feed the stream's track of the same kind; a kind it lacks gets a new track.
-        for input in inputs.iter_mut() {
-            let found = stream
-                .tracks
-                .iter()
-                .position(|t| t.codec.is_video() == input.codec.is_video());
-            input.track = found.unwrap_or_else(|| {
-                stream.tracks.push(crate::router::Track::new(input.codec));
-                stream.tracks.len() - 1
-            });
-            if let Some(track) = stream.tracks.get(input.track)
-                && track.codec != input.codec
-            {
-                tracing::warn!(stream = %name, was = track.codec.name(), now = input.codec.name(), "publisher changed codec; viewers of the old one get nothing");
+        if let Side::Publisher(publisher) = &mut session.side {
+            // Inputs feed the stream's track of the same kind; a kind it lacks gets a new
+            // track.
+            for input in &mut publisher.inputs {
+                let found = stream
+                    .tracks
+                    .iter()
+                    .position(|t| t.codec.is_video() == input.codec.is_video());
+                input.track = found.unwrap_or_else(|| {
+                    stream.tracks.push(crate::router::Track::new(input.codec));
+                    stream.tracks.len() - 1
+                });
+                if let Some(track) = stream.tracks.get(input.track)
+                    && track.codec != input.codec
+                {
+                    tracing::warn!(stream = %name, was = track.codec.name(), now = input.codec.name(), "publisher changed codec; viewers of the old one get nothing");
+                }
             }
-        }
-        if let Some(recorder) = &mut self.recorder {
-            let codecs: Vec<_> = inputs.iter().map(|i| record_codec(i.codec)).collect();
-            recorder.start(key, name, &codecs);
+            if record && let Some(recorder) = &mut self.recorder {
+                let codecs: Vec<_> = publisher
+                    .inputs
+                    .iter()
+                    .map(|i| record_codec(i.codec))
+                    .collect();
+                recorder.start(key, name, &codecs);
+            }
         }
         stream.source = Source::Live {
             publisher: key,
@@ -101,14 +130,9 @@ impl Shard {
             }
             self.after_io(now, old);
         }
-        let created = Created {
-            session: session.id.clone(),
-            answer,
-            etag: session.etag.clone(),
-        };
         self.sessions.insert(key, session);
         self.announce(name);
-        Ok(created)
+        key
     }
 
     /// A plain RTP packet from publisher `key`: recorded for congestion feedback; an RTX

@@ -235,22 +235,7 @@ pub fn answer_offer(
             resends: ResendBudget::new(now),
             rtt: None,
         }),
-        Role::Publish => Side::Publisher(Publisher {
-            inputs: inputs(&negotiated),
-            mid_extension: negotiated
-                .media
-                .iter()
-                .find_map(|m| m.extension_id(HeaderExtension::SdesMid)),
-            last_media: None,
-            rtx_unwrapped: (Vec::new(), 0),
-            closed_at: None,
-            twcc: negotiated
-                .media
-                .iter()
-                .find_map(|m| m.extension_id(HeaderExtension::TransportWideCc))
-                .filter(|_| cx.congestion_feedback)
-                .map(|id| (id, TwccRecorder::new())),
-        }),
+        Role::Publish => Side::Publisher(publisher_side(&negotiated, cx.congestion_feedback)),
     };
     let empty = match &side {
         Side::Viewer(v) => v.outputs.is_empty(),
@@ -274,9 +259,60 @@ pub fn answer_offer(
         &setup,
         Rng::system(),
     );
-    let session = Session {
+    Ok((
+        answer.to_string(),
+        new_session(now, cx.stream, peer, side, rng),
+    ))
+}
+
+/// A relay's session (issue 11): our offer to the origin was answered with `negotiated`;
+/// `peer` is the client side toward it. It receives like a WHIP publisher.
+pub fn relay_session(
+    now: Instant,
+    stream: &str,
+    peer: Peer,
+    negotiated: &Negotiated,
+    congestion_feedback: bool,
+    rng: &mut Rng,
+) -> Result<Session, EngineError> {
+    let publisher = publisher_side(negotiated, congestion_feedback);
+    if publisher.inputs.is_empty() {
+        return Err(EngineError::Unanswerable(
+            "the origin sends nothing we can use".into(),
+        ));
+    }
+    Ok(new_session(
+        now,
+        stream,
+        peer,
+        Side::Publisher(publisher),
+        rng,
+    ))
+}
+
+fn publisher_side(negotiated: &Negotiated, congestion_feedback: bool) -> Publisher {
+    Publisher {
+        inputs: inputs(negotiated),
+        mid_extension: negotiated
+            .media
+            .iter()
+            .find_map(|m| m.extension_id(HeaderExtension::SdesMid)),
+        last_media: None,
+        rtx_unwrapped: (Vec::new(), 0),
+        closed_at: None,
+        twcc: negotiated
+            .media
+            .iter()
+            .find_map(|m| m.extension_id(HeaderExtension::TransportWideCc))
+            .filter(|_| congestion_feedback)
+            .map(|id| (id, TwccRecorder::new())),
+    }
+}
+
+fn new_session(now: Instant, stream: &str, peer: Peer, side: Side, rng: &mut Rng) -> Session {
+    Session {
         id: hex(&rng.bytes::<12>()),
-        stream: cx.stream.to_owned(),
+        stream: stream.to_owned(),
         peer,
         side,
         etag: format!("\"{}\"", hex(&rng.bytes::<8>())),
@@ -291,8 +327,7 @@ pub fn answer_offer(
         ice_time: None,
         dtls_time: None,
         fraction_lost: 0,
-    };
-    Ok((answer.to_string(), session))
+    }
 }
 
 /// One output per accepted m-line we can feed, with the viewer's payload type and the SSRC
@@ -361,15 +396,13 @@ fn inputs(negotiated: &Negotiated) -> Vec<Input> {
         .collect()
 }
 
-fn peer_setup(negotiated: &Negotiated) -> Result<PeerSetup, EngineError> {
+pub fn peer_setup(negotiated: &Negotiated) -> Result<PeerSetup, EngineError> {
     let fingerprint = negotiated
         .remote_fingerprints
         .iter()
         .find(|f| f.algorithm.eq_ignore_ascii_case("sha-256"))
         .and_then(|f| <[u8; 32]>::try_from(f.bytes.as_slice()).ok())
-        .ok_or_else(|| {
-            EngineError::Unanswerable("the offer has no sha-256 a=fingerprint".into())
-        })?;
+        .ok_or_else(|| EngineError::Unanswerable("the SDP has no sha-256 a=fingerprint".into()))?;
     Ok(PeerSetup {
         remote_fingerprint: Fingerprint(fingerprint),
         dtls_client: negotiated.dtls_role == DtlsRole::Client,

@@ -22,6 +22,7 @@ use super::metrics;
 use super::outbox::Outbox;
 use super::pending::{self, PendingClients, PendingTable};
 use super::ratelimit::ErrorLimiter;
+use super::relay::Relay;
 use super::routes::Routes;
 use super::session::{Session, Side};
 use super::tcp_route::TcpFrames;
@@ -177,6 +178,8 @@ pub struct Shard {
     pub(super) keys: Vec<u64>,
     /// Writes published tracks to files (`--record-dir`), on its own thread.
     pub(super) recorder: Option<Recorder>,
+    /// Shard 0: the streams pulled from other nodes (issue 11), by name.
+    pub(super) relays: HashMap<String, Relay>,
 }
 
 impl std::fmt::Debug for Shard {
@@ -240,6 +243,7 @@ impl Shard {
             nacks: Vec::new(),
             keys: Vec::new(),
             recorder: config.recorder,
+            relays: HashMap::new(),
         })
     }
 
@@ -532,6 +536,18 @@ impl Shard {
                 {
                     tracing::info!(session = %session.id, stream = %session.stream, grace_s = PUBLISHER_GRACE.as_secs(), "publisher closed without DELETE; its stream waits for it");
                     p.closed_at = Some(now);
+                }
+                // A relay's session that ended leaves its stream waiting the same grace
+                // period, while the relays' keeper pulls the stream again.
+                PeerEvent::Disconnected(cause)
+                    if let Side::Publisher(p) = &mut session.side
+                        && self
+                            .relays
+                            .get(&session.stream)
+                            .is_some_and(|r| r.feeds(key)) =>
+                {
+                    tracing::info!(session = %session.id, stream = %session.stream, cause = %describe(&cause), "relay session ended; its stream waits for a new one");
+                    p.closed_at.get_or_insert(now);
                 }
                 PeerEvent::Disconnected(cause) => self.ended.push((key, describe(&cause))),
             }

@@ -1,0 +1,152 @@
+//! Issue 11, `--origin`: an edge node pulls a stream it does not have from its origin over
+//! WHEP, with one relay session however many viewers it has, and serves it like its own.
+//! The publisher is our client; the viewers are str0m, an independent stack.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use bench::{Driver, PublisherConfig};
+use common::http::request;
+use common::server::Server;
+use common::sfu::{await_publishing, sample_frame_index, sample_source};
+use common::viewer::Viewer as Str0mViewer;
+use serde_json::Value;
+
+/// `GET /api/streams`, as (name → (kind, viewers)).
+fn streams(server: &Server) -> Vec<(String, String, u64)> {
+    let res = request(server.http, "GET", "/api/streams", &[], b"").unwrap();
+    assert_eq!(res.status, 200, "{}", res.text());
+    let list: Value = serde_json::from_str(&res.text()).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["kind"].as_str().unwrap().to_owned(),
+                s["viewers"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn viewers_of(server: &Server, name: &str) -> Option<(String, u64)> {
+    streams(server)
+        .into_iter()
+        .find(|(n, _, _)| n == name)
+        .map(|(_, kind, viewers)| (kind, viewers))
+}
+
+#[test]
+fn an_edge_relays_a_stream_from_its_origin_with_one_session_for_all_its_viewers() {
+    let (index, _) = sample_frame_index();
+    let origin = Server::start(&[]);
+    let edge = Server::start(&["--origin", &format!("http://{}", origin.http)]);
+    let mut d = Driver::new().unwrap();
+    let p = d
+        .publish(origin.http, "cam", PublisherConfig::new(sample_source()))
+        .unwrap();
+    await_publishing(&mut d, p, "publisher");
+
+    // Three viewers of the edge at once: the first opens the relay, the others share it.
+    let http = edge.http;
+    let viewers: Vec<_> = (0..3)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut v = Str0mViewer::connect(http, "cam");
+                v.run_for(Duration::from_secs(5));
+                v
+            })
+        })
+        .collect();
+    // The publisher keeps sending meanwhile; halfway, both nodes are looked at.
+    d.run_for(Duration::from_secs(3));
+    let at_origin = viewers_of(&origin, "cam");
+    let at_edge = viewers_of(&edge, "cam");
+    d.run_for(Duration::from_secs(4));
+    for v in viewers {
+        let v = v
+            .join()
+            .unwrap_or_else(|_| panic!("a str0m viewer failed (see its panic above)"));
+        assert!(
+            v.frames.len() >= 60,
+            "a viewer got {} frames",
+            v.frames.len()
+        );
+        for f in &v.frames {
+            assert!(
+                index.contains_key(&bench::frame_hash(&f.data)),
+                "a frame that is not the publisher's"
+            );
+        }
+    }
+    assert_eq!(
+        at_origin,
+        Some(("live".into(), 1)),
+        "the origin sees one relay session"
+    );
+    assert_eq!(at_edge, Some(("relay".into(), 3)), "the edge's stream list");
+    // The edge's log says where the stream comes from.
+    assert!(
+        edge.log()
+            .contains("relay: pulling the stream from its origin"),
+        "{}",
+        edge.log()
+    );
+}
+
+#[test]
+fn a_stream_neither_node_has_is_a_404_and_leaves_nothing_behind() {
+    let origin = Server::start(&[]);
+    let edge = Server::start(&["--origin", &format!("http://{}", origin.http)]);
+    let offer = common::viewer::str0m_offer();
+    let res = common::http::post_offer(edge.http, "nowhere", &offer);
+    assert_eq!(res.status, 404, "{}", res.text());
+    assert!(
+        res.text().contains("here or at the origin"),
+        "{}",
+        res.text()
+    );
+    assert_eq!(viewers_of(&origin, "nowhere"), None);
+    assert_eq!(viewers_of(&edge, "nowhere"), None);
+}
+
+/// An origin that is not a WHEP server: one that answers HTML, and one that never answers.
+/// The viewer gets a 502 that says why (within the client's timeout), and the edge keeps
+/// no relay.
+#[test]
+fn an_origin_that_is_not_leanrtc_or_never_answers_is_a_clear_502() {
+    let html = TcpListener::bind("127.0.0.1:0").unwrap();
+    let html_addr = html.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in html.incoming().take(4) {
+            let Ok(mut conn) = conn else { continue };
+            use std::io::{Read, Write};
+            let mut buf = [0u8; 8192];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 13\r\n\r\n<html></html>",
+            );
+        }
+    });
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let offer = common::viewer::str0m_offer();
+    for (origin, says) in [
+        (html_addr, "answered 200"),
+        (silent_addr, "no answer within"),
+    ] {
+        let edge = Server::start(&["--origin", &format!("http://{origin}")]);
+        let started = Instant::now();
+        let res = common::http::post_offer(edge.http, "cam", &offer);
+        assert_eq!(res.status, 502, "{}", res.text());
+        assert!(res.text().contains(says), "{}", res.text());
+        assert!(started.elapsed() < Duration::from_secs(8));
+        assert_eq!(viewers_of(&edge, "cam"), None);
+    }
+    drop(silent);
+}
