@@ -67,6 +67,8 @@ fn an_edge_relays_a_stream_from_its_origin_with_one_session_for_all_its_viewers(
     d.run_for(Duration::from_secs(3));
     let at_origin = viewers_of(&origin, "cam");
     let at_edge = viewers_of(&edge, "cam");
+    let relays = common::http::metric(edge.http, "leanrtc_relays");
+    let relayed = common::http::metric(edge.http, "leanrtc_relay_packets_received_total");
     d.run_for(Duration::from_secs(4));
     for v in viewers {
         let v = v
@@ -90,6 +92,8 @@ fn an_edge_relays_a_stream_from_its_origin_with_one_session_for_all_its_viewers(
         "the origin sees one relay session"
     );
     assert_eq!(at_edge, Some(("relay".into(), 3)), "the edge's stream list");
+    assert_eq!(relays, 1.0, "the edge's relay sessions");
+    assert!(relayed > 100.0, "{relayed} packets relayed");
     // The edge's log says where the stream comes from.
     assert!(
         edge.log()
@@ -149,4 +153,165 @@ fn an_origin_that_is_not_leanrtc_or_never_answers_is_a_clear_502() {
         assert_eq!(viewers_of(&edge, "cam"), None);
     }
     drop(silent);
+}
+
+/// A relay outlives its viewers by the idle period only: then it is closed, at the origin
+/// too (its session there ends), and the edge forgets the stream.
+#[test]
+fn a_relay_closes_after_its_last_viewer_leaves() {
+    let origin = Server::start(&[]);
+    let edge = Server::start(&["--origin", &format!("http://{}", origin.http)]);
+    let mut d = Driver::new().unwrap();
+    let p = d
+        .publish(origin.http, "cam", PublisherConfig::new(sample_source()))
+        .unwrap();
+    await_publishing(&mut d, p, "publisher");
+    let http = edge.http;
+    let viewer = std::thread::spawn(move || {
+        let mut v = Str0mViewer::connect(http, "cam");
+        v.run_for(Duration::from_secs(2));
+        assert_eq!(common::http::delete(http, &v.location), 200);
+        v
+    });
+    d.run_for(Duration::from_secs(3));
+    let v = viewer.join().unwrap();
+    assert!(v.frames.len() >= 20, "{} frames", v.frames.len());
+    let left = Instant::now();
+    // Idle 10 s, looked at once a second, then the origin's DELETE or close_notify.
+    let mut closed = None;
+    while left.elapsed() < Duration::from_secs(16) {
+        d.run_for(Duration::from_millis(250));
+        if viewers_of(&origin, "cam") == Some(("live".into(), 0)) {
+            closed = Some(left.elapsed());
+            break;
+        }
+    }
+    let closed = closed.unwrap_or_else(|| panic!("the origin still has the relay: {}", edge.log()));
+    assert!(closed >= Duration::from_secs(9), "closed after {closed:?}");
+    assert_eq!(viewers_of(&edge, "cam"), None, "the edge forgot the stream");
+    assert!(
+        edge.log().contains("relay: no viewers for 10s"),
+        "{}",
+        edge.log()
+    );
+}
+
+/// A chain: a viewer of the second edge, whose origin is the first edge, whose origin has the
+/// publisher. Each node has one session of the next one down.
+#[test]
+fn an_edge_of_an_edge_relays_too() {
+    let origin = Server::start(&[]);
+    let edge1 = Server::start(&["--origin", &format!("http://{}", origin.http)]);
+    let edge2 = Server::start(&["--origin", &format!("http://{}", edge1.http)]);
+    let mut d = Driver::new().unwrap();
+    let p = d
+        .publish(origin.http, "cam", PublisherConfig::new(sample_source()))
+        .unwrap();
+    await_publishing(&mut d, p, "publisher");
+    let http = edge2.http;
+    let viewer = std::thread::spawn(move || {
+        let mut v = Str0mViewer::connect(http, "cam");
+        v.run_for(Duration::from_secs(4));
+        v
+    });
+    d.run_for(Duration::from_secs(3));
+    let seen = (
+        viewers_of(&origin, "cam"),
+        viewers_of(&edge1, "cam"),
+        viewers_of(&edge2, "cam"),
+    );
+    d.run_for(Duration::from_secs(2));
+    let v = viewer.join().unwrap();
+    assert!(v.frames.len() >= 60, "{} frames", v.frames.len());
+    assert_eq!(
+        seen,
+        (
+            Some(("live".into(), 1)),
+            Some(("relay".into(), 1)),
+            Some(("relay".into(), 1))
+        )
+    );
+}
+
+/// The origin dies (SIGKILL) and comes back on the same address, and the stream is published
+/// to it again: the edge pulls it again by itself and its viewer, on the same connection,
+/// keeps decoding.
+#[test]
+fn an_edge_viewer_plays_on_across_an_origin_crash_and_republish() {
+    let mut origin = Server::start(&[]);
+    let edge = Server::start(&["--origin", &format!("http://{}", origin.http)]);
+    let mut d = Driver::new().unwrap();
+    let p = d
+        .publish(origin.http, "cam", PublisherConfig::new(sample_source()))
+        .unwrap();
+    await_publishing(&mut d, p, "publisher");
+    let http = edge.http;
+    let viewer = std::thread::spawn(move || {
+        let mut v = Str0mViewer::connect(http, "cam");
+        v.run_for(Duration::from_secs(16));
+        v
+    });
+    d.run_for(Duration::from_secs(3));
+    origin.kill();
+    drop(d);
+    let origin = origin.restart(&[]);
+    let mut d = Driver::new().unwrap();
+    let p = d
+        .publish(origin.http, "cam", PublisherConfig::new(sample_source()))
+        .unwrap();
+    await_publishing(&mut d, p, "publisher again");
+    let republished = Instant::now();
+    d.run_for(Duration::from_secs(11));
+    let v = viewer.join().unwrap();
+    let after = v.frames_since(republished + Duration::from_secs(4));
+    assert!(
+        after >= 60,
+        "{after} frames in the last ~7 s after the republish; edge log:\n{}",
+        edge.log()
+    );
+    assert!(!v.ice_disconnected(), "the viewer's connection went down");
+    assert!(
+        edge.log().contains("relay: pulling the stream again"),
+        "{}",
+        edge.log()
+    );
+}
+
+/// Real browsers: Chromium publishes to the origin; a Chromium page plays from the edge while
+/// two str0m viewers watch there too. The origin has one session of the edge's.
+#[test]
+fn chromium_plays_from_an_edge_what_chromium_publishes_to_the_origin() {
+    let _one_browser = common::browser::browser_lock();
+    let origin = Server::start(&[]);
+    let edge = Server::start(&["--origin", &format!("http://{}", origin.http)]);
+    let mut pages = common::publish::Pages::launch(&origin.base_url());
+    pages.publish("pub", "cam", "vp8");
+    let http = edge.http;
+    let viewers: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut v = Str0mViewer::connect(http, "cam");
+                v.run_for(Duration::from_secs(10));
+                v
+            })
+        })
+        .collect();
+    let playing = pages.play_from("view", &edge.base_url(), "cam");
+    assert_eq!(playing["status"], 201, "{playing}");
+    let pc = pages.poll_until("view", Duration::from_secs(15), |pc| {
+        common::publish::num(&pc["inboundVideo"]["framesDecoded"]) >= 60.0
+    });
+    let decoded = common::publish::num(&pc["inboundVideo"]["framesDecoded"]);
+    assert!(decoded >= 60.0, "Chromium decoded {decoded} frames: {pc}");
+    assert_eq!(viewers_of(&origin, "cam"), Some(("live".into(), 1)));
+    assert_eq!(viewers_of(&edge, "cam"), Some(("relay".into(), 3)));
+    for v in viewers {
+        let v = v.join().unwrap();
+        assert!(
+            v.frames.len() >= 60,
+            "a str0m viewer got {} frames",
+            v.frames.len()
+        );
+    }
+    pages.quit();
 }

@@ -274,7 +274,30 @@ impl Shard {
             "Streams (files and live).",
             self.streams.len() as u64,
         );
-        put("publishers", "gauge", "WHIP sessions.", publishers as u64);
+        put(
+            "publishers",
+            "gauge",
+            "WHIP sessions (and relay sessions, which publish here what they pull).",
+            publishers as u64,
+        );
+        let relays = (self.sessions.values())
+            .filter(|s| {
+                s.publisher()
+                    .is_some_and(|p| p.relay && p.closed_at.is_none())
+            })
+            .count();
+        put(
+            "relays",
+            "gauge",
+            "Relay sessions pulling streams from other nodes (--origin).",
+            relays as u64,
+        );
+        put(
+            "relay_packets_received_total",
+            "counter",
+            "Media packets relays brought from other nodes.",
+            self.relay_packets,
+        );
         put(
             "viewers",
             "gauge",

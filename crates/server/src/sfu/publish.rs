@@ -186,6 +186,7 @@ impl Shard {
         let Side::Publisher(publisher) = &mut session.side else {
             return;
         };
+        let relay = publisher.relay;
         let mid = publisher.mid_extension.and_then(|id| view.extension(id));
         let Some(input) = publisher.input_for(now, view.ssrc(), view.payload_type(), mid) else {
             self.unknown_ssrc += 1;
@@ -212,6 +213,7 @@ impl Shard {
             return;
         }
         input.last_packet = Some(now);
+        self.relay_packets += u64::from(relay);
         // Any packet of a frame may show it is a keyframe: its first may come late
         // (reordering) or be an AUD or SEI; `forward_live` marks the frame from there.
         let shows_keyframe = match input.codec {

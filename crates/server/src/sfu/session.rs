@@ -86,6 +86,9 @@ pub struct Publisher {
     /// Transport-wide CC feedback (the negotiated extension id and the arrival recorder),
     /// so the publisher's encoder can raise its bitrate.
     pub twcc: Option<(u8, TwccRecorder)>,
+    /// A relay's session (issue 11): our WHEP session toward another node, not a WHIP
+    /// publisher.
+    pub relay: bool,
 }
 
 /// A viewer's send side.
@@ -275,7 +278,8 @@ pub fn relay_session(
     congestion_feedback: bool,
     rng: &mut Rng,
 ) -> Result<Session, EngineError> {
-    let publisher = publisher_side(negotiated, congestion_feedback);
+    let mut publisher = publisher_side(negotiated, congestion_feedback);
+    publisher.relay = true;
     if publisher.inputs.is_empty() {
         return Err(EngineError::Unanswerable(
             "the origin sends nothing we can use".into(),
@@ -306,6 +310,7 @@ fn publisher_side(negotiated: &Negotiated, congestion_feedback: bool) -> Publish
             .find_map(|m| m.extension_id(HeaderExtension::TransportWideCc))
             .filter(|_| congestion_feedback)
             .map(|id| (id, TwccRecorder::new())),
+        relay: false,
     }
 }
 

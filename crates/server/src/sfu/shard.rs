@@ -171,6 +171,8 @@ pub struct Shard {
     /// Counters of ended sessions, and publisher RTP that matched no m-line.
     pub(super) totals: metrics::Counters,
     pub(super) unknown_ssrc: u64,
+    /// Media packets that relays brought from their origins (issue 11).
+    pub(super) relay_packets: u64,
     /// Send publishers congestion-control feedback (off only for measurements).
     pub(super) congestion_feedback: bool,
     /// Scratch lists reused every round: NACKed sequence numbers, session keys.
@@ -239,6 +241,7 @@ impl Shard {
             dropped_unknown: 0,
             totals: metrics::Counters::default(),
             unknown_ssrc: 0,
+            relay_packets: 0,
             congestion_feedback: config.congestion_feedback,
             nacks: Vec::new(),
             keys: Vec::new(),
