@@ -11,8 +11,9 @@ step() { printf '\n== %s\n' "$*"; }
 # chromium/firefox-esr: real browsers; tshark: captures; ffmpeg: ffprobe checks recordings;
 # iproute2/util-linux: the test network namespace; python3-gst-1.0 & co.: GStreamer's
 # webrtcbin publishes with WHIP (tests/gstreamer/); python3-venv: the aiortc venv below;
-# nftables: drops a browser namespace's UDP (ICE-TCP tests); coturn: the TURN relay they use.
-PACKAGES=(ca-certificates openssl iproute2 util-linux nftables coturn chromium firefox-esr ffmpeg tshark
+# nftables: drops a browser namespace's UDP (ICE-TCP tests); coturn: the TURN relay they use;
+# redis-server: the cluster's stream directory (tests/cluster_redis.rs starts its own).
+PACKAGES=(ca-certificates openssl iproute2 util-linux nftables coturn redis-server chromium firefox-esr ffmpeg tshark
   python3 python3-venv python3-gst-1.0 gir1.2-gst-plugins-bad-1.0 gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice gstreamer1.0-libav)
 

@@ -79,8 +79,20 @@ pub struct Config {
     #[arg(long, env = "LEANRTC_ORIGIN", value_parser = origin_url)]
     pub origin: Option<crate::http::client::HttpUrl>,
 
-    /// Bearer token this node presents to its origin (default: --token, else
-    /// --watch-token: nodes of one site share them).
+    /// Join a cluster whose stream directory is this Redis, `redis://HOST:PORT[/DB]`
+    /// (issue 11): streams published here are claimed there (a second publisher of a name
+    /// on any node gets 409), and a viewer's request for a stream another node holds is
+    /// served by relaying from it.
+    #[arg(long, env = "LEANRTC_CLUSTER")]
+    pub cluster: Option<String>,
+
+    /// How the other nodes of the cluster reach this node's HTTP, `http://HOST:PORT`
+    /// (default: the --http address, when it names one).
+    #[arg(long, env = "LEANRTC_NODE_URL", value_parser = origin_url)]
+    pub node_url: Option<crate::http::client::HttpUrl>,
+
+    /// Bearer token this node presents to its origin and to the other nodes of its cluster
+    /// (default: --token, else --watch-token: nodes of one site share them).
     #[arg(long, env = "LEANRTC_CLUSTER_TOKEN", hide_env_values = true, value_parser = non_empty)]
     pub cluster_token: Option<String>,
 

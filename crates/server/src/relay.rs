@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::cluster::{Directory, DirectoryDown};
 use crate::control::{CallError, EngineError, EngineHandle, RelayCommand};
 use crate::http::client::{self, HttpUrl, Request};
 
@@ -31,6 +32,12 @@ pub enum RelayError {
     /// The origin has no such stream either.
     #[error("no stream named {0:?} here or at the origin")]
     NotAtOrigin(String),
+    /// No node of the cluster holds it.
+    #[error("no stream named {0:?} on any node of the cluster")]
+    NotInCluster(String),
+    /// The directory cannot say who holds it.
+    #[error(transparent)]
+    Directory(#[from] DirectoryDown),
     /// The origin could not be asked, or refused.
     #[error("the origin {origin}: {why}")]
     Origin { origin: String, why: String },
@@ -46,7 +53,10 @@ pub enum RelayError {
 #[derive(Debug)]
 pub struct Relays {
     engine: EngineHandle,
-    origin: HttpUrl,
+    /// `--origin`: where streams no node of the cluster holds are pulled from.
+    origin: Option<HttpUrl>,
+    /// `--cluster`: who holds which stream.
+    directory: Option<Arc<Directory>>,
     /// The Bearer token the origin wants.
     token: Option<String>,
     /// One pull at a time per stream (later viewers wait for the first one's).
@@ -58,11 +68,18 @@ pub struct Relays {
 }
 
 impl Relays {
-    /// Pulls from `origin` (`http://HOST:PORT`), with `token` as the Bearer token.
-    pub fn new(engine: EngineHandle, origin: HttpUrl, token: Option<String>) -> Self {
+    /// Pulls from the holder the `directory` names, else from `origin` (`http://HOST:PORT`),
+    /// with `token` as the Bearer token.
+    pub fn new(
+        engine: EngineHandle,
+        origin: Option<HttpUrl>,
+        directory: Option<Arc<Directory>>,
+        token: Option<String>,
+    ) -> Self {
         Self {
             engine,
             origin,
+            directory,
             token,
             pulling: Mutex::default(),
             idle_since: Mutex::default(),
@@ -70,9 +87,29 @@ impl Relays {
         }
     }
 
-    /// The origin's base URL, for messages.
-    pub fn origin(&self) -> String {
-        format!("http://{}{}", self.origin.host, self.origin.path)
+    /// Where `stream` is pulled from: the node the directory names, else the origin.
+    async fn origin_for(&self, stream: &str) -> Result<HttpUrl, RelayError> {
+        if let Some(directory) = &self.directory {
+            match directory.holder(stream).await {
+                // A claim of ours is a stream that ended here a moment ago.
+                Ok(Some(node)) if node != directory.node() => {
+                    return HttpUrl::parse(&node).map_err(|e| RelayError::Origin {
+                        origin: node.clone(),
+                        why: e.to_string(),
+                    });
+                }
+                Ok(_) if self.origin.is_none() => {
+                    return Err(RelayError::NotInCluster(stream.to_owned()));
+                }
+                Ok(_) => {}
+                Err(e) if self.origin.is_none() => return Err(e.into()),
+                // The static origin still answers for what the directory cannot.
+                Err(_) => {}
+            }
+        }
+        self.origin
+            .clone()
+            .ok_or_else(|| RelayError::NotAtOrigin(stream.to_owned()))
     }
 
     /// Makes sure `stream` is here: pulled from the origin unless it is published, played
@@ -110,7 +147,14 @@ impl Relays {
         let Some(offer) = offer else {
             return Ok(()); // published here meanwhile
         };
-        match self.post(stream, &offer).await {
+        let origin = match self.origin_for(stream).await {
+            Ok(origin) => origin,
+            Err(e) => {
+                self.withdraw(stream).await;
+                return Err(e);
+            }
+        };
+        match self.post(&origin, stream, &offer).await {
             Ok((answer, location)) => {
                 let answered = self
                     .engine
@@ -145,20 +189,23 @@ impl Relays {
         }
     }
 
-    /// The WHEP POST of `offer`: the answer and the session's URL.
-    async fn post(&self, stream: &str, offer: &str) -> Result<(String, String), RelayError> {
-        let origin = || self.origin();
+    /// The WHEP POST of `offer` to `origin`: the answer and the session's URL.
+    async fn post(
+        &self,
+        origin: &HttpUrl,
+        stream: &str,
+        offer: &str,
+    ) -> Result<(String, String), RelayError> {
         let fail = |why: String| RelayError::Origin {
-            origin: origin(),
+            origin: origin.to_string(),
             why,
         };
         let path = format!(
             "{}/whep/{}",
-            self.origin.path.trim_end_matches('/'),
+            origin.path.trim_end_matches('/'),
             crate::http::encode_segment(stream)
         );
-        let url = self
-            .origin
+        let url = origin
             .with_path(&path)
             .ok_or_else(|| fail("the stream's URL is not usable".into()))?;
         let req = Request {
@@ -184,15 +231,15 @@ impl Relays {
         let location = reply
             .location
             .and_then(|l| url.with_path(&l))
-            .map(|u| u.path)
+            .map(|u| u.to_string())
             .ok_or_else(|| fail("the 201 has no usable Location".into()))?;
         Ok((answer, location))
     }
 
-    /// DELETEs the origin's session at `path` (best effort: the origin ends it anyway when
-    /// our DTLS close_notify or consent stops).
-    async fn delete(&self, path: &str) {
-        let Some(url) = self.origin.with_path(path) else {
+    /// DELETEs the origin's session at `location` (a URL; best effort: the origin ends it
+    /// anyway when our DTLS close_notify or consent stops).
+    async fn delete(&self, location: &str) {
+        let Ok(url) = HttpUrl::parse(location) else {
             return;
         };
         let req = Request {
@@ -202,7 +249,7 @@ impl Relays {
             max_body: 4096,
         };
         if let Err(e) = client::send(&url, req, ORIGIN_TIMEOUT).await {
-            tracing::debug!(%path, "relay: DELETE at the origin failed: {e}");
+            tracing::debug!(%location, "relay: DELETE at the origin failed: {e}");
         }
     }
 

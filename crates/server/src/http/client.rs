@@ -82,6 +82,12 @@ impl HttpUrl {
     }
 }
 
+impl std::fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "http://{}{}", self.host, self.path)
+    }
+}
+
 fn path_is_clean(path: &str) -> bool {
     !path.chars().any(|c| c.is_ascii_control() || c == ' ')
 }

@@ -48,8 +48,10 @@ pub struct AppState {
     pub ice_credentials: Option<(String, String)>,
     /// How long a request's body may take to arrive.
     pub body_timeout: Duration,
-    /// `--origin`: pulls streams this node does not have.
+    /// `--origin` or `--cluster`: pulls streams this node does not have.
     pub relays: Option<Arc<crate::relay::Relays>>,
+    /// `--cluster`: who holds which stream.
+    pub directory: Option<Arc<crate::cluster::Directory>>,
 }
 
 impl AppState {

@@ -71,7 +71,13 @@ const RELAY_RETRY_GAP: std::time::Duration = std::time::Duration::from_millis(25
 fn relay_refused(e: &crate::relay::RelayError) -> Response {
     use crate::relay::RelayError;
     match e {
-        RelayError::NotAtOrigin(_) => error(StatusCode::NOT_FOUND, e),
+        RelayError::NotAtOrigin(_) | RelayError::NotInCluster(_) => error(StatusCode::NOT_FOUND, e),
+        RelayError::Directory(_) => {
+            let mut res = error(StatusCode::SERVICE_UNAVAILABLE, e);
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+            res
+        }
         RelayError::Engine(engine) => refused(engine),
         RelayError::Call(call) => unavailable(*call),
         RelayError::Origin { .. } => error(StatusCode::BAD_GATEWAY, e),
@@ -143,6 +149,19 @@ pub async fn create(
     let stream_name = stream.clone();
     // Served without connect info (in-process tests), every client is one.
     let client = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    // In a cluster a name is published on one node at a time: claimed before the session is
+    // made. With Redis down this node still takes its own publishers (claimed once it is
+    // back); the directory's log says so.
+    if role == Role::Publish
+        && let Some(directory) = &state.directory
+        && let Ok(holder) = directory.claim(&stream).await
+        && holder != directory.node()
+    {
+        return error(
+            StatusCode::CONFLICT,
+            format!("stream {stream:?} is being published on {holder}"),
+        );
+    }
     let create = |offer: String| {
         let stream = stream.clone();
         state.engine.call(move |reply| Command::Create {

@@ -154,6 +154,7 @@ async fn send_with(
         ice_credentials: Some(("user".into(), "pass".into())),
         body_timeout: std::time::Duration::from_secs(5),
         relays: None,
+        directory: None,
     });
     let res = app.oneshot(req).await.unwrap();
     let status = res.status();
@@ -397,6 +398,7 @@ async fn a_full_command_queue_is_503_with_retry_after() {
         ice_credentials: None,
         body_timeout: std::time::Duration::from_secs(5),
         relays: None,
+        directory: None,
     });
     let requests = [
         post("/whep/cam", "application/sdp", "v=0\r\n"),
