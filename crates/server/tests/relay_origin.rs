@@ -315,3 +315,34 @@ fn chromium_plays_from_an_edge_what_chromium_publishes_to_the_origin() {
     }
     pages.quit();
 }
+
+/// Nodes authenticate to each other with the site's Bearer token: an edge that has it pulls
+/// the stream; one with another token gets the origin's 401, passed on as a 502 that says so.
+#[test]
+fn an_edge_shows_the_origin_its_token() {
+    let origin = Server::start(&["--watch-token", "s3cret"]);
+    let good = Server::start(&[
+        "--origin",
+        &format!("http://{}", origin.http),
+        "--cluster-token",
+        "s3cret",
+    ]);
+    let bad = Server::start(&[
+        "--origin",
+        &format!("http://{}", origin.http),
+        "--cluster-token",
+        "wrong",
+    ]);
+    let mut d = Driver::new().unwrap();
+    let p = d
+        .publish(origin.http, "cam", PublisherConfig::new(sample_source()))
+        .unwrap();
+    await_publishing(&mut d, p, "publisher");
+    let offer = common::viewer::str0m_offer();
+    let res = common::http::post_offer(good.http, "cam", &offer);
+    assert_eq!(res.status, 201, "{}", res.text());
+    let res = common::http::post_offer(bad.http, "cam", &offer);
+    assert_eq!(res.status, 502, "{}", res.text());
+    assert!(res.text().contains("answered 401"), "{}", res.text());
+    d.run_for(Duration::from_secs(1));
+}
