@@ -12,6 +12,7 @@
 
 mod controlling;
 mod lite;
+mod responder;
 
 use std::net::SocketAddr;
 use std::time::Duration;
