@@ -282,13 +282,16 @@ fn stun_kind(bytes: &[u8]) -> Option<(Class, [u8; 12])> {
 
 fn assert_connects(sim: &mut Sim) {
     sim.run(Duration::from_secs(10));
-    let (Some(peer), Some(str0m)) = (sim.peer_connected(), sim.str0m_connected) else {
-        panic!(
-            "no connection within 10 s: our events {:?}, str0m's ICE states {:?}, \
-             str0m DTLS connected {:?}",
-            sim.peer_events, sim.str0m_ice, sim.str0m_connected
-        );
-    };
+    assert!(
+        sim.peer_connected().is_some() && sim.str0m_connected.is_some(),
+        "no connection within 10 s: our events {:?}, str0m's ICE states {:?}, \
+         str0m DTLS connected {:?}",
+        sim.peer_events,
+        sim.str0m_ice,
+        sim.str0m_connected
+    );
+    let peer = sim.peer_connected().unwrap();
+    let str0m = sim.str0m_connected.unwrap();
     assert!(
         peer < Duration::from_millis(500) && str0m < Duration::from_millis(500),
         "connected late: we after {peer:?}, str0m after {str0m:?}"

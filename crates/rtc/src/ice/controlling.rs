@@ -72,7 +72,9 @@ pub struct IceControlling {
     rng: Rng,
     /// Our credentials; answers the peer's checks.
     responder: Responder,
-    remote_key: Key,
+    /// Boxed: an HMAC key pair is large, and with the responder's this agent would be twice
+    /// the lite agent's size, which every server-side `Peer` would then pay for.
+    remote_key: Box<Key>,
     /// The peer's ufrag, the `their-ufrag` half of the USERNAME its checks carry.
     remote_ufrag: Vec<u8>,
     /// `their-ufrag:our-ufrag` (RFC 8445 §7.2.2).
@@ -186,7 +188,7 @@ impl IceControlling {
             tie_breaker: rng.u64(),
             rng,
             responder: Responder::new(local_credentials),
-            remote_key: Key::new(remote.pwd.as_bytes()),
+            remote_key: Box::new(Key::new(remote.pwd.as_bytes())),
             remote_ufrag: remote.ufrag.as_bytes().to_vec(),
             username,
             role: Role::Controlling,
