@@ -5,7 +5,7 @@
 //! succeeded (RFC 8445 §7.3.1.5, §8.1.1), so this connects only if we answer its checks —
 //! and it stays connected only if we keep answering its consent checks (RFC 7675).
 //!
-//! In memory, on a fake clock (no sleeps, no sockets).
+//! In memory, on a fake clock (no sleeps, no sockets), with a fixed one-way delay.
 
 // Test helpers outside #[test] functions may unwrap too.
 #![allow(clippy::unwrap_used)]
@@ -42,6 +42,9 @@ fn black_hole() -> SocketAddr {
 
 /// Opus, which str0m's default codec config carries under this payload type.
 const PT: u8 = 111;
+/// One-way delay: enough for str0m's first DTLS flight (sent as soon as its side of ICE is
+/// done) to race the answer to our nomination.
+const LATENCY: Duration = Duration::from_millis(20);
 const OUR_SSRC: u32 = 0x1111;
 const THEIR_SSRC: u32 = 0x2222;
 
@@ -59,6 +62,12 @@ struct Sim {
     /// receiving ours, so whether we answer is checked on the wire.
     str0m_requests: Vec<(Duration, [u8; 12])>,
     our_successes: Vec<[u8; 12]>,
+    /// Transaction IDs of our checks with USE-CANDIDATE.
+    our_nominations: Vec<[u8; 12]>,
+    /// The network loses str0m's first answer to one of them.
+    lose_nomination_answer: bool,
+    /// Datagrams on the way: (arrival, to str0m?, bytes).
+    flight: Vec<(Instant, bool, Vec<u8>)>,
     /// Payloads of RTP each side received.
     str0m_rtp: Vec<Vec<u8>>,
     peer_rtp: Vec<Vec<u8>>,
@@ -130,91 +139,116 @@ impl Sim {
             str0m_ice: Vec::new(),
             str0m_requests: Vec::new(),
             our_successes: Vec::new(),
+            our_nominations: Vec::new(),
+            lose_nomination_answer: false,
+            flight: Vec::new(),
             str0m_rtp: Vec::new(),
             peer_rtp: Vec::new(),
         };
         sim.str0m.handle_input(Input::Timeout(now)).unwrap();
-        sim.exchange();
         sim
     }
 
-    /// Moves datagrams both ways until neither side has any to send (10 ms each way is
-    /// not modelled: delivery is immediate, time moves only in `run`).
-    fn exchange(&mut self) {
+    /// Takes what both sides want sent into the network (each datagram arrives `LATENCY`
+    /// later) and records their events.
+    fn collect(&mut self) {
+        let at = self.now - self.start;
+        while let Some(t) = self.peer.poll_transmit() {
+            assert_eq!(t.source, ours());
+            if t.destination != theirs() {
+                continue; // the black hole
+            }
+            if let Some((Class::Success, tid)) = stun_kind(&t.contents) {
+                self.our_successes.push(tid);
+            }
+            if let Some(m) = stun::parse(&t.contents).ok().filter(|m| m.use_candidate()) {
+                self.our_nominations.push(m.transaction_id().0);
+            }
+            self.flight.push((self.now + LATENCY, true, t.contents));
+        }
         loop {
-            let mut moved = false;
-            while let Some(t) = self.peer.poll_transmit() {
-                moved = true;
-                assert_eq!(t.source, ours());
-                if t.destination != theirs() {
-                    continue; // the black hole
+            match self.str0m.poll_output().unwrap() {
+                Output::Timeout(when) => {
+                    self.str0m_timeout = when;
+                    break;
                 }
-                if let Some((Class::Success, tid)) = stun_kind(&t.contents) {
-                    self.our_successes.push(tid);
+                Output::Transmit(t) => {
+                    assert_eq!((t.source, t.destination), (theirs(), ours()));
+                    match stun_kind(&t.contents) {
+                        Some((Class::Request, tid)) => self.str0m_requests.push((at, tid)),
+                        Some((Class::Success, tid))
+                            if self.lose_nomination_answer
+                                && self.our_nominations.contains(&tid) =>
+                        {
+                            self.lose_nomination_answer = false;
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    self.flight
+                        .push((self.now + LATENCY, false, t.contents.to_vec()));
                 }
+                Output::Event(Event::Connected) => self.str0m_connected = Some(at),
+                Output::Event(Event::IceConnectionStateChange(s)) => self.str0m_ice.push((at, s)),
+                Output::Event(Event::RtpPacket(p)) => self.str0m_rtp.push(p.payload.to_vec()),
+                Output::Event(_) => {}
+            }
+        }
+        self.peer_events
+            .extend(std::iter::from_fn(|| self.peer.poll_event()).map(|e| (at, e)));
+    }
+
+    /// Delivers the datagrams due by now, in the order they were sent.
+    fn deliver(&mut self) {
+        let now = self.now;
+        let (due, later) = std::mem::take(&mut self.flight)
+            .into_iter()
+            .partition(|(at, _, _)| *at <= now);
+        self.flight = later;
+        for (_, to_str0m, mut bytes) in due {
+            if to_str0m {
                 let receive = Receive {
                     proto: Protocol::Udp,
                     source: ours(),
                     destination: theirs(),
-                    contents: t.contents.as_slice().try_into().unwrap(),
+                    contents: bytes.as_slice().try_into().unwrap(),
                 };
                 self.str0m
-                    .handle_input(Input::Receive(self.now, receive))
+                    .handle_input(Input::Receive(now, receive))
                     .unwrap();
+            } else if let Received::Rtp(rtp) =
+                self.peer.handle_datagram(now, theirs(), ours(), &mut bytes)
+            {
+                let packet = RtpPacket::parse(rtp).unwrap();
+                self.peer_rtp.push(packet.payload().to_vec());
             }
-            let at = self.now - self.start;
-            loop {
-                match self.str0m.poll_output().unwrap() {
-                    Output::Timeout(when) => {
-                        self.str0m_timeout = when;
-                        break;
-                    }
-                    Output::Transmit(t) => {
-                        moved = true;
-                        assert_eq!((t.source, t.destination), (theirs(), ours()));
-                        let mut buf = t.contents.to_vec();
-                        if let Some((Class::Request, tid)) = stun_kind(&buf) {
-                            self.str0m_requests.push((at, tid));
-                        }
-                        if let Received::Rtp(rtp) =
-                            self.peer
-                                .handle_datagram(self.now, theirs(), ours(), &mut buf)
-                        {
-                            let packet = RtpPacket::parse(rtp).unwrap();
-                            self.peer_rtp.push(packet.payload().to_vec());
-                        }
-                    }
-                    Output::Event(Event::Connected) => self.str0m_connected = Some(at),
-                    Output::Event(Event::IceConnectionStateChange(s)) => {
-                        self.str0m_ice.push((at, s))
-                    }
-                    Output::Event(Event::RtpPacket(p)) => self.str0m_rtp.push(p.payload.to_vec()),
-                    Output::Event(_) => {}
-                }
-            }
-            self.peer_events
-                .extend(std::iter::from_fn(|| self.peer.poll_event()).map(|e| (at, e)));
-            if !moved {
-                return;
-            }
+            self.collect();
         }
     }
 
-    /// Runs both sides' timers until `until` after the start.
+    /// Runs both sides and the network until `until` after the start.
     fn run(&mut self, until: Duration) {
         let end = self.start + until;
-        while self.now < end {
+        loop {
+            self.collect();
             let next = [self.peer.poll_timeout(), Some(self.str0m_timeout)]
                 .into_iter()
+                .chain(self.flight.iter().map(|(at, _, _)| Some(*at)))
                 .flatten()
                 .min()
                 .unwrap_or(end);
-            self.now = next.clamp(self.now, end);
-            self.peer.handle_timeout(self.now);
+            if next > end {
+                self.now = end;
+                return;
+            }
+            self.now = next.max(self.now);
+            self.deliver();
+            if self.peer.poll_timeout().is_some_and(|t| t <= self.now) {
+                self.peer.handle_timeout(self.now);
+            }
             if self.now >= self.str0m_timeout {
                 self.str0m.handle_input(Input::Timeout(self.now)).unwrap();
             }
-            self.exchange();
         }
     }
 
@@ -243,15 +277,8 @@ impl Sim {
         let len = self.peer.protect_rtp(&mut buf, len).unwrap();
         let (_, local) = self.peer.path().unwrap();
         assert_eq!(local, ours());
-        let receive = Receive {
-            proto: Protocol::Udp,
-            source: ours(),
-            destination: theirs(),
-            contents: buf[..len].try_into().unwrap(),
-        };
-        self.str0m
-            .handle_input(Input::Receive(self.now, receive))
-            .unwrap();
+        buf.truncate(len);
+        self.flight.push((self.now + LATENCY, true, buf));
 
         let wallclock = self.now;
         let mut api = self.str0m.direct_api();
@@ -265,7 +292,6 @@ impl Sim {
             wallclock,
             back.as_slice(),
         ));
-        self.exchange();
         // str0m paces its sending: give it a moment.
         let until = self.now - self.start + Duration::from_millis(100);
         self.run(until);
@@ -358,4 +384,24 @@ fn learns_a_peer_reflexive_candidate_from_str0m_checks() {
 fn connects_to_a_full_ice_str0m_that_is_the_dtls_client() {
     let mut sim = Sim::new(3, &[theirs()], true);
     assert_connects(&mut sim);
+}
+
+/// As above, and the answer to our nomination is lost: str0m's side of ICE is done, so its
+/// ClientHello arrives while our nomination waits for its retransmission (500 ms). The
+/// pair was checked both ways already, so the peer takes the ClientHello from that
+/// address instead of dropping it and waiting a second for str0m's DTLS retransmission.
+#[test]
+fn dtls_from_a_full_peer_need_not_wait_for_our_nomination() {
+    let mut sim = Sim::new(4, &[theirs()], true);
+    sim.lose_nomination_answer = true;
+    assert_connects(&mut sim);
+    assert!(!sim.lose_nomination_answer, "no nomination answer was lost");
+    let ice = (sim.peer_events.iter())
+        .find(|(_, e)| matches!(e, PeerEvent::IceConnected { .. }))
+        .map(|(at, _)| *at)
+        .unwrap();
+    assert!(
+        ice >= Duration::from_millis(500),
+        "ICE connected at {ice:?}"
+    );
 }
