@@ -84,6 +84,11 @@ fn a_tcp_viewer_plays_the_sample_over_ice_tcp() {
     assert!(v.ssrcs.len() >= 2, "video and audio: {:?}", v.ssrcs);
     let (media, frame) = (v.first_media_at.unwrap(), v.first_frame_at.unwrap());
     assert!(s.posted_at <= media && media <= frame);
+    eprintln!(
+        "over TCP: POST → first media {:?}, → end of the first frame {:?}",
+        media - s.posted_at,
+        frame - s.posted_at
+    );
     assert_eq!(s.stats.send_failed, 0, "{:?}", s.stats);
     // The pair in use is our end of the TCP connection.
     assert_eq!(
