@@ -117,6 +117,8 @@ pub struct RelayStatus {
     pub location: Option<String>,
     /// Its session exists and has not closed (it may still be connecting).
     pub alive: bool,
+    /// Its ICE and DTLS are up: media can flow.
+    pub connected: bool,
     /// How long since media last came from the origin (or since it was answered).
     pub silent_for: std::time::Duration,
 }

@@ -23,6 +23,11 @@ const RELAY_SILENT: Duration = Duration::from_secs(3);
 const KEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// How long the origin has to answer a WHEP request.
 const ORIGIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a new relay may take to connect (ICE and DTLS) before the viewer waiting for it
+/// is told it failed.
+const RELAY_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a connecting relay is looked at.
+const CONNECT_POLL: Duration = Duration::from_millis(20);
 /// Most bytes of an SDP answer.
 const MAX_ANSWER: usize = 64 * 1024;
 
@@ -129,7 +134,37 @@ impl Relays {
         if exists {
             return Ok(());
         }
-        self.pull(stream).await
+        self.pull(stream).await?;
+        // The viewer is answered once media can flow, or told why it cannot.
+        let deadline = Instant::now() + RELAY_CONNECT_TIMEOUT;
+        loop {
+            let relays = self
+                .engine
+                .call(|reply| RelayCommand::List { reply }.into())
+                .await?;
+            match relays.iter().find(|r| r.stream == stream) {
+                Some(r) if r.connected => return Ok(()),
+                Some(r) if r.alive && Instant::now() < deadline => {}
+                // Published here meanwhile (the relay was dropped), or gone.
+                None => return Ok(()),
+                Some(_) => {
+                    let origin = relays
+                        .iter()
+                        .find(|r| r.stream == stream)
+                        .and_then(|r| r.location.clone())
+                        .unwrap_or_default();
+                    self.forget(stream).await;
+                    return Err(RelayError::Origin {
+                        origin,
+                        why: format!(
+                            "answered, but its media did not connect within {} s (ICE and DTLS)",
+                            RELAY_CONNECT_TIMEOUT.as_secs()
+                        ),
+                    });
+                }
+            }
+            tokio::time::sleep(CONNECT_POLL).await;
+        }
     }
 
     /// Opens a relay session for `stream` (a new one takes over from an old one).

@@ -346,3 +346,108 @@ fn an_edge_shows_the_origin_its_token() {
     assert!(res.text().contains("answered 401"), "{}", res.text());
     d.run_for(Duration::from_secs(1));
 }
+
+/// An origin whose WHEP answer names a media address nothing answers on (here: a proxy in
+/// front of a real origin that rewrites the answer's candidate ports). The relay never
+/// connects: the viewer gets a 502 that says so within the relay's 5 s, and nothing stays
+/// behind — no relay at the edge, no session at the origin once its ICE gives up.
+#[test]
+fn a_relay_that_never_connects_times_out_with_a_clear_error() {
+    use std::io::{Read, Write};
+    let origin = Server::start(&[]);
+    let mut d = Driver::new().unwrap();
+    let p = d
+        .publish(origin.http, "cam", PublisherConfig::new(sample_source()))
+        .unwrap();
+    await_publishing(&mut d, p, "publisher");
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let proxy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_addr = proxy.local_addr().unwrap();
+    let real = origin.http;
+    let udp_port = origin.udp.port();
+    std::thread::spawn(move || {
+        for conn in proxy.incoming().take(8) {
+            let Ok(mut conn) = conn else { continue };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 8192];
+            // Head, then the body by Content-Length.
+            let (head_len, body_len) = loop {
+                let n = conn.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    break (0, 0);
+                }
+                req.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&req).to_string();
+                if let Some(i) = text.find("\r\n\r\n") {
+                    let len = text[..i]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    break (i + 4, len);
+                }
+            };
+            while req.len() < head_len + body_len {
+                let n = conn.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                req.extend_from_slice(&buf[..n]);
+            }
+            let text = String::from_utf8_lossy(&req).to_string();
+            let path = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
+            let method = text.split_whitespace().next().unwrap_or("GET").to_owned();
+            let body = &req[head_len.min(req.len())..];
+            let res = request(
+                real,
+                &method,
+                &path,
+                &[("Content-Type", "application/sdp")],
+                body,
+            )
+            .unwrap();
+            let answer = res
+                .text()
+                .replace(&format!(" {udp_port} typ"), &format!(" {dead_port} typ"));
+            let location = res.header("location").unwrap_or("/").to_owned();
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {} X\r\nLocation: {location}\r\nContent-Length: {}\r\n\r\n{answer}",
+                res.status,
+                answer.len()
+            );
+        }
+    });
+    let edge = Server::start(&["--origin", &format!("http://{proxy_addr}")]);
+    let offer = common::viewer::str0m_offer();
+    let started = Instant::now();
+    let res = common::http::post_offer(edge.http, "cam", &offer);
+    let took = started.elapsed();
+    assert_eq!(res.status, 502, "{}", res.text());
+    assert!(
+        res.text().contains("did not connect within 5 s"),
+        "{}",
+        res.text()
+    );
+    assert!(
+        took >= Duration::from_secs(4) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
+    assert_eq!(viewers_of(&edge, "cam"), None, "the edge keeps nothing");
+    assert_eq!(common::http::metric(edge.http, "leanrtc_relays"), 0.0);
+    // The origin's session for the relay ends when its ICE gives up (no check within 5 s
+    // of the POST), or at once with the edge's DELETE.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while viewers_of(&origin, "cam") != Some(("live".into(), 0)) {
+        assert!(
+            Instant::now() < deadline,
+            "the origin keeps the relay's session"
+        );
+        d.run_for(Duration::from_millis(200));
+    }
+}

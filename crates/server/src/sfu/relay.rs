@@ -219,6 +219,7 @@ impl Shard {
                 stream: name.clone(),
                 location: relay.location.clone(),
                 alive,
+                connected: alive && session.is_some_and(|s| s.peer.is_connected()),
                 silent_for: now.saturating_duration_since(last),
             });
         }
