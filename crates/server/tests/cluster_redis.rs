@@ -169,10 +169,12 @@ fn three_nodes_serve_one_stream_with_one_relay_per_edge() {
     pages.quit();
 }
 
-/// The holder dies (SIGKILL) and the stream is published to another node: the viewer of a
-/// third node plays on, on the same connection, once the edge finds the new holder.
+/// The holder dies (SIGKILL) and the stream is published to another node: the viewers of a
+/// third node — a Chromium page and str0m — play on, on the same connection (no new
+/// RTCPeerConnection), once the edge finds the new holder.
 #[test]
 fn a_viewer_plays_on_when_its_stream_moves_to_another_node() {
+    let _one_browser = common::browser::browser_lock();
     let redis = Redis::start();
     let mut a = node(&redis);
     let b = node(&redis);
@@ -186,10 +188,25 @@ fn a_viewer_plays_on_when_its_stream_moves_to_another_node() {
     let http = c.http;
     let viewer = std::thread::spawn(move || {
         let mut v = Str0mViewer::connect(http, "cam");
-        v.run_for(Duration::from_secs(18));
+        v.run_for(Duration::from_secs(20));
         v
     });
-    d.run_for(Duration::from_secs(3));
+    let mut pages = common::publish::Pages::launch(&c.base_url());
+    let playing = pages.play("view", "cam");
+    assert_eq!(playing["status"], 201, "{playing}");
+    // The publisher is our client, driven by this thread: it sends while `d` runs.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let before = loop {
+        d.run_for(Duration::from_millis(250));
+        let pc = pages.last_pc("view");
+        if common::publish::num(&pc["inboundVideo"]["framesDecoded"]) >= 30.0
+            || Instant::now() >= deadline
+        {
+            break pc;
+        }
+    };
+    let decoded_before = common::publish::num(&before["inboundVideo"]["framesDecoded"]);
+    assert!(decoded_before >= 30.0, "Chromium before the move: {before}");
     a.kill();
     drop(d);
     // A's claim lives on for its TTL; the publisher retries as a reconnecting one would.
@@ -210,15 +227,31 @@ fn a_viewer_plays_on_when_its_stream_moves_to_another_node() {
     await_publishing(&mut d, p, "publisher on B");
     let republished = Instant::now();
     d.run_for(Duration::from_secs(11));
-    let v = viewer.join().unwrap();
-    let after = v.frames_since(republished + Duration::from_secs(4));
+    let after = pages.last_pc("view");
+    let decoded_after = common::publish::num(&after["inboundVideo"]["framesDecoded"]);
     assert!(
-        after >= 60,
-        "{after} frames on C in the ~7 s after the move; C's log:\n{}",
+        decoded_after >= decoded_before + 120.0,
+        "Chromium decoded {decoded_before} then {decoded_after}: {after}\nC's log:\n{}",
         c.log()
     );
-    assert!(!v.ice_disconnected(), "the viewer's connection went down");
+    let stats = pages.stats("view");
+    assert_eq!(
+        stats["pcs"].as_array().map(Vec::len),
+        Some(1),
+        "a new RTCPeerConnection: {stats}"
+    );
+    let v = viewer.join().unwrap();
+    let frames = v.frames_since(republished + Duration::from_secs(4));
+    assert!(
+        frames >= 60,
+        "{frames} str0m frames on C in the ~7 s after the move"
+    );
+    assert!(
+        !v.ice_disconnected(),
+        "the str0m viewer's connection went down"
+    );
     assert_eq!(viewers_of(&b, "cam"), Some(("live".into(), 1)));
+    pages.quit();
 }
 
 /// Redis killed mid-run: local streams play on, a cross-node request is a 503 that says why

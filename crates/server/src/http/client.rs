@@ -324,6 +324,36 @@ mod tests {
         assert!(parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").is_err());
     }
 
+    /// The head parser takes any bytes without panicking (the server crate is a binary, so
+    /// this stands in for a cargo-fuzz target: random bytes and mutations of a real head).
+    #[test]
+    fn any_bytes_are_a_head_an_error_or_partial() {
+        let real = b"HTTP/1.1 201 Created\r\nLocation: /whep/s/1\r\nContent-Length: 4\r\n\r\n";
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..20_000 {
+            let mut bytes = if round % 2 == 0 {
+                real.to_vec()
+            } else {
+                (0..next() % 200).map(|_| next() as u8).collect()
+            };
+            for _ in 0..next() % 8 {
+                if bytes.is_empty() {
+                    break;
+                }
+                let i = (next() as usize) % bytes.len();
+                bytes[i] = next() as u8;
+            }
+            let cut = (next() as usize) % (bytes.len() + 1);
+            let _ = parse_head(&bytes[..cut]);
+        }
+    }
+
     /// A whole exchange against a socket that answers as a server would, in pieces.
     #[tokio::test(flavor = "current_thread")]
     async fn a_request_gets_its_reply_and_body() {
