@@ -120,11 +120,35 @@ impl Relays {
     /// Makes sure `stream` is here: pulled from the origin unless it is published, played
     /// or relayed here already. Concurrent calls for one stream make one relay.
     pub async fn ensure(&self, stream: &str) -> Result<(), RelayError> {
-        let lock = {
-            let mut pulling = self.pulling.lock().unwrap_or_else(|e| e.into_inner());
-            Arc::clone(pulling.entry(stream.to_owned()).or_default())
+        let lock = self.pull_lock(stream);
+        let result = {
+            let _pulling = lock.lock().await;
+            self.ensure_locked(stream).await
         };
-        let _pulling = lock.lock().await;
+        self.drop_pull_lock(stream, lock);
+        result
+    }
+
+    /// The lock that serialises pulls of `stream`.
+    fn pull_lock(&self, stream: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut pulling = self.pulling.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(pulling.entry(stream.to_owned()).or_default())
+    }
+
+    /// Forgets `stream`'s lock once nobody else waits on it: requests for names that exist
+    /// nowhere must not grow the table.
+    fn drop_pull_lock(&self, stream: &str, lock: Arc<tokio::sync::Mutex<()>>) {
+        let mut pulling = self.pulling.lock().unwrap_or_else(|e| e.into_inner());
+        drop(lock);
+        if pulling
+            .get(stream)
+            .is_some_and(|l| Arc::strong_count(l) == 1)
+        {
+            pulling.remove(stream);
+        }
+    }
+
+    async fn ensure_locked(&self, stream: &str) -> Result<(), RelayError> {
         let exists = self
             .engine
             .streams()
@@ -361,18 +385,23 @@ impl Relays {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&relay.stream);
+                self.last_pull
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&relay.stream);
                 self.forget(&relay.stream).await;
                 continue;
             }
             let stale = !relay.alive || relay.silent_for >= RELAY_SILENT;
             if watched && stale && self.may_pull_again(&relay.stream, now) {
                 tracing::info!(stream = %relay.stream, alive = relay.alive, silent_ms = relay.silent_for.as_millis(), "relay: pulling the stream again");
-                let lock = {
-                    let mut pulling = self.pulling.lock().unwrap_or_else(|e| e.into_inner());
-                    Arc::clone(pulling.entry(relay.stream.clone()).or_default())
+                let lock = self.pull_lock(&relay.stream);
+                let pulled = {
+                    let _pulling = lock.lock().await;
+                    self.pull(&relay.stream).await
                 };
-                let _pulling = lock.lock().await;
-                if let Err(e) = self.pull(&relay.stream).await {
+                self.drop_pull_lock(&relay.stream, lock);
+                if let Err(e) = pulled {
                     tracing::warn!(stream = %relay.stream, "relay: cannot pull the stream again: {e}");
                 }
             }
@@ -389,5 +418,29 @@ impl Relays {
                 true
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pull locks of names nobody waits on any more are forgotten.
+    #[test]
+    fn pull_locks_do_not_pile_up() {
+        let (tx, _rx) = std::sync::mpsc::sync_channel(1);
+        let engine = EngineHandle::new(tx, Arc::new(|| {}));
+        let relays = Relays::new(engine, None, None, None);
+        let first = relays.pull_lock("a");
+        let second = relays.pull_lock("a");
+        relays.drop_pull_lock("a", first);
+        assert_eq!(relays.pulling.lock().unwrap().len(), 1, "still waited on");
+        relays.drop_pull_lock("a", second);
+        for n in 0..100 {
+            let name = format!("nowhere-{n}");
+            let lock = relays.pull_lock(&name);
+            relays.drop_pull_lock(&name, lock);
+        }
+        assert!(relays.pulling.lock().unwrap().is_empty());
     }
 }

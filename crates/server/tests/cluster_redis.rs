@@ -89,6 +89,37 @@ fn viewers_of(server: &Server, name: &str) -> Option<(String, u64)> {
     })
 }
 
+/// Our client publishing the sample as "cam" to `server`, connected and sending (it sends
+/// while the returned driver runs); retried while the name is still claimed elsewhere (a
+/// dead node's claim lives for its TTL), as a reconnecting publisher would.
+fn publishing(server: &Server, who: &str) -> Driver {
+    let mut d = Driver::new().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let p = loop {
+        match d.publish(server.http, "cam", PublisherConfig::new(sample_source())) {
+            Ok(p) => break p,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "{who} never took the publisher: {e:?}"
+                );
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+    };
+    await_publishing(&mut d, p, who);
+    d
+}
+
+/// A str0m viewer of "cam" at `http`, watching for `secs` on a thread of its own.
+fn watching(http: SocketAddr, secs: u64) -> std::thread::JoinHandle<Str0mViewer> {
+    std::thread::spawn(move || {
+        let mut v = Str0mViewer::connect(http, "cam");
+        v.run_for(Duration::from_secs(secs));
+        v
+    })
+}
+
 /// Waits until `node`'s claims are in the directory (renewed once a second).
 fn wait_claimed(node: &Server, stream: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -121,15 +152,7 @@ fn three_nodes_serve_one_stream_with_one_relay_per_edge() {
     wait_claimed(&a, "cam");
 
     let http = b.http;
-    let viewers: Vec<_> = (0..3)
-        .map(|_| {
-            std::thread::spawn(move || {
-                let mut v = Str0mViewer::connect(http, "cam");
-                v.run_for(Duration::from_secs(10));
-                v
-            })
-        })
-        .collect();
+    let viewers: Vec<_> = (0..3).map(|_| watching(http, 10)).collect();
     let playing = pages.play_from("view", &c.base_url(), "cam");
     assert_eq!(playing["status"], 201, "{playing}");
     let pc = pages.poll_until("view", Duration::from_secs(15), |pc| {
@@ -179,18 +202,9 @@ fn a_viewer_plays_on_when_its_stream_moves_to_another_node() {
     let mut a = node(&redis);
     let b = node(&redis);
     let c = node(&redis);
-    let mut d = Driver::new().unwrap();
-    let p = d
-        .publish(a.http, "cam", PublisherConfig::new(sample_source()))
-        .unwrap();
-    await_publishing(&mut d, p, "publisher on A");
+    let mut d = publishing(&a, "publisher on A");
     wait_claimed(&a, "cam");
-    let http = c.http;
-    let viewer = std::thread::spawn(move || {
-        let mut v = Str0mViewer::connect(http, "cam");
-        v.run_for(Duration::from_secs(20));
-        v
-    });
+    let viewer = watching(c.http, 20);
     let mut pages = common::publish::Pages::launch(&c.base_url());
     let playing = pages.play("view", "cam");
     assert_eq!(playing["status"], 201, "{playing}");
@@ -210,21 +224,7 @@ fn a_viewer_plays_on_when_its_stream_moves_to_another_node() {
     a.kill();
     drop(d);
     // A's claim lives on for its TTL; the publisher retries as a reconnecting one would.
-    let mut d = Driver::new().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(8);
-    let p = loop {
-        match d.publish(b.http, "cam", PublisherConfig::new(sample_source())) {
-            Ok(p) => break p,
-            Err(e) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "B never took the publisher: {e:?}"
-                );
-                std::thread::sleep(Duration::from_millis(250));
-            }
-        }
-    };
-    await_publishing(&mut d, p, "publisher on B");
+    let mut d = publishing(&b, "publisher on B");
     let republished = Instant::now();
     d.run_for(Duration::from_secs(11));
     let after = pages.last_pc("view");
@@ -262,22 +262,13 @@ fn redis_down_keeps_local_streams_and_refuses_cross_node_requests_until_it_is_ba
     let port = redis.port;
     let a = node(&redis);
     let b = node(&redis);
-    let mut d = Driver::new().unwrap();
-    let p = d
-        .publish(a.http, "cam", PublisherConfig::new(sample_source()))
-        .unwrap();
-    await_publishing(&mut d, p, "publisher on A");
+    let mut d = publishing(&a, "publisher on A");
     wait_claimed(&a, "cam");
     redis.kill();
     d.run_for(Duration::from_secs(2));
 
     // A's own viewer is served as ever.
-    let http = a.http;
-    let local = std::thread::spawn(move || {
-        let mut v = Str0mViewer::connect(http, "cam");
-        v.run_for(Duration::from_secs(3));
-        v
-    });
+    let local = watching(a.http, 3);
     d.run_for(Duration::from_secs(1));
     let offer = common::viewer::str0m_offer();
     let res = common::http::post_offer(b.http, "cam", &offer);

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use bench::{Driver, PublisherConfig};
@@ -41,28 +41,44 @@ fn viewers_of(server: &Server, name: &str) -> Option<(String, u64)> {
         .map(|(_, kind, viewers)| (kind, viewers))
 }
 
+/// A node pulling from `origin`, with `args` more.
+fn edge_of(origin: &Server, args: &[&str]) -> Server {
+    let url = format!("http://{}", origin.http);
+    let mut all = vec!["--origin", url.as_str()];
+    all.extend_from_slice(args);
+    Server::start(&all)
+}
+
+/// Our client publishing the sample as "cam" to `server`, connected and sending (it sends
+/// while the returned driver runs).
+fn publishing(server: &Server) -> Driver {
+    let mut d = Driver::new().unwrap();
+    let p = d
+        .publish(server.http, "cam", PublisherConfig::new(sample_source()))
+        .unwrap();
+    await_publishing(&mut d, p, "publisher");
+    d
+}
+
+/// A str0m viewer of "cam" at `http`, watching for `secs` on a thread of its own.
+fn watching(http: SocketAddr, secs: u64) -> std::thread::JoinHandle<Str0mViewer> {
+    std::thread::spawn(move || {
+        let mut v = Str0mViewer::connect(http, "cam");
+        v.run_for(Duration::from_secs(secs));
+        v
+    })
+}
+
 #[test]
 fn an_edge_relays_a_stream_from_its_origin_with_one_session_for_all_its_viewers() {
     let (index, _) = sample_frame_index();
     let origin = Server::start(&[]);
-    let edge = Server::start(&["--origin", &format!("http://{}", origin.http)]);
-    let mut d = Driver::new().unwrap();
-    let p = d
-        .publish(origin.http, "cam", PublisherConfig::new(sample_source()))
-        .unwrap();
-    await_publishing(&mut d, p, "publisher");
+    let edge = edge_of(&origin, &[]);
+    let mut d = publishing(&origin);
 
     // Three viewers of the edge at once: the first opens the relay, the others share it.
     let http = edge.http;
-    let viewers: Vec<_> = (0..3)
-        .map(|_| {
-            std::thread::spawn(move || {
-                let mut v = Str0mViewer::connect(http, "cam");
-                v.run_for(Duration::from_secs(5));
-                v
-            })
-        })
-        .collect();
+    let viewers: Vec<_> = (0..3).map(|_| watching(http, 5)).collect();
     // The publisher keeps sending meanwhile; halfway, both nodes are looked at.
     d.run_for(Duration::from_secs(3));
     let at_origin = viewers_of(&origin, "cam");
@@ -106,7 +122,7 @@ fn an_edge_relays_a_stream_from_its_origin_with_one_session_for_all_its_viewers(
 #[test]
 fn a_stream_neither_node_has_is_a_404_and_leaves_nothing_behind() {
     let origin = Server::start(&[]);
-    let edge = Server::start(&["--origin", &format!("http://{}", origin.http)]);
+    let edge = edge_of(&origin, &[]);
     let offer = common::viewer::str0m_offer();
     let res = common::http::post_offer(edge.http, "nowhere", &offer);
     assert_eq!(res.status, 404, "{}", res.text());
@@ -160,12 +176,8 @@ fn an_origin_that_is_not_leanrtc_or_never_answers_is_a_clear_502() {
 #[test]
 fn a_relay_closes_after_its_last_viewer_leaves() {
     let origin = Server::start(&[]);
-    let edge = Server::start(&["--origin", &format!("http://{}", origin.http)]);
-    let mut d = Driver::new().unwrap();
-    let p = d
-        .publish(origin.http, "cam", PublisherConfig::new(sample_source()))
-        .unwrap();
-    await_publishing(&mut d, p, "publisher");
+    let edge = edge_of(&origin, &[]);
+    let mut d = publishing(&origin);
     let http = edge.http;
     let viewer = std::thread::spawn(move || {
         let mut v = Str0mViewer::connect(http, "cam");
@@ -201,19 +213,10 @@ fn a_relay_closes_after_its_last_viewer_leaves() {
 #[test]
 fn an_edge_of_an_edge_relays_too() {
     let origin = Server::start(&[]);
-    let edge1 = Server::start(&["--origin", &format!("http://{}", origin.http)]);
-    let edge2 = Server::start(&["--origin", &format!("http://{}", edge1.http)]);
-    let mut d = Driver::new().unwrap();
-    let p = d
-        .publish(origin.http, "cam", PublisherConfig::new(sample_source()))
-        .unwrap();
-    await_publishing(&mut d, p, "publisher");
-    let http = edge2.http;
-    let viewer = std::thread::spawn(move || {
-        let mut v = Str0mViewer::connect(http, "cam");
-        v.run_for(Duration::from_secs(4));
-        v
-    });
+    let edge1 = edge_of(&origin, &[]);
+    let edge2 = edge_of(&edge1, &[]);
+    let mut d = publishing(&origin);
+    let viewer = watching(edge2.http, 4);
     d.run_for(Duration::from_secs(3));
     let seen = (
         viewers_of(&origin, "cam"),
@@ -239,18 +242,9 @@ fn an_edge_of_an_edge_relays_too() {
 #[test]
 fn an_edge_viewer_plays_on_across_an_origin_crash_and_republish() {
     let mut origin = Server::start(&[]);
-    let edge = Server::start(&["--origin", &format!("http://{}", origin.http)]);
-    let mut d = Driver::new().unwrap();
-    let p = d
-        .publish(origin.http, "cam", PublisherConfig::new(sample_source()))
-        .unwrap();
-    await_publishing(&mut d, p, "publisher");
-    let http = edge.http;
-    let viewer = std::thread::spawn(move || {
-        let mut v = Str0mViewer::connect(http, "cam");
-        v.run_for(Duration::from_secs(16));
-        v
-    });
+    let edge = edge_of(&origin, &[]);
+    let mut d = publishing(&origin);
+    let viewer = watching(edge.http, 16);
     d.run_for(Duration::from_secs(3));
     origin.kill();
     drop(d);
@@ -283,19 +277,11 @@ fn an_edge_viewer_plays_on_across_an_origin_crash_and_republish() {
 fn chromium_plays_from_an_edge_what_chromium_publishes_to_the_origin() {
     let _one_browser = common::browser::browser_lock();
     let origin = Server::start(&[]);
-    let edge = Server::start(&["--origin", &format!("http://{}", origin.http)]);
+    let edge = edge_of(&origin, &[]);
     let mut pages = common::publish::Pages::launch(&origin.base_url());
     pages.publish("pub", "cam", "vp8");
     let http = edge.http;
-    let viewers: Vec<_> = (0..2)
-        .map(|_| {
-            std::thread::spawn(move || {
-                let mut v = Str0mViewer::connect(http, "cam");
-                v.run_for(Duration::from_secs(10));
-                v
-            })
-        })
-        .collect();
+    let viewers: Vec<_> = (0..2).map(|_| watching(http, 10)).collect();
     let playing = pages.play_from("view", &edge.base_url(), "cam");
     assert_eq!(playing["status"], 201, "{playing}");
     let pc = pages.poll_until("view", Duration::from_secs(15), |pc| {
@@ -321,23 +307,9 @@ fn chromium_plays_from_an_edge_what_chromium_publishes_to_the_origin() {
 #[test]
 fn an_edge_shows_the_origin_its_token() {
     let origin = Server::start(&["--watch-token", "s3cret"]);
-    let good = Server::start(&[
-        "--origin",
-        &format!("http://{}", origin.http),
-        "--cluster-token",
-        "s3cret",
-    ]);
-    let bad = Server::start(&[
-        "--origin",
-        &format!("http://{}", origin.http),
-        "--cluster-token",
-        "wrong",
-    ]);
-    let mut d = Driver::new().unwrap();
-    let p = d
-        .publish(origin.http, "cam", PublisherConfig::new(sample_source()))
-        .unwrap();
-    await_publishing(&mut d, p, "publisher");
+    let good = edge_of(&origin, &["--cluster-token", "s3cret"]);
+    let bad = edge_of(&origin, &["--cluster-token", "wrong"]);
+    let mut d = publishing(&origin);
     let offer = common::viewer::str0m_offer();
     let res = common::http::post_offer(good.http, "cam", &offer);
     assert_eq!(res.status, 201, "{}", res.text());
@@ -355,11 +327,7 @@ fn an_edge_shows_the_origin_its_token() {
 fn a_relay_that_never_connects_times_out_with_a_clear_error() {
     use std::io::{Read, Write};
     let origin = Server::start(&[]);
-    let mut d = Driver::new().unwrap();
-    let p = d
-        .publish(origin.http, "cam", PublisherConfig::new(sample_source()))
-        .unwrap();
-    await_publishing(&mut d, p, "publisher");
+    let mut d = publishing(&origin);
     let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let dead_port = dead.local_addr().unwrap().port();
     drop(dead);
