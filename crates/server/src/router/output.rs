@@ -69,6 +69,18 @@ pub struct Output {
     vp8: Option<Vp8Ids>,
     /// Sending the GOP cache, paced: live packets wait for it to catch up.
     pub replay: Option<Replay>,
+    /// Simulcast: the first track of the layers this output chooses among (`track` is the
+    /// layer it forwards now), and the layer it switches to at that layer's next keyframe.
+    pub layers: Option<LayerChoice>,
+}
+
+/// Which simulcast layer an output forwards (issue 12): `track` is the current one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerChoice {
+    /// The group: its layers' tracks name it in their `TrackLayer::group`.
+    pub group: usize,
+    /// The layer to switch to at its next keyframe (a track of the group).
+    pub target: Option<usize>,
 }
 
 /// One entry of the NACK map, 12 bytes: a viewer holds a thousand of them per video track.
@@ -145,6 +157,21 @@ impl Output {
             last_at: None,
             vp8: is_vp8.then(Vp8Ids::default),
             replay: None,
+            layers: None,
+        }
+    }
+
+    /// Forwards simulcast layer `track` from its keyframe on: what this output sent before
+    /// came from another track's history, so no NACK of it can be answered from `track`'s
+    /// (the sequence numbers would point into the wrong history). The keyframe's first
+    /// packet then re-bases numbering, timestamps and VP8 picture ids in [`Output::admit`]
+    /// (its SSRC differs), so the viewer sees one continuous stream.
+    pub fn switch_layer(&mut self, track: usize) {
+        self.track = track;
+        self.replay = None;
+        self.forget_sent();
+        if let Some(l) = &mut self.layers {
+            l.target = None;
         }
     }
 

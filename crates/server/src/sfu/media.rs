@@ -13,9 +13,11 @@ use rtc::rtp::RtpPacket;
 
 use super::outbox::Outbox;
 use super::session::{Session, Side, Viewer};
+use super::simulcast::choose_layers;
 use crate::router::output::{Admit, Output};
 use crate::router::replay::Replay;
 use crate::router::resend::{MAX_FCIS, ResendBudget, read_fcis, repeat_gap};
+use crate::router::simulcast::keyframe_size;
 use crate::router::{Frame, Pending, Source, Stream, Track};
 
 /// Room after a packet for the SRTP tag (16 for GCM, 10 for HMAC-SHA1-80) or SRTCP trailer.
@@ -86,6 +88,13 @@ pub fn forward_live(
     };
     let packet_index = track.history.push(packet, false);
     track.bytes += packet.len() as u64;
+    track.last_packet = Some(now);
+    if shows_keyframe
+        && let Some(layer) = &mut track.layer
+        && let Some(size) = keyframe_size(track.codec, view.payload())
+    {
+        layer.size = Some(size);
+    }
     // Only the newest frame is followed: a late packet of an older one marks nothing.
     let newer = track
         .frame
@@ -151,6 +160,15 @@ pub fn flush(stream: &mut Stream, sessions: &mut HashMap<u64, Session>, tx: &mut
                 .flatten()
                 .and_then(|b| RtpPacket::parse(b).ok())
                 .map(|v| v.ssrc());
+            // A simulcast output waiting for this layer's keyframe switches to it here.
+            if p.keyframe_start {
+                for output in outputs
+                    .iter_mut()
+                    .filter(|o| o.layers.is_some_and(|l| l.target == Some(p.track)))
+                {
+                    output.switch_layer(p.track);
+                }
+            }
             // An output replaying the GOP cache sends these when its cursor gets there.
             for output in outputs
                 .iter_mut()
@@ -248,6 +266,8 @@ fn resend(peer: &mut Peer, output: &mut Output, packet: &[u8], seq: u16, ts: u32
 /// next packet. Returns whether a video track had no keyframe cached (a live stream's
 /// publisher must then be asked for one at once).
 pub fn start_viewer(session: &mut Session, stream: &Stream, tx: &mut Tx<'_>) -> bool {
+    // A simulcast output starts on the top layer being received.
+    choose_layers(session, stream, tx.now, true);
     let Some((peer, outputs)) = session.sending() else {
         return false;
     };
@@ -573,6 +593,7 @@ mod tests {
         let tracks = [OfferedTrack {
             index: 0,
             codec: Codec::Vp8,
+            group: None,
         }];
         let cx = OfferContext {
             role: Role::Play,

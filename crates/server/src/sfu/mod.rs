@@ -22,6 +22,7 @@ mod shard;
 mod shutdown;
 #[cfg(test)]
 mod sim;
+mod simulcast;
 
 #[cfg(test)]
 pub use self::metrics::Metric;

@@ -16,8 +16,9 @@ use rtc::sdp::{
     SessionDescription,
 };
 
+use super::simulcast::Ingest;
 use crate::control::{EngineError, Role};
-use crate::router::output::Output;
+use crate::router::output::{LayerChoice, Output};
 use crate::router::resend::ResendBudget;
 use crate::sources::Codec;
 use rtc::rtp::rtx::RtxSender;
@@ -86,6 +87,11 @@ pub struct Publisher {
     /// Transport-wide CC feedback (the negotiated extension id and the arrival recorder),
     /// so the publisher's encoder can raise its bitrate.
     pub twcc: Option<(u8, TwccRecorder)>,
+    /// Simulcast (RFC 8853): which input each layer's SSRCs feed, learnt from RID/RRID.
+    pub simulcast: Option<Box<Ingest>>,
+    /// The recorder's input number of each input (`None`: not recorded); `None` until the
+    /// recording starts (a simulcast publish waits for its layers' sizes to pick the top).
+    pub recorded: Option<Vec<Option<usize>>>,
 }
 
 /// A viewer's send side.
@@ -120,6 +126,9 @@ pub struct Input {
     pub receive: Option<ReceiveStream>,
     /// When its current SSRC last delivered a packet.
     pub last_packet: Option<Instant>,
+    /// The simulcast layer it carries (its rid), if the m-line is simulcast: each layer is
+    /// an input of its own, with its own receive stream, feeding a track of its own.
+    pub rid: Option<String>,
 }
 
 impl Input {
@@ -145,6 +154,8 @@ pub struct OfferedTrack {
     pub index: usize,
     /// Its codec.
     pub codec: Codec,
+    /// Simulcast: the group of layers it is one of (viewers get one layer of a group).
+    pub group: Option<usize>,
 }
 
 fn sdp_codec(codec: Codec) -> sdp::Codec {
@@ -210,11 +221,14 @@ pub fn answer_offer(
         config.extensions.clear();
     } else {
         // sdes:mid maps SSRCs to m-lines; transport-cc and abs-send-time feed congestion
-        // control feedback.
+        // control feedback; the rid and repaired-rid extensions name simulcast layers
+        // (RFC 8852 §3), without which the answer takes no simulcast.
         config.extensions = vec![
             HeaderExtension::SdesMid,
             HeaderExtension::TransportWideCc,
             HeaderExtension::AbsSendTime,
+            HeaderExtension::RtpStreamId,
+            HeaderExtension::RepairedRtpStreamId,
         ];
     }
     // We send transport-cc feedback, never REMB, so goog-remb is not answered.
@@ -233,6 +247,7 @@ pub fn answer_offer(
             rtt: None,
         }),
         Role::Publish => Side::Publisher(Publisher {
+            simulcast: Ingest::new(&negotiated, &inputs(&negotiated)).map(Box::new),
             inputs: inputs(&negotiated),
             mid_extension: negotiated
                 .media
@@ -247,6 +262,7 @@ pub fn answer_offer(
                 .find_map(|m| m.extension_id(HeaderExtension::TransportWideCc))
                 .filter(|_| cx.congestion_feedback)
                 .map(|id| (id, TwccRecorder::new())),
+            recorded: None,
         }),
     };
     let empty = match &side {
@@ -316,6 +332,10 @@ fn outputs(negotiated: &Negotiated, tracks: &[OfferedTrack], rng: &mut Rng) -> V
                 video,
                 track.codec == Codec::Vp8,
             );
+            output.layers = track.group.map(|group| LayerChoice {
+                group,
+                target: None,
+            });
             let rtx_pt = media
                 .codecs
                 .iter()
@@ -334,28 +354,43 @@ fn outputs(negotiated: &Negotiated, tracks: &[OfferedTrack], rng: &mut Rng) -> V
     outputs
 }
 
-/// One input per accepted m-line the publisher sends on.
+/// One input per accepted m-line the publisher sends on, or per simulcast layer of one.
 fn inputs(negotiated: &Negotiated) -> Vec<Input> {
     let receiving = negotiated
         .media
         .iter()
         .filter(|m| matches!(m.direction, Direction::RecvOnly | Direction::SendRecv));
-    receiving
-        .filter_map(|m| {
-            let chosen = m.codecs.first()?;
-            Some(Input {
-                mid: m.mid.clone(),
-                codec: our_codec(chosen.codec)?,
-                payload_type: chosen.pt,
-                nack: chosen.feedback.contains(&RtcpFeedback::Nack),
-                rtx_pt: chosen.rtx_pt,
-                ssrcs: m.remote_ssrcs.iter().map(|s| s.ssrc).collect(),
-                track: 0,
-                receive: None,
-                last_packet: None,
-            })
-        })
-        .collect()
+    let mut inputs = Vec::new();
+    for m in receiving {
+        let Some(chosen) = m.codecs.first() else {
+            continue;
+        };
+        let Some(codec) = our_codec(chosen.codec) else {
+            continue;
+        };
+        let input = |rid: Option<&str>| Input {
+            mid: m.mid.clone(),
+            codec,
+            payload_type: chosen.pt,
+            nack: chosen.feedback.contains(&RtcpFeedback::Nack),
+            rtx_pt: chosen.rtx_pt,
+            // A layer's SSRCs are learnt from its packets' RID (RFC 8853 §5.2).
+            ssrcs: match rid {
+                Some(_) => Vec::new(),
+                None => m.remote_ssrcs.iter().map(|s| s.ssrc).collect(),
+            },
+            track: 0,
+            receive: None,
+            last_packet: None,
+            rid: rid.map(str::to_owned),
+        };
+        if m.simulcast.is_empty() {
+            inputs.push(input(None));
+        } else {
+            inputs.extend(m.simulcast.iter().map(|l| input(Some(&l.rid))));
+        }
+    }
+    inputs
 }
 
 fn peer_setup(negotiated: &Negotiated) -> Result<PeerSetup, EngineError> {
@@ -450,12 +485,16 @@ impl Publisher {
     ) -> Option<&mut Input> {
         let known = self.inputs.iter().position(|i| i.ssrcs.contains(&ssrc));
         let index = known.or_else(|| {
-            let by_mid =
-                mid.and_then(|mid| self.inputs.iter().position(|i| i.mid.as_bytes() == mid));
-            let found = by_mid.or_else(|| {
+            // A simulcast layer's SSRC is learnt from its RID only ([`Ingest`]).
+            let by_mid = mid.and_then(|mid| {
                 self.inputs
                     .iter()
-                    .position(|i| i.payload_type == payload_type && i.ssrcs.is_empty())
+                    .position(|i| i.mid.as_bytes() == mid && i.rid.is_none())
+            });
+            let found = by_mid.or_else(|| {
+                self.inputs.iter().position(|i| {
+                    i.payload_type == payload_type && i.ssrcs.is_empty() && i.rid.is_none()
+                })
             })?;
             let input = self.inputs.get_mut(found)?;
             if input
@@ -559,6 +598,7 @@ mod tests {
             track: 0,
             receive: None,
             last_packet: None,
+            rid: None,
         }
     }
 

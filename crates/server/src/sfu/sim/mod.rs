@@ -8,6 +8,7 @@
 
 mod client;
 mod independent;
+mod simulcast;
 mod tests;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -203,11 +204,23 @@ impl Net {
         up: Link,
         down: Link,
     ) -> Result<usize, EngineError> {
+        self.join_with(role, stream, shard, (up, down), |o| o)
+    }
+
+    /// A client as [`Net::join`] makes it, its offer edited by `edit` first.
+    pub fn join_with(
+        &mut self,
+        role: Role,
+        stream: &str,
+        shard: usize,
+        (up, down): (Link, Link),
+        edit: impl FnOnce(client::Offer) -> client::Offer,
+    ) -> Result<usize, EngineError> {
         let i = self.clients.len();
         let ip = Ipv4Addr::new(192, 168, 1, u8::try_from(i + 2).unwrap_or(255));
         let local = SocketAddr::new(IpAddr::V4(ip), 50_000);
         let seed = self.rng.u64();
-        let offer = client::Offer::new(role, local, &self.client_dtls, seed);
+        let offer = edit(client::Offer::new(role, local, &self.client_dtls, seed));
         let created = self.command_create(shard, role, stream, offer.sdp.clone(), ip)?;
         // The NAT maps the client's socket to a public address of its own.
         let mapped = SocketAddr::new(
