@@ -77,11 +77,11 @@ impl Stream {
             .map(|(i, _)| i)
     }
 
-    /// Whether every layer of `group` that sent anything has shown its size (the top layer
-    /// is then known for sure, not only among those whose keyframe came first).
+    /// Whether every layer of `group` has shown its size: the top layer is then known for
+    /// sure (a browser starts its upper layers only as its bandwidth estimate grows).
     pub fn layers_sized(&self, group: usize) -> bool {
         let mut layers = self.layers_of(group).map(|i| &self.tracks[i]).peekable();
-        layers.peek().is_some() && layers.all(|t| t.last_packet.is_none() || pixels(t) > 0)
+        layers.peek().is_some() && layers.all(|t| pixels(t) > 0)
     }
 
     /// Updates every track's bitrate (from the tick).

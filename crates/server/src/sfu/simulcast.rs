@@ -9,7 +9,7 @@
 //! recorder records the top layer too, from when the layers' sizes are known.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rtc::rtp::RtpPacket;
 use rtc::rtp::simulcast::{SimulcastSsrcs, StreamExtIds, StreamIds};
@@ -172,6 +172,10 @@ pub fn layer_info(
         .collect()
 }
 
+/// How long a simulcast recording waits for every layer's size before it records the top
+/// layer among those received.
+const RECORD_WAIT: Duration = Duration::from_secs(5);
+
 impl Shard {
     /// Layer bookkeeping on the tick: each track's bitrate, each viewer's layer (asking the
     /// publisher for a keyframe of a layer to switch to), simulcast recordings to start.
@@ -233,7 +237,10 @@ impl Shard {
             .tracks
             .iter()
             .find_map(|t| Some(t.layer.as_ref()?.group))?;
-        if !stream.layers_sized(group) {
+        // Layers that never start (a browser whose bandwidth estimate stays low) are not
+        // waited for beyond RECORD_WAIT.
+        let waited = now.saturating_duration_since(session.created) >= RECORD_WAIT;
+        if !stream.layers_sized(group) && !waited {
             return None;
         }
         let top = stream.top_layer(group, now)?;
@@ -256,8 +263,6 @@ impl Shard {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
-
     use super::*;
     use crate::sources::Codec;
 
@@ -294,8 +299,8 @@ mod tests {
             t.last_packet = Some(now);
             t.layer.as_mut().unwrap().size = Some(size);
         }
+        assert!(!stream.layers_sized(group), "f showed no size");
         stream.tracks[f].last_packet = Some(now);
-        assert!(!stream.layers_sized(group), "f sent but showed no size");
         assert_eq!(stream.top_layer(group, now), Some(h));
         stream.tracks[f].layer.as_mut().unwrap().size = Some((1280, 720));
         assert!(stream.layers_sized(group));
