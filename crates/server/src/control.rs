@@ -104,6 +104,27 @@ pub struct StreamInfo {
     /// Simulcast: the video layers it receives, lowest first (empty without simulcast).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub layers: Vec<LayerInfo>,
+    /// Its viewers with a bandwidth estimate or a layer choice (issue 12).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub watchers: Vec<WatcherInfo>,
+}
+
+/// One viewer's estimate and layer, for `/api/streams`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WatcherInfo {
+    /// Its session id.
+    pub session: String,
+    /// Its bandwidth estimate, bit/s (from its transport-wide CC feedback or REMB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<u64>,
+    /// The rid of the layer it is forwarded now (`None`: not simulcast, or paused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
+    /// The rid of the layer it switches to at that layer's next keyframe.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub switching_to: Option<String>,
+    /// Video paused: not even the lowest layer fits its estimate.
+    pub paused: bool,
 }
 
 /// One simulcast layer of a stream, for `/api/streams`.
@@ -335,6 +356,7 @@ fn merge_streams(lists: Vec<Vec<StreamInfo>>) -> Vec<StreamInfo> {
             match merged.iter_mut().find(|m| m.name == info.name) {
                 Some(m) => {
                     m.viewers += info.viewers;
+                    m.watchers.extend(info.watchers);
                     for other in &info.layers {
                         if let Some(l) = m.layers.iter_mut().find(|l| l.rid == other.rid) {
                             l.viewers += other.viewers;
@@ -372,6 +394,7 @@ mod tests {
             bitrate: 0,
             since: 0,
             layers: Vec::new(),
+            watchers: Vec::new(),
         };
         let merged = merge_streams(vec![
             vec![info("a", 1), info("b", 0)],

@@ -22,11 +22,16 @@ use serde_json::Value;
 
 /// The stream's layers per `GET /api/streams`.
 fn layers(server: &Server, stream: &str) -> Vec<Value> {
+    stream_field(server, stream, "layers")
+}
+
+/// A list of the stream's entry in `GET /api/streams`.
+fn stream_field(server: &Server, stream: &str, field: &str) -> Vec<Value> {
     let res = request(server.http, "GET", "/api/streams", &[], b"").expect("GET /api/streams");
     let list: Value = serde_json::from_slice(&res.body).expect("JSON");
     list.as_array()
         .and_then(|a| a.iter().find(|s| s["name"] == stream))
-        .and_then(|s| s["layers"].as_array().cloned())
+        .and_then(|s| s[field].as_array().cloned())
         .unwrap_or_default()
 }
 
@@ -78,6 +83,17 @@ fn chromium_publishes_three_layers_and_a_chromium_viewer_gets_the_top_one() {
         );
         decoded = now;
     }
+    // Its estimate comes from its own transport-wide CC feedback.
+    let watchers = stream_field(&server, "sc", "watchers");
+    eprintln!("watchers: {watchers:?}");
+    assert_eq!(watchers.len(), 1, "{watchers:?}");
+    assert_eq!(watchers[0]["layer"], "f", "{watchers:?}");
+    assert!(
+        watchers[0]["estimate"]
+            .as_u64()
+            .is_some_and(|e| e > 1_000_000),
+        "{watchers:?}"
+    );
     let seen = layers(&server, "sc");
     assert_eq!(seen[2]["viewers"], 1, "the viewer is on f: {seen:?}");
     eprintln!("layers: {seen:?}");

@@ -109,6 +109,7 @@ fn fake_engine_counting(count: Arc<AtomicUsize>) -> EngineHandle {
                         viewers: 0,
                         bitrate: 0,
                         layers: Vec::new(),
+                        watchers: Vec::new(),
                         since: 0,
                     };
                     let _ = reply.send(vec![cam]);

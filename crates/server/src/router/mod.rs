@@ -2,9 +2,8 @@
 //! who watches them. The media thread owns it; the per-packet work is in `engine::media`.
 
 pub mod clock;
+pub mod congestion;
 pub mod history;
-// Issue 12's layer choice, not yet called by the engine (the Shard rework wires it in).
-#[allow(dead_code)]
 pub mod layers;
 pub mod output;
 pub mod replay;

@@ -64,6 +64,30 @@ impl Stream {
         layers.into_iter()
     }
 
+    /// The layers of `group` as [`Stream::layers_of`] orders them, into `out` (at most its
+    /// length; no allocation: this runs per viewer and tick). Returns how many.
+    pub fn layers_into(&self, group: usize, out: &mut [usize]) -> usize {
+        let of_group = |t: &Track| t.layer.as_ref().is_some_and(|l| l.group == group);
+        let mut n = 0;
+        for (i, _) in self.tracks.iter().enumerate().filter(|(_, t)| of_group(t)) {
+            let Some(slot) = out.get_mut(n) else { break };
+            *slot = i;
+            n += 1;
+        }
+        let key = |i: usize| (pixels(&self.tracks[i]), self.tracks[i].rate, i);
+        out[..n].sort_unstable_by_key(|&i| key(i));
+        n
+    }
+
+    /// The bitrate of the tracks that are not simulcast layers (audio), bit/s.
+    pub fn other_rate(&self) -> u64 {
+        self.tracks
+            .iter()
+            .filter(|t| t.layer.is_none())
+            .map(|t| t.rate)
+            .sum()
+    }
+
     /// The top layer of `group` that is being received now: the largest, by its keyframes'
     /// size, then by bitrate.
     pub fn top_layer(&self, group: usize, now: Instant) -> Option<usize> {

@@ -249,6 +249,7 @@ impl Shard {
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs()),
                 layers: super::simulcast::layer_info(stream, &self.sessions, now),
+                watchers: super::simulcast::watchers(stream, &self.sessions),
             });
         }
         list

@@ -14,6 +14,7 @@ use rtc::rtp::RtpPacket;
 use super::outbox::Outbox;
 use super::session::{Session, Side, Viewer};
 use super::simulcast::choose_layers;
+use crate::router::congestion::ViewerCc;
 use crate::router::output::{Admit, Output};
 use crate::router::replay::Replay;
 use crate::router::resend::{MAX_FCIS, ResendBudget, read_fcis, repeat_gap};
@@ -143,12 +144,13 @@ pub fn flush(stream: &mut Stream, sessions: &mut HashMap<u64, Session>, tx: &mut
         return;
     }
     for key in viewers.iter() {
-        let Some((peer, outputs)) = sessions.get_mut(key).and_then(Session::sending) else {
+        let Some((peer, outputs, cc)) = sessions.get_mut(key).and_then(Session::sending) else {
             continue;
         };
         if !peer.is_connected() {
             continue;
         }
+        let to = &mut To { peer, cc };
         for p in pending.iter() {
             let Some(track) = tracks.get(p.track) else {
                 continue;
@@ -164,7 +166,7 @@ pub fn flush(stream: &mut Stream, sessions: &mut HashMap<u64, Session>, tx: &mut
             if p.keyframe_start {
                 for output in outputs
                     .iter_mut()
-                    .filter(|o| o.layers.is_some_and(|l| l.target == Some(p.track)))
+                    .filter(|o| o.layers.as_ref().is_some_and(|l| l.waits_for(p.track)))
                 {
                     output.switch_layer(p.track);
                 }
@@ -172,14 +174,14 @@ pub fn flush(stream: &mut Stream, sessions: &mut HashMap<u64, Session>, tx: &mut
             // An output replaying the GOP cache sends these when its cursor gets there.
             for output in outputs
                 .iter_mut()
-                .filter(|o| o.track == p.track && o.replay.is_none())
+                .filter(|o| o.track == p.track && o.replay.is_none() && !o.is_paused())
             {
                 if ssrc.is_some_and(|s| output.needs_keyframe(s)) {
                     for index in p.frame_start..p.packet {
-                        send_one(peer, output, track, index, index == p.frame_start, tx);
+                        send_one(to, output, track, index, index == p.frame_start, tx);
                     }
                 }
-                send_one(peer, output, track, p.packet, p.keyframe_start, tx);
+                send_one(to, output, track, p.packet, p.keyframe_start, tx);
             }
         }
     }
@@ -189,7 +191,7 @@ pub fn flush(stream: &mut Stream, sessions: &mut HashMap<u64, Session>, tx: &mut
 /// Sends packet `packet_index` of `track` to one viewer, if it may have it now: copied once
 /// into the send queue's memory, rewritten and protected there.
 fn send_one(
-    peer: &mut Peer,
+    to: &mut To<'_>,
     output: &mut Output,
     track: &Track,
     packet_index: u64,
@@ -205,21 +207,48 @@ fn send_one(
     if output.admit(&view, keyframe_start, track.codec, tx.now) == Admit::Skip {
         return;
     }
-    let Some((remote, local)) = peer.path() else {
+    let Some((remote, local)) = to.peer.path() else {
         return;
     };
+    let now = tx.now;
     tx.net.send_with(remote, local, true, |buf| {
         buf.get_mut(..packet.len())?.copy_from_slice(packet);
-        let len = output.rewrite(buf, packet.len(), packet_index)?;
-        peer.protect_rtp(buf, len).ok()
+        let twcc = to.cc.as_mut().map(|cc| cc.next_seq());
+        let len = output.rewrite_cc(buf, packet.len(), packet_index, twcc)?;
+        to.protect(buf, len, twcc, now)
     });
+}
+
+/// Where a viewer's packets go: its transport, and its transport-wide numbering and
+/// estimate when it negotiated them.
+struct To<'a> {
+    peer: &'a mut Peer,
+    cc: Option<&'a mut ViewerCc>,
+}
+
+impl To<'_> {
+    /// Protects the RTP packet in `buf[..len]`; one that carries transport-wide number
+    /// `twcc` is recorded as sent for the estimate.
+    fn protect(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+        twcc: Option<(u8, u16)>,
+        now: Instant,
+    ) -> Option<usize> {
+        let n = self.peer.protect_rtp(buf, len).ok()?;
+        if let (Some(cc), Some((_, seq))) = (self.cc.as_mut(), twcc) {
+            cc.sent(seq, n, now);
+        }
+        Some(n)
+    }
 }
 
 /// Answers one NACKed sequence number of `output` from the track's history, if we still
 /// have the packet, did not resend it within `gap` and the viewer's budget allows (`sent`:
 /// bytes sent to it so far).
 fn answer_nack(
-    peer: &mut Peer,
+    to: &mut To<'_>,
     output: &mut Output,
     track: &Track,
     seq: u16,
@@ -241,22 +270,34 @@ fn answer_nack(
         return;
     }
     output.mark_resent(seq, tx.now);
-    resend(peer, output, packet, seq, ts, tx);
+    resend(to, output, packet, seq, ts, tx);
 }
 
 /// Sends a retransmission: the original as it went out (`seq`, `ts`), in an RTX packet of
 /// its own if the viewer negotiated RTX, else as a byte-identical copy.
-fn resend(peer: &mut Peer, output: &mut Output, packet: &[u8], seq: u16, ts: u32, tx: &mut Tx<'_>) {
-    let Some((remote, local)) = peer.path() else {
+fn resend(to: &mut To<'_>, output: &mut Output, packet: &[u8], seq: u16, ts: u32, tx: &mut Tx<'_>) {
+    let Some((remote, local)) = to.peer.path() else {
         return;
     };
+    let now = tx.now;
     tx.net.send_with(remote, local, true, |buf| {
         buf.get_mut(..packet.len())?.copy_from_slice(packet);
-        let mut len = output.rewrite_resend(buf, packet.len(), seq, ts)?;
-        if let Some(rtx) = &mut output.rtx {
-            len = rtx.wrap(buf, len)?;
+        let id = to.cc.as_ref().map(|cc| cc.id);
+        if output.rtx.is_none() {
+            // A plain copy carries the transport-wide number the original did: the same
+            // bytes under the same SRTP index (RFC 7714 §8.4), and no new number to report.
+            let original = id.zip(output.sent_twcc(seq));
+            let len = output.rewrite_resend_cc(buf, packet.len(), seq, ts, original)?;
+            return to.peer.protect_rtp(buf, len).ok();
         }
-        peer.protect_rtp(buf, len).ok()
+        // RTX is a packet of its own (RFC 4588 §4): a new number, counted as sent.
+        let len = output.rewrite_resend(buf, packet.len(), seq, ts)?;
+        let mut len = output.rtx.as_mut()?.wrap(buf, len)?;
+        let twcc = to.cc.as_mut().map(|cc| cc.next_seq());
+        if let Some((id, n)) = twcc {
+            len = crate::router::output::put_twcc(buf, len, id, n)?;
+        }
+        to.protect(buf, len, twcc, now)
     });
 }
 
@@ -268,13 +309,14 @@ fn resend(peer: &mut Peer, output: &mut Output, packet: &[u8], seq: u16, ts: u32
 pub fn start_viewer(session: &mut Session, stream: &Stream, tx: &mut Tx<'_>) -> bool {
     // A simulcast output starts on the top layer being received.
     choose_layers(session, stream, tx.now, true);
-    let Some((peer, outputs)) = session.sending() else {
+    let Some((peer, outputs, cc)) = session.sending() else {
         return false;
     };
+    let to = &mut To { peer, cc };
     let mut missing = false;
-    for output in outputs.iter_mut() {
+    for output in outputs.iter_mut().filter(|o| !o.is_paused()) {
         if let Some(track) = stream.tracks.get(output.track) {
-            missing |= !replay_from_keyframe(peer, output, track, false, tx);
+            missing |= !replay_from_keyframe(to, output, track, false, tx);
         }
     }
     missing
@@ -284,7 +326,7 @@ pub fn start_viewer(session: &mut Session, stream: &Stream, tx: &mut Tx<'_>) -> 
 /// With `rebase`, numbering is shifted to follow what the viewer already got, so its time
 /// never goes backwards. False if the track is video and has no keyframe cached.
 fn replay_from_keyframe(
-    peer: &mut Peer,
+    to: &mut To<'_>,
     output: &mut Output,
     track: &Track,
     rebase: bool,
@@ -307,7 +349,7 @@ fn replay_from_keyframe(
     }
     let start = keyframe.start;
     for index in keyframe {
-        send_one(peer, output, track, index, index == start, tx);
+        send_one(to, output, track, index, index == start, tx);
     }
     output.replay = replay;
     true
@@ -318,16 +360,17 @@ pub fn continue_replay(session: &mut Session, streams: &BTreeMap<String, Stream>
     let Some(stream) = streams.get(&session.stream) else {
         return;
     };
-    let Some((peer, outputs)) = session.sending() else {
+    let Some((peer, outputs, cc)) = session.sending() else {
         return;
     };
+    let to = &mut To { peer, cc };
     for output in outputs.iter_mut() {
         let (Some(mut replay), Some(track)) = (output.replay, stream.tracks.get(output.track))
         else {
             continue;
         };
         for index in replay.due(&track.history, tx.now) {
-            send_one(peer, output, track, index, false, tx);
+            send_one(to, output, track, index, false, tx);
         }
         output.replay = (!replay.is_done(&track.history)).then_some(replay);
     }
@@ -354,6 +397,7 @@ pub fn handle_rtcp(
                 outputs,
                 resends,
                 rtt,
+                cc,
             }),
         nacks,
         keyframe_requests,
@@ -363,6 +407,10 @@ pub fn handle_rtcp(
     } = session
     else {
         return false;
+    };
+    let to = &mut To {
+        peer,
+        cc: cc.as_deref_mut(),
     };
     let mut fcis = MAX_FCIS;
     for packet in parse_compound(rtcp).flatten() {
@@ -390,7 +438,19 @@ pub fn handle_rtcp(
                 };
                 let gap = repeat_gap(*rtt);
                 for seq in nack.lost().take(read) {
-                    answer_nack(peer, output, track, seq, gap, (resends, sent), tx);
+                    answer_nack(to, output, track, seq, gap, (resends, sent), tx);
+                }
+            }
+            // The viewer's transport-wide feedback, or its own estimate: what the path
+            // carries, for its layer choice.
+            RtcpPacket::Twcc(fb) => {
+                if let Some(cc) = to.cc.as_mut() {
+                    cc.bwe.on_twcc(&fb, tx.now);
+                }
+            }
+            RtcpPacket::Remb(remb) => {
+                if let Some(cc) = to.cc.as_mut() {
+                    cc.bwe.on_remb(remb.bitrate(), tx.now);
                 }
             }
             RtcpPacket::Pli(_) | RtcpPacket::Fir(_) => {
@@ -407,7 +467,7 @@ pub fn handle_rtcp(
                 }
                 for output in outputs.iter_mut() {
                     if let Some(track) = stream.tracks.get(output.track) {
-                        replay_from_keyframe(peer, output, track, true, tx);
+                        replay_from_keyframe(to, output, track, true, tx);
                     }
                 }
             }
@@ -423,7 +483,7 @@ pub fn send_reports(session: &mut Session, streams: &BTreeMap<String, Stream>, t
     let Some(stream) = streams.get(&session.stream) else {
         return;
     };
-    let Some((peer, outputs)) = session.sending() else {
+    let Some((peer, outputs, _)) = session.sending() else {
         return;
     };
     let ntp = ntp_now();

@@ -18,6 +18,7 @@ use rtc::sdp::{
 
 use super::simulcast::Ingest;
 use crate::control::{EngineError, Role};
+use crate::router::congestion::ViewerCc;
 use crate::router::output::{LayerChoice, Output};
 use crate::router::resend::ResendBudget;
 use crate::sources::Codec;
@@ -103,6 +104,9 @@ pub struct Viewer {
     pub resends: ResendBudget,
     /// The last round-trip time its receiver reports gave.
     pub rtt: Option<Duration>,
+    /// Its transport-wide numbering and bandwidth estimate, when it negotiated the
+    /// transport-wide-cc extension.
+    pub cc: Option<Box<ViewerCc>>,
 }
 
 /// One m-line of a publisher.
@@ -217,8 +221,10 @@ pub fn answer_offer(
     );
     if cx.role == Role::Play {
         config.codecs = cx.tracks.iter().map(|t| sdp_codec(t.codec)).collect();
-        // We add no header extensions to what we send (the source's are stripped).
-        config.extensions.clear();
+        // The source's header extensions are stripped; we add our own transport-wide
+        // sequence numbers, which the viewer's transport-cc feedback reports on (without the
+        // extension the answer drops that feedback too).
+        config.extensions = vec![HeaderExtension::TransportWideCc];
     } else {
         // sdes:mid maps SSRCs to m-lines; transport-cc and abs-send-time feed congestion
         // control feedback; the rid and repaired-rid extensions name simulcast layers
@@ -245,6 +251,11 @@ pub fn answer_offer(
             outputs: outputs(&negotiated, cx.tracks, rng),
             resends: ResendBudget::new(now),
             rtt: None,
+            cc: negotiated
+                .media
+                .iter()
+                .find_map(|m| m.extension_id(HeaderExtension::TransportWideCc))
+                .map(|id| Box::new(ViewerCc::new(id))),
         }),
         Role::Publish => Side::Publisher(Publisher {
             simulcast: Ingest::new(&negotiated, &inputs(&negotiated)).map(Box::new),
@@ -332,10 +343,7 @@ fn outputs(negotiated: &Negotiated, tracks: &[OfferedTrack], rng: &mut Rng) -> V
                 video,
                 track.codec == Codec::Vp8,
             );
-            output.layers = track.group.map(|group| LayerChoice {
-                group,
-                target: None,
-            });
+            output.layers = track.group.map(LayerChoice::new);
             let rtx_pt = media
                 .codecs
                 .iter()
@@ -425,10 +433,11 @@ impl Session {
         }
     }
 
-    /// A viewer's transport and outputs, what sending to it needs (`None` for a publisher).
-    pub fn sending(&mut self) -> Option<(&mut Peer, &mut Vec<Output>)> {
+    /// A viewer's transport, outputs and congestion control, what sending to it needs
+    /// (`None` for a publisher).
+    pub fn sending(&mut self) -> Option<(&mut Peer, &mut Vec<Output>, Option<&mut ViewerCc>)> {
         match &mut self.side {
-            Side::Viewer(v) => Some((&mut self.peer, &mut v.outputs)),
+            Side::Viewer(v) => Some((&mut self.peer, &mut v.outputs, v.cc.as_deref_mut())),
             Side::Publisher(_) => None,
         }
     }

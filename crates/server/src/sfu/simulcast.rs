@@ -18,7 +18,8 @@ use rtc::sdp::{HeaderExtension, Negotiated};
 use super::Shard;
 use super::publish::record_codec;
 use super::session::{Input, Session, Side};
-use crate::control::LayerInfo;
+use crate::control::{LayerInfo, WatcherInfo};
+use crate::router::layers::LayerAction;
 use crate::router::output::Output;
 use crate::router::{Source, Stream, Track};
 
@@ -93,22 +94,88 @@ pub fn track_for(stream: &mut Stream, input: &Input) -> usize {
     stream.tracks.len() - 1
 }
 
-/// Points each of a viewer's simulcast outputs at the layer it should get: a switch waits
-/// for that layer's keyframe. With `start`, the output has sent nothing yet and takes the
-/// layer at once (its GOP cache replay follows). Returns whether a keyframe is wanted.
+/// At most this many layers of a group are chosen among (OBS sends up to four).
+const MAX_LAYERS: usize = 4;
+
+/// Points each of a viewer's simulcast outputs at the layer it should get: the highest its
+/// estimate carries (with hysteresis, `LayerSelector`), or without an estimate the top one
+/// received. A switch waits for that layer's keyframe. With `start`, the output has sent
+/// nothing yet and takes the layer at once (its GOP cache replay follows). Returns whether
+/// a keyframe is wanted from the publisher.
 pub fn choose_layers(session: &mut Session, stream: &Stream, now: Instant, start: bool) -> bool {
-    let Some((_, outputs)) = session.sending() else {
+    let Some((_, outputs, cc)) = session.sending() else {
         return false;
     };
+    let estimate = cc.map(|cc| cc.bwe.estimate());
     let mut wanted = false;
     for output in outputs.iter_mut() {
-        wanted |= choose_layer(output, stream, now, start);
+        wanted |= choose_layer(output, stream, now, start, estimate);
     }
     wanted
 }
 
-fn choose_layer(output: &mut Output, stream: &Stream, now: Instant, start: bool) -> bool {
-    let Some(choice) = output.layers else {
+fn choose_layer(
+    output: &mut Output,
+    stream: &Stream,
+    now: Instant,
+    start: bool,
+    estimate: Option<u64>,
+) -> bool {
+    let Some(choice) = output.layers.as_mut() else {
+        return false;
+    };
+    let mut tracks = [0usize; MAX_LAYERS];
+    let n = stream.layers_into(choice.group, &mut tracks);
+    let tracks = &tracks[..n];
+    // The selector reads 0 as "not received": an active layer not yet measured reads 1.
+    let mut rates = [0u64; MAX_LAYERS];
+    for (rate, &t) in rates.iter_mut().zip(tracks) {
+        let track = &stream.tracks[t];
+        *rate = if track.is_active(now) {
+            track.rate.max(1)
+        } else {
+            0
+        };
+    }
+    let rates = &rates[..n];
+    let top = rates.iter().rposition(|&r| r > 0).map(|i| tracks[i]);
+    choice.below_top = top.is_some_and(|t| t != output.track);
+    let measured = rates.iter().any(|&r| r > 1);
+    let Some(estimate) = estimate.filter(|_| measured) else {
+        return choose_top(output, stream, now, start);
+    };
+    // What the video may use: the estimate less what the other tracks (audio) take.
+    let budget = estimate.saturating_sub(stream.other_rate());
+
+    match choice.selector.update(now, budget, rates) {
+        Some(LayerAction::RequestKeyframe(l)) => {
+            let track = tracks[l];
+            if track == output.track && !choice.paused && !start {
+                // Already forwarding it (chosen before the estimate counted).
+                choice.target = None;
+                choice.selector.on_keyframe(l);
+                return false;
+            }
+            choice.target = Some((track, l));
+            if start {
+                // Nothing sent yet: it starts there, from the GOP cache.
+                output.switch_layer(track);
+                return false;
+            }
+            true
+        }
+        Some(LayerAction::Pause) => {
+            choice.paused = true;
+            choice.target = None;
+            false
+        }
+        None => false,
+    }
+}
+
+/// Without an estimate: the top layer received.
+fn choose_top(output: &mut Output, stream: &Stream, now: Instant, start: bool) -> bool {
+    let Some(choice) = output.layers.as_mut() else {
         return false;
     };
     let Some(top) = stream.top_layer(choice.group, now) else {
@@ -120,14 +187,10 @@ fn choose_layer(output: &mut Output, stream: &Stream, now: Instant, start: bool)
     }
     if top == output.track {
         // Already there (a pending switch elsewhere is called off).
-        if let Some(l) = &mut output.layers {
-            l.target = None;
-        }
+        choice.target = None;
         return false;
     }
-    if let Some(l) = &mut output.layers {
-        l.target = Some(top);
-    }
+    choice.target = Some((top, 0));
     true
 }
 
@@ -170,6 +233,32 @@ pub fn layer_info(
             })
         })
         .collect()
+}
+
+/// A stream's viewers on this shard that have an estimate or a layer choice.
+pub fn watchers(stream: &Stream, sessions: &HashMap<u64, Session>) -> Vec<WatcherInfo> {
+    let rid = |track: usize| {
+        let layer = stream.tracks.get(track)?.layer.as_ref()?;
+        Some(layer.rid.clone())
+    };
+    let mut out = Vec::new();
+    for session in stream.viewers.iter().filter_map(|k| sessions.get(k)) {
+        let Some(v) = session.viewer() else { continue };
+        let choice = v.outputs.iter().find(|o| o.layers.is_some());
+        if v.cc.is_none() && choice.is_none() {
+            continue;
+        }
+        let layers = choice.and_then(|o| o.layers.as_ref());
+        let paused = layers.is_some_and(|l| l.paused);
+        out.push(WatcherInfo {
+            session: session.id.clone(),
+            estimate: v.cc.as_ref().map(|cc| cc.bwe.estimate()),
+            layer: choice.filter(|_| !paused).and_then(|o| rid(o.track)),
+            switching_to: layers.and_then(|l| rid(l.target?.0)),
+            paused,
+        });
+    }
+    out
 }
 
 /// How long a simulcast recording waits for every layer's size before it records the top

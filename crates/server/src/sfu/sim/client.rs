@@ -9,6 +9,8 @@ use rtc::dtls::{DtlsConfig, Fingerprint};
 use rtc::ice::Credentials;
 use rtc::peer::{Peer, PeerEvent, PeerSetup, Received};
 use rtc::rand::Rng;
+use rtc::receive::TwccRecorder;
+use rtc::rtcp::RtcpWriter;
 use rtc::rtp::RtpPacket;
 use rtc::sdp::{
     self, Codec, Direction, DtlsRole, MediaKind, Negotiated, OfferConfig, SessionDescription,
@@ -138,6 +140,12 @@ impl Offer {
             &setup,
             Rng::seeded(seed ^ 0x5eed),
         );
+        let twcc = negotiated
+            .media
+            .iter()
+            .filter(|m| m.direction == Direction::RecvOnly)
+            .find_map(|m| m.extension_id(sdp::HeaderExtension::TransportWideCc))
+            .map(|id| (id, TwccRecorder::new()));
         Client {
             peer,
             negotiated,
@@ -151,6 +159,7 @@ impl Offer {
             connected: None,
             rtp: Vec::new(),
             rtcp: Vec::new(),
+            twcc,
         }
     }
 }
@@ -188,19 +197,41 @@ pub struct Client {
     pub rtp: Vec<Got>,
     /// RTCP received.
     pub rtcp: Vec<Vec<u8>>,
+    /// A viewer's transport-wide CC feedback on what it receives, as a browser sends it
+    /// (when the answer took the extension).
+    pub twcc: Option<(u8, TwccRecorder)>,
 }
 
 impl Client {
     /// A datagram from the server.
     pub fn receive(&mut self, now: Instant, from: SocketAddr, mut bytes: Vec<u8>) {
         match self.peer.handle_datagram(now, from, self.local, &mut bytes) {
-            Received::Rtp(p) => self.rtp.push(Got {
-                at: now,
-                packet: p.to_vec(),
-            }),
+            Received::Rtp(p) => {
+                if let Some((id, recorder)) = &mut self.twcc
+                    && let Ok(view) = RtpPacket::parse(p)
+                    && let Some(seq) = view.extension(*id).and_then(rtc::rtp::ext::twcc_seq)
+                {
+                    recorder.record(now, seq);
+                }
+                self.rtp.push(Got {
+                    at: now,
+                    packet: p.to_vec(),
+                });
+            }
             Received::Rtcp(p) => self.rtcp.push(p.to_vec()),
             Received::Nothing => {}
         }
+    }
+
+    /// Transport-wide feedback due now, as a plain RTCP packet.
+    pub fn poll_twcc(&mut self, now: Instant) -> Option<Vec<u8>> {
+        let (_, recorder) = self.twcc.as_mut()?;
+        let mut out = Vec::new();
+        let mut w = RtcpWriter::new(&mut out);
+        w.rr(7, &[]).ok()?;
+        let before = w.len();
+        while w.len() < 1000 && recorder.poll_feedback(now, 7, 0, &mut w).ok()? {}
+        (w.len() > before).then_some(out)
     }
 
     pub fn timeout(&self) -> Option<Instant> {

@@ -71,6 +71,13 @@ pub struct Link {
     pub reorder_by: Duration,
     /// Share of datagrams delivered twice.
     pub duplicate: u32,
+    /// A bottleneck of this many bit/s (0: none): datagrams queue behind each other, and
+    /// one that would wait longer than `queue_limit` is dropped (a tail-drop queue, as a
+    /// `tc tbf` shaper).
+    pub rate_bps: u64,
+    pub queue_limit: Duration,
+    /// When the bottleneck has sent what is queued.
+    busy_until: Option<Instant>,
 }
 
 impl Link {
@@ -82,12 +89,33 @@ impl Link {
         }
     }
 
-    /// When copies of a datagram sent at `now` arrive: none (lost), one, or two.
-    fn arrivals(&self, now: Instant, dice: &mut Dice) -> Vec<Instant> {
+    /// A clean link of `delay` through a bottleneck of `rate_bps` with a 200 ms queue.
+    pub fn shaped(delay: Duration, rate_bps: u64) -> Self {
+        Link {
+            delay,
+            rate_bps,
+            queue_limit: Duration::from_millis(200),
+            ..Link::default()
+        }
+    }
+
+    /// When copies of a datagram of `size` bytes sent at `now` arrive: none (lost), one, or
+    /// two.
+    fn arrivals(&mut self, now: Instant, size: usize, dice: &mut Dice) -> Vec<Instant> {
         if dice.percent(self.loss) {
             return Vec::new();
         }
         let mut at = now + self.delay;
+        if let Some(micros) = ((size as u64 + 28) * 8 * 1_000_000).checked_div(self.rate_bps) {
+            // IPv4 and UDP headers count on the wire.
+            let start = self.busy_until.map_or(now, |b| b.max(now));
+            if start.saturating_duration_since(now) > self.queue_limit {
+                return Vec::new();
+            }
+            let done = start + Duration::from_micros(micros);
+            self.busy_until = Some(done);
+            at = done + self.delay;
+        }
         if dice.percent(self.reorder) && !self.reorder_by.is_zero() {
             let extra = dice.next() % self.reorder_by.as_micros().max(1) as u64;
             at += Duration::from_micros(extra + 1);
@@ -270,7 +298,7 @@ impl Net {
         for bytes in self.str0ms[i].drain(now) {
             let c = &mut self.str0ms[i];
             let from = c.mapped;
-            for at in c.up.arrivals(now, &mut c.dice) {
+            for at in c.up.arrivals(now, bytes.len(), &mut c.dice) {
                 self.fly(at, Target::Server, from, bytes.clone());
             }
         }
@@ -342,10 +370,16 @@ impl Net {
                 let (target, arrivals) =
                     if let Some(i) = self.clients.iter().position(|c| c.mapped == to) {
                         let c = &mut self.clients[i];
-                        (Target::Client(i), c.down.arrivals(self.now, &mut c.dice))
+                        (
+                            Target::Client(i),
+                            c.down.arrivals(self.now, bytes.len(), &mut c.dice),
+                        )
                     } else if let Some(i) = self.str0ms.iter().position(|c| c.mapped == to) {
                         let c = &mut self.str0ms[i];
-                        (Target::Str0m(i), c.down.arrivals(self.now, &mut c.dice))
+                        (
+                            Target::Str0m(i),
+                            c.down.arrivals(self.now, bytes.len(), &mut c.dice),
+                        )
                     } else {
                         self.stats.stray += 1;
                         continue;
@@ -382,7 +416,7 @@ impl Net {
     pub fn send_from_client(&mut self, i: usize, bytes: Vec<u8>) {
         let c = &mut self.clients[i];
         let from = c.mapped;
-        let arrivals = c.up.arrivals(self.now, &mut c.dice);
+        let arrivals = c.up.arrivals(self.now, bytes.len(), &mut c.dice);
         for at in arrivals {
             self.fly(at, Target::Server, from, bytes.clone());
         }
@@ -463,6 +497,9 @@ impl Net {
         for i in 0..self.clients.len() {
             if self.clients[i].timeout().is_some_and(|t| t <= now) {
                 self.clients[i].handle_timeout(now);
+            }
+            if let Some(feedback) = self.clients[i].poll_twcc(now) {
+                self.send_rtcp(i, &feedback);
             }
             self.flush_client(i);
         }
