@@ -214,6 +214,11 @@ impl Output {
         }
     }
 
+    /// Our timestamp of the newest packet sent, once one was.
+    pub fn last_timestamp(&self) -> Option<u32> {
+        self.last.map(|(_, ts)| ts)
+    }
+
     /// Whether it sends nothing now (a simulcast output paused by its estimate).
     pub fn is_paused(&self) -> bool {
         self.layers.as_ref().is_some_and(|l| l.paused)

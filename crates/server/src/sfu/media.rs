@@ -9,12 +9,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rtc::peer::Peer;
 use rtc::rtcp::{RtcpPacket, RtcpWriter, SenderInfo, parse_compound};
-use rtc::rtp::RtpPacket;
+use rtc::rtp::{RtpHeader, RtpPacket};
 
 use super::outbox::Outbox;
 use super::session::{Session, Side, Viewer};
 use super::simulcast::choose_layers;
-use crate::router::congestion::ViewerCc;
+use crate::router::congestion::{PADDING, ViewerCc};
 use crate::router::output::{Admit, Output};
 use crate::router::replay::Replay;
 use crate::router::resend::{MAX_FCIS, ResendBudget, read_fcis, repeat_gap};
@@ -301,6 +301,53 @@ fn resend(to: &mut To<'_>, output: &mut Output, packet: &[u8], seq: u16, ts: u32
     });
 }
 
+/// Probes the path to a viewer upward when its estimator asks (from the tick): padding-only
+/// packets (RFC 3550 §5.1 P bit) on the video's RTX stream — never on the media numbering,
+/// which the viewer's jitter buffer would see as gaps — at the probe's rate, each with a
+/// transport-wide number whose feedback tells whether the path carried that rate. Viewers
+/// without RTX are not probed; their estimate rises only as fast as what they receive.
+pub fn send_probes(session: &mut Session, tx: &mut Tx<'_>) {
+    let Some((peer, outputs, Some(cc))) = session.sending() else {
+        return;
+    };
+    let now = tx.now;
+    cc.restart_if_stale(now);
+    if let Some(probe) = cc.bwe.poll_probe(now) {
+        cc.pacer.start_probe(&probe);
+    }
+    cc.pacer.set_estimate(cc.bwe.estimate());
+    // Paused video is probed too: that is how it finds its way back.
+    let Some(output) = outputs.iter_mut().find(|o| o.rtx.is_some()) else {
+        return;
+    };
+    let (Some((remote, local)), Some(ts)) = (peer.path(), output.last_timestamp()) else {
+        return;
+    };
+    while let Some((_, cluster)) = cc.pacer.poll_padding(now) {
+        let (Some(cluster), Some(rtx)) = (cluster, output.rtx.as_mut()) else {
+            break;
+        };
+        let (id, seq) = cc.next_seq();
+        let twcc = seq.to_be_bytes();
+        let header = RtpHeader {
+            payload_type: rtx.payload_type,
+            sequence_number: rtx.seq,
+            timestamp: ts,
+            ssrc: rtx.ssrc,
+            extensions: &[(id, &twcc)],
+            ..RtpHeader::default()
+        };
+        rtx.seq = rtx.seq.wrapping_add(1);
+        tx.net.send_with(remote, local, true, |buf| {
+            let len = header.write(&[], PADDING as u8, buf).ok()?;
+            let n = peer.protect_rtp(buf, len).ok()?;
+            cc.bwe.on_probe_sent(seq, n, cluster, now);
+            cc.probes_sent += 1;
+            Some(n)
+        });
+    }
+}
+
 /// A viewer just connected: every video output starts at once from the latest keyframe in
 /// the track's history (the GOP cache), so the first frame needs no wait for the next
 /// keyframe; the rest of the GOP follows paced ([`continue_replay`]). Audio starts with the
@@ -446,11 +493,13 @@ pub fn handle_rtcp(
             RtcpPacket::Twcc(fb) => {
                 if let Some(cc) = to.cc.as_mut() {
                     cc.bwe.on_twcc(&fb, tx.now);
+                    cc.on_feedback(tx.now);
                 }
             }
             RtcpPacket::Remb(remb) => {
                 if let Some(cc) = to.cc.as_mut() {
                     cc.bwe.on_remb(remb.bitrate(), tx.now);
+                    cc.on_feedback(tx.now);
                 }
             }
             RtcpPacket::Pli(_) | RtcpPacket::Fir(_) => {

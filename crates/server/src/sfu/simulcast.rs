@@ -16,6 +16,7 @@ use rtc::rtp::simulcast::{SimulcastSsrcs, StreamExtIds, StreamIds};
 use rtc::sdp::{HeaderExtension, Negotiated};
 
 use super::Shard;
+use super::media::{self, Tx};
 use super::publish::record_codec;
 use super::session::{Input, Session, Side};
 use crate::control::{LayerInfo, WatcherInfo};
@@ -269,6 +270,16 @@ impl Shard {
     /// Layer bookkeeping on the tick: each track's bitrate, each viewer's layer (asking the
     /// publisher for a keyframe of a layer to switch to), simulcast recordings to start.
     pub(super) fn simulcast_tick(&mut self, now: Instant) {
+        let mut tx = Tx {
+            now,
+            out: &mut self.out,
+            net: &mut self.net,
+        };
+        for session in self.sessions.values_mut() {
+            if session.viewer().is_some_and(|v| v.cc.is_some()) && session.peer.is_connected() {
+                media::send_probes(session, &mut tx);
+            }
+        }
         let mut layered = false;
         for stream in self.streams.values_mut() {
             stream.update_rates(now);

@@ -295,8 +295,9 @@ fn a_viewer_on_a_lossy_link_steps_down() {
     );
 }
 
-/// A link that carries not even q (100 kbit/s): video pauses, audio would go on; when the
-/// link recovers the viewer resumes with a keyframe.
+/// A link that carries not even q (100 kbit/s): video pauses (audio would go on); when the
+/// link recovers, probes find it (the estimate, without feedback while nothing is sent, is
+/// restarted) and video resumes, at a keyframe.
 #[test]
 fn a_viewer_below_the_lowest_layer_is_paused() {
     let (mut net, mut publisher, v) = estimated(Link::shaped(10 * MS, 5_000_000));
@@ -304,4 +305,35 @@ fn a_viewer_below_the_lowest_layer_is_paused() {
     publisher.run(&mut net, 150);
     let paused = recent(&net, v, Duration::from_secs(1));
     assert!(paused.is_empty(), "no video at 100 kbit/s: {paused:?}");
+    // The link recovers: probes find it, and video resumes.
+    net.clients[v].down = Link::shaped(10 * MS, 5_000_000);
+    publisher.run(&mut net, 300);
+    let resumed = recent(&net, v, Duration::from_millis(500));
+    assert!(
+        !resumed.is_empty(),
+        "video again within 10 s of the recovery"
+    );
+}
+
+/// After a drop to h, the link recovers: probes show it, and within 10 s the viewer is
+/// back on f.
+#[test]
+fn a_viewer_whose_link_recovers_climbs_back_to_the_top_layer() {
+    let (mut net, mut publisher, v) = estimated(Link::shaped(10 * MS, 5_000_000));
+    net.clients[v].down = Link::shaped(10 * MS, 800_000);
+    publisher.run(&mut net, 90);
+    let on_h = recent(&net, v, Duration::from_millis(500));
+    assert!(on_h.iter().all(|&l| l == 1000), "on h: {on_h:?}");
+    net.clients[v].down = Link::shaped(10 * MS, 5_000_000);
+    let mut climbed = None;
+    for step in 0..30 {
+        publisher.run(&mut net, 10);
+        let now_on = recent(&net, v, Duration::from_millis(300));
+        if !now_on.is_empty() && now_on.iter().all(|&l| l == 1200) {
+            climbed = Some(step);
+            break;
+        }
+    }
+    assert!(climbed.is_some(), "back on f within 10 s of the recovery");
+    eprintln!("back on f after {} ms", climbed.unwrap_or(0) * 333);
 }
