@@ -304,15 +304,18 @@ fn resend(to: &mut To<'_>, output: &mut Output, packet: &[u8], seq: u16, ts: u32
 /// Probes the path to a viewer upward when its estimator asks (from the tick): padding-only
 /// packets (RFC 3550 §5.1 P bit) on the video's RTX stream — never on the media numbering,
 /// which the viewer's jitter buffer would see as gaps — at the probe's rate, each with a
-/// transport-wide number whose feedback tells whether the path carried that rate. Viewers
-/// without RTX are not probed; their estimate rises only as fast as what they receive.
-pub fn send_probes(session: &mut Session, tx: &mut Tx<'_>) {
+/// transport-wide number whose feedback tells whether the path carried that rate. Only
+/// simulcast viewers below what their top layer `need`s are probed; viewers without RTX are
+/// not: their estimate rises only as fast as what they receive.
+pub fn send_probes(session: &mut Session, need: u64, tx: &mut Tx<'_>) {
     let Some((peer, outputs, Some(cc))) = session.sending() else {
         return;
     };
     let now = tx.now;
     cc.restart_if_stale(now);
-    if let Some(probe) = cc.bwe.poll_probe(now) {
+    if let Some(mut probe) = cc.bwe.poll_probe(now) {
+        // No faster than twice what the top layer needs: more would only fill queues.
+        probe.bps = probe.bps.min(2 * need);
         cc.pacer.start_probe(&probe);
     }
     cc.pacer.set_estimate(cc.bwe.estimate());

@@ -236,6 +236,19 @@ pub fn layer_info(
         .collect()
 }
 
+/// What a simulcast viewer's estimate must reach for its top layer (the layer's rate with
+/// the selector's margin, plus audio), if it has an estimate, is not there yet and should
+/// probe for it: probes are for finding a layer, not bandwidth no layer would use.
+fn probe_need(session: &Session, stream: &Stream, now: Instant) -> Option<u64> {
+    let viewer = session.viewer()?;
+    let cc = viewer.cc.as_ref()?;
+    let choice = viewer.outputs.iter().find_map(|o| o.layers.as_ref())?;
+    let top = stream.top_layer(choice.group, now)?;
+    let rate = stream.tracks.get(top)?.rate;
+    let need = rate + rate / 4 + stream.other_rate();
+    (rate > 0 && cc.bwe.estimate() < need).then_some(need)
+}
+
 /// A stream's viewers on this shard that have an estimate or a layer choice.
 pub fn watchers(stream: &Stream, sessions: &HashMap<u64, Session>) -> Vec<WatcherInfo> {
     let rid = |track: usize| {
@@ -270,16 +283,6 @@ impl Shard {
     /// Layer bookkeeping on the tick: each track's bitrate, each viewer's layer (asking the
     /// publisher for a keyframe of a layer to switch to), simulcast recordings to start.
     pub(super) fn simulcast_tick(&mut self, now: Instant) {
-        let mut tx = Tx {
-            now,
-            out: &mut self.out,
-            net: &mut self.net,
-        };
-        for session in self.sessions.values_mut() {
-            if session.viewer().is_some_and(|v| v.cc.is_some()) && session.peer.is_connected() {
-                media::send_probes(session, &mut tx);
-            }
-        }
         let mut layered = false;
         for stream in self.streams.values_mut() {
             stream.update_rates(now);
@@ -300,11 +303,21 @@ impl Shard {
                     let Some(stream) = self.streams.get(&session.stream) else {
                         continue;
                     };
-                    if session.peer.is_connected()
-                        && choose_layers(session, stream, now, false)
+                    if !session.peer.is_connected() {
+                        continue;
+                    }
+                    if choose_layers(session, stream, now, false)
                         && !keyframes.contains(&session.stream)
                     {
                         keyframes.push(session.stream.clone());
+                    }
+                    if let Some(need) = probe_need(session, stream, now) {
+                        let mut tx = Tx {
+                            now,
+                            out: &mut self.out,
+                            net: &mut self.net,
+                        };
+                        media::send_probes(session, need, &mut tx);
                     }
                 }
                 _ => {}
