@@ -10,8 +10,10 @@ step() { printf '\n== %s\n' "$*"; }
 # What the interop and browser tests run, as Debian packages. openssl: DTLS interop peer;
 # chromium/firefox-esr: real browsers; tshark: captures; ffmpeg: ffprobe checks recordings;
 # iproute2/util-linux: the test network namespace; python3-gst-1.0 & co.: GStreamer's
-# webrtcbin publishes with WHIP (tests/gstreamer/); python3-venv: the aiortc venv below.
-PACKAGES=(ca-certificates openssl iproute2 util-linux chromium firefox-esr ffmpeg tshark
+# webrtcbin publishes with WHIP (tests/gstreamer/); python3-venv: the aiortc venv below;
+# nftables: drops a browser namespace's UDP (ICE-TCP tests); coturn: the TURN relay they use;
+# redis-server: the cluster's stream directory (tests/cluster_redis.rs starts its own).
+PACKAGES=(ca-certificates openssl iproute2 util-linux nftables coturn redis-server chromium firefox-esr ffmpeg tshark
   python3 python3-venv python3-gst-1.0 gir1.2-gst-plugins-bad-1.0 gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice gstreamer1.0-libav)
 
@@ -76,5 +78,6 @@ if [ $everything -eq 1 ]; then
   # with one, the other shape users may choose (docs/DESIGN.md, "The engine, sharded").
   step "the SFU tests again with one media thread (LEANRTC_THREADS=1)"
   LEANRTC_THREADS=1 tests/netns.sh cargo test --offline --locked -p leanrtc \
-    --test sfu_fanout --test sfu_str0m_live --test sfu_loss --test sfu_reconnect --test str0m_play
+    --test sfu_fanout --test sfu_str0m_live --test sfu_loss --test sfu_reconnect --test str0m_play \
+    --test ice_tcp
 fi

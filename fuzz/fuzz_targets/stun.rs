@@ -1,12 +1,14 @@
 #![no_main]
 //! STUN parser, accessors, integrity and a round trip through the builder; then the bytes
 //! (as sent, and re-signed with the agent's password so that the fuzzer reaches the checks
-//! behind MESSAGE-INTEGRITY) go to an ICE-lite agent.
+//! behind MESSAGE-INTEGRITY) go to an ICE-lite agent and to the controlling agent, which
+//! answers a full peer's checks with the same credentials.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use rtc::ice::{Credentials, IceLite};
+use rtc::ice::{ControllingConfig, Credentials, IceControlling, IceLite};
+use rtc::rand::Rng;
 use rtc::stun::{self, Integrity, Key, MessageBuilder, attr};
 
 const UFRAG: &str = "fuzz";
@@ -27,7 +29,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         pwd: PWD.into(),
     };
     let known = data.first().is_some_and(|b| b & 1 == 1);
-    let mut agent = IceLite::with_credentials(t0, local, known.then_some(&remote));
+    let mut agent = IceLite::with_credentials(t0, local.clone(), known.then_some(&remote));
     let from: SocketAddr = "198.51.100.1:5000".parse().unwrap();
     let to: SocketAddr = "192.0.2.1:3478".parse().unwrap();
     let _ = agent.handle_datagram(t0, from, to, data);
@@ -45,6 +47,34 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let _ = agent.poll_timeout();
     agent.handle_timeout(t0 + Duration::from_secs(31));
     while agent.poll_event().is_some() {}
+
+    // The controlling agent: the same bytes as a check of the peer's, before and after
+    // its own first check is out, and as a response to it.
+    let mut ctl = IceControlling::with_credentials(
+        t0,
+        ControllingConfig::default(),
+        Rng::seeded(1),
+        local,
+        &remote,
+        to,
+        &[from],
+    );
+    let _ = ctl.handle_datagram(t0, from, to, data);
+    ctl.handle_timeout(t0);
+    for bytes in [Some(data), resigned.as_deref()].into_iter().flatten() {
+        let _ = ctl.handle_datagram(t0, from, to, bytes);
+        let other: SocketAddr = "198.51.100.2:5000".parse().unwrap();
+        let _ = ctl.handle_datagram(t0, other, to, bytes);
+    }
+    for s in [1, 40] {
+        ctl.handle_timeout(t0 + Duration::from_secs(s));
+    }
+    while let Some(t) = ctl.poll_transmit() {
+        let m = stun::parse(&t.contents).expect("our message parses");
+        m.verify_fingerprint().expect("our fingerprint verifies");
+    }
+    while ctl.poll_event().is_some() {}
+    let _ = (ctl.poll_timeout(), ctl.selected_pair());
 });
 
 /// Reads every accessor, then rebuilds the message with our builder (integrity under

@@ -6,6 +6,7 @@
 //      ("simulcast":true sends the video as RID layers q, h, f at 1/4, 1/2 and full size)
 //                                   <- {"type":"published","status":201,"location":..,"connectedMs":..}
 //   -> {"cmd":"play","page":"view","stream":"cam"}             <- {"type":"playing","status":201,..}
+//      (publish and play take an optional "base": another server than the one named below)
 //   -> {"cmd":"stats","page":"view"}                           <- {"type":"stats",..}
 //   -> {"cmd":"close","page":"pub"}     RTCPeerConnection.close() without DELETE (a publisher
 //                                       going away uncleanly)           <- {"type":"closed",..}
@@ -246,12 +247,12 @@ async function main() {
     try {
       if (msg.cmd === 'publish') {
         const r = await call(await page(msg.page), 'pagePublish', {
-          url: `${base}/whip/${msg.stream}`, codec: msg.codec || '', width: msg.width || 640, height: msg.height || 360,
+          url: `${msg.base || base}/whip/${msg.stream}`, codec: msg.codec || '', width: msg.width || 640, height: msg.height || 360,
           simulcast: !!msg.simulcast,
         });
         send(r.error ? { type: 'error', ...r } : { type: 'published', ...r });
       } else if (msg.cmd === 'play') {
-        const r = await call(await page(msg.page), 'pagePlay', { url: `${base}/whep/${msg.stream}` });
+        const r = await call(await page(msg.page), 'pagePlay', { url: `${msg.base || base}/whep/${msg.stream}` });
         send(r.error ? { type: 'error', ...r } : { type: 'playing', ...r });
       } else if (msg.cmd === 'stats') {
         send({ type: 'stats', ...(await call(await page(msg.page), 'pageStats', {})) });

@@ -1,5 +1,6 @@
 //! One thread drives every client: a `mio` poll over their sockets (each client has its own,
-//! so the server sees one 5-tuple per peer) and a timer heap for their wake-ups.
+//! so the server sees one 5-tuple per peer; a UDP socket, or an ICE-TCP connection) and a
+//! timer heap for their wake-ups.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -7,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll, Token};
 use rtc::demux::{self, Class};
 use rtc::dtls::{DtlsCertificate, DtlsConfig};
 use rtc::peer::Received;
@@ -19,8 +20,9 @@ use crate::session::{Kind, Offer, Session};
 use crate::viewer::{Viewer, ViewerConfig};
 use crate::{ClientError, http};
 
-/// Largest datagram we read.
-const MAX_DATAGRAM: usize = 2048;
+/// What one read takes: a UDP datagram (at most 2 KiB from a server), or what an ICE-TCP
+/// connection holds, many frames at once.
+const READ_BUF: usize = 64 * 1024;
 /// The token of the [`Driver::waker`] (never a client's index).
 const WAKE: Token = Token(usize::MAX);
 /// One datagram in this many has its read delay sampled ([`Driver::take_read_delays`]).
@@ -67,6 +69,41 @@ impl Client {
             _ => {}
         }
         self.after_io(now);
+    }
+
+    /// Writes what waits on the client's ICE-TCP connection (the event may be that it became
+    /// writable), then reads until nothing is waiting and hands each whole RFC 4571 frame to
+    /// the peer as a datagram. A TCP stream has no kernel receive stamps: a frame's arrival
+    /// is when it was read.
+    fn read_tcp(&mut self, buf: &mut [u8]) {
+        let Some(link) = self.session.tcp_mut() else {
+            return;
+        };
+        link.flush();
+        let remote = link.remote;
+        let Some(mut deframer) = link.take_deframer() else {
+            return;
+        };
+        while let Some(n) = self.session.tcp_mut().and_then(|l| l.read(buf)) {
+            let now = Instant::now();
+            let Some(bytes) = buf.get_mut(..n) else {
+                break;
+            };
+            let pushed = deframer.push(bytes, |frame| {
+                self.session.stats.datagrams_in += 1;
+                self.session.stats.bytes_in += frame.len() as u64;
+                self.on_datagram(now, now, remote, frame);
+            });
+            if pushed.is_err() {
+                if let Some(l) = self.session.tcp_mut() {
+                    l.ended = true;
+                }
+                break;
+            }
+        }
+        if let Some(l) = self.session.tcp_mut() {
+            l.put_deframer(deframer);
+        }
     }
 
     fn on_timeout(&mut self, now: Instant) {
@@ -141,7 +178,7 @@ impl Driver {
             bind,
             clients: Vec::new(),
             timers: BinaryHeap::new(),
-            buf: vec![0; MAX_DATAGRAM],
+            buf: vec![0; READ_BUF],
             rng,
             kernel_timestamps: false,
             stamped: 0,
@@ -246,9 +283,7 @@ impl Driver {
         if self.kernel_timestamps {
             session.enable_kernel_timestamps()?;
         }
-        self.poll
-            .registry()
-            .register(session.socket_mut(), Token(id), Interest::READABLE)?;
+        session.register(self.poll.registry(), Token(id))?;
         let mut client = Client {
             session,
             media,
@@ -323,7 +358,7 @@ impl Driver {
     /// closes when the returned session is dropped.
     pub fn forget(&mut self, id: ClientId) -> Option<(Session, Media)> {
         let mut client = self.clients.get_mut(id.0)?.take()?;
-        let _ = self.poll.registry().deregister(client.session.socket_mut());
+        let _ = client.session.deregister(self.poll.registry());
         Some((client.session, client.media))
     }
 
@@ -390,6 +425,11 @@ impl Driver {
         let Some(client) = self.clients.get_mut(id).and_then(Option::as_mut) else {
             return;
         };
+        if client.session.is_tcp() {
+            client.read_tcp(&mut self.buf);
+            self.schedule(id);
+            return;
+        }
         while let Ok(Some((n, from, stamp))) = client.session.recv(&mut self.buf) {
             let now = Instant::now();
             if let Some(at) = stamp {

@@ -2,8 +2,8 @@
 //! viewers on our transport stack (`rtc`: offer/answer, controlling ICE, DTLS client, SRTP)
 //! and our payload formats (`media`), many peers driven by one thread.
 //!
-//! * [`Driver`]: one `mio` loop owning every client. Each client has its own UDP socket, so
-//!   the server sees a distinct 5-tuple per peer.
+//! * [`Driver`]: one `mio` loop owning every client. Each client has its own UDP socket (or
+//!   ICE-TCP connection: [`Offer::over_tcp`]), so the server sees a distinct 5-tuple per peer.
 //! * [`Offer`] / [`Session`]: the offer, the WHIP/WHEP POST, the answer, and the peer
 //!   connection; [`Session`] also sends hand-made (or broken) packets for bad-input tests.
 //! * [`Publisher`]: IVF frames or synthetic VP8-shaped frames, paced, packetized with
@@ -23,6 +23,7 @@ pub mod load;
 mod publisher;
 mod session;
 pub mod synthetic;
+mod tcp;
 mod viewer;
 
 pub use driver::{ClientId, Driver, Media};

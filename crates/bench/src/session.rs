@@ -1,5 +1,6 @@
 //! One WHIP or WHEP session of the client role: the offer, the POST, the answer, and the peer
-//! connection (controlling ICE agent, DTLS client, SRTP) on a UDP socket of its own.
+//! connection (controlling ICE agent, DTLS client, SRTP) on a UDP socket of its own, or on
+//! an ICE-TCP connection of its own ([`Offer::over_tcp`], see [`crate::tcp`]).
 
 use std::io::IoSliceMut;
 use std::net::{IpAddr, SocketAddr};
@@ -8,12 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mio::net::UdpSocket;
+use mio::{Interest, Registry, Token};
 use rtc::dtls::{DtlsConfig, Fingerprint};
 use rtc::ice::Credentials;
 use rtc::peer::{DisconnectCause, Peer, PeerEvent, PeerSetup, Received};
 use rtc::rand::Rng;
 use rtc::sdp::{self, Codec, Direction, DtlsRole, Negotiated, OfferConfig, SessionDescription};
 
+use crate::tcp::TcpLink;
 use crate::{ClientError, http};
 
 /// Room after a packet for the SRTP tag (16 bytes for AES-GCM, 10 for HMAC-SHA1-80) and, for
@@ -57,6 +60,8 @@ pub struct Offer {
     description: SessionDescription,
     socket: std::net::UdpSocket,
     credentials: Credentials,
+    /// Connect over ICE-TCP from this address once answered ([`Offer::over_tcp`]).
+    tcp_from: Option<IpAddr>,
 }
 
 impl Offer {
@@ -89,7 +94,19 @@ impl Offer {
             description,
             socket,
             credentials,
+            tcp_from: None,
         })
+    }
+
+    /// Once answered, run the session over ICE-TCP (RFC 6544) instead of UDP: connect from
+    /// `from` (any port) to the answer's `tcptype passive` candidate and send every datagram
+    /// as an RFC 4571 frame on that one connection. The offer itself is unchanged: a browser
+    /// whose UDP is blocked still offers its UDP host candidates, and a lite server never
+    /// sends to them. On loopback, a different `from` per viewer (127.x.y.z) makes them look
+    /// like viewers on different hosts to the server's per-address bounds.
+    pub fn over_tcp(mut self, from: IpAddr) -> Self {
+        self.tcp_from = Some(from);
+        self
     }
 
     /// POSTs the offer to `http` for `stream` (blocking) and accepts the answer.
@@ -137,15 +154,29 @@ impl Offer {
         let parsed = SessionDescription::parse(answer).map_err(|e| unusable(&e))?;
         let negotiated =
             sdp::accept_answer(&self.description, &parsed).map_err(|e| unusable(&e))?;
-        let local = self.socket.local_addr()?;
-        let remotes: Vec<SocketAddr> = (negotiated.remote_candidates.iter())
-            .filter(|c| c.is_udp())
-            .filter_map(|c| c.socket_addr())
-            .filter(|a| a.is_ipv4() == local.is_ipv4())
-            .collect();
-        if remotes.is_empty() {
-            return Err(ClientError::Answer("no UDP candidate".into()));
-        }
+        let (link, local, remotes) = match self.tcp_from {
+            None => {
+                let local = self.socket.local_addr()?;
+                let remotes: Vec<SocketAddr> = (negotiated.remote_candidates.iter())
+                    .filter(|c| c.is_udp())
+                    .filter_map(|c| c.socket_addr())
+                    .filter(|a| a.is_ipv4() == local.is_ipv4())
+                    .collect();
+                if remotes.is_empty() {
+                    return Err(ClientError::Answer("no UDP candidate".into()));
+                }
+                self.socket.set_nonblocking(true)?;
+                let socket = UdpSocket::from_std(self.socket);
+                (Link::Udp { socket, cmsg: None }, local, remotes)
+            }
+            Some(from) => {
+                let remote = passive_tcp_candidate(&parsed, from.is_ipv4())
+                    .ok_or_else(|| ClientError::Answer("no tcptype passive candidate".into()))?;
+                let link = TcpLink::connect(from, remote)?;
+                let local = link.local_addr()?;
+                (Link::Tcp(link), local, vec![remote])
+            }
+        };
         let fingerprint = (negotiated.remote_fingerprints.iter())
             .find(|f| f.algorithm.eq_ignore_ascii_case("sha-256"))
             .and_then(|f| <[u8; 32]>::try_from(f.bytes.as_slice()).ok())
@@ -168,9 +199,8 @@ impl Offer {
             &setup,
             Rng::system(),
         );
-        self.socket.set_nonblocking(true)?;
         Ok(Session {
-            socket: UdpSocket::from_std(self.socket),
+            link,
             local,
             peer,
             negotiated,
@@ -180,7 +210,6 @@ impl Offer {
             connected_at: None,
             closed: None,
             out: Vec::with_capacity(1500),
-            cmsg: None,
             tamper: 0,
             stats: SessionStats::default(),
         })
@@ -198,16 +227,31 @@ pub struct SessionStats {
     pub datagrams_out: u64,
     /// Bytes sent.
     pub bytes_out: u64,
-    /// Datagrams the socket refused (full buffer) or that could not be protected.
+    /// Datagrams the socket refused (full buffer; over TCP: the bounded buffer of frames
+    /// waiting for the socket was full, or the connection is over) or that could not be
+    /// protected.
     pub send_failed: u64,
     /// SRTP packets sent with a byte flipped on purpose ([`Session::tamper_next_rtp`]).
     pub tampered: u64,
 }
 
+/// What carries a session's datagrams.
+#[derive(Debug)]
+enum Link {
+    /// A UDP socket of its own.
+    Udp {
+        socket: UdpSocket,
+        /// Room for the kernel's receive timestamp, once asked for.
+        cmsg: Option<Vec<u8>>,
+    },
+    /// An ICE-TCP connection of its own.
+    Tcp(TcpLink),
+}
+
 /// A session with its peer connection.
 #[derive(Debug)]
 pub struct Session {
-    socket: UdpSocket,
+    link: Link,
     local: SocketAddr,
     peer: Peer,
     negotiated: Negotiated,
@@ -222,8 +266,6 @@ pub struct Session {
     /// When and why the connection ended.
     pub closed: Option<(Instant, DisconnectCause)>,
     out: Vec<u8>,
-    /// Room for the kernel's receive timestamp, once asked for.
-    cmsg: Option<Vec<u8>>,
     tamper: u32,
     /// Datagram counters.
     pub stats: SessionStats,
@@ -240,9 +282,27 @@ impl Session {
         &self.peer
     }
 
-    /// Our socket's address.
+    /// Our socket's address (over TCP, our end of the connection).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Whether the session runs over ICE-TCP ([`Offer::over_tcp`]).
+    pub fn is_tcp(&self) -> bool {
+        matches!(self.link, Link::Tcp(_))
+    }
+
+    /// Over TCP: the connection is over (closed by the server, failed). The peer connection
+    /// learns of it only when ICE consent expires.
+    pub fn link_ended(&self) -> bool {
+        matches!(&self.link, Link::Tcp(t) if t.ended)
+    }
+
+    pub(crate) fn tcp_mut(&mut self) -> Option<&mut TcpLink> {
+        match &mut self.link {
+            Link::Tcp(t) => Some(t),
+            Link::Udp { .. } => None,
+        }
     }
 
     /// True once SRTP keys are in place and until the connection ends.
@@ -250,29 +310,53 @@ impl Session {
         self.peer.is_connected()
     }
 
-    pub(crate) fn socket_mut(&mut self) -> &mut UdpSocket {
-        &mut self.socket
+    /// Registers the socket with `registry`: a UDP socket for reading, a TCP connection
+    /// also for writing (what the kernel did not take waits for it to become writable).
+    pub(crate) fn register(&mut self, registry: &Registry, token: Token) -> std::io::Result<()> {
+        match &mut self.link {
+            Link::Udp { socket, .. } => registry.register(socket, token, Interest::READABLE),
+            Link::Tcp(t) => registry.register(
+                t.stream_mut(),
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            ),
+        }
+    }
+
+    pub(crate) fn deregister(&mut self, registry: &Registry) -> std::io::Result<()> {
+        match &mut self.link {
+            Link::Udp { socket, .. } => registry.deregister(socket),
+            Link::Tcp(t) => registry.deregister(t.stream_mut()),
+        }
     }
 
     /// Asks the kernel to stamp each datagram with its arrival time (`SO_TIMESTAMPNS`), so
-    /// a busy client thread does not add its own delay to the latencies it measures.
+    /// a busy client thread does not add its own delay to the latencies it measures. A TCP
+    /// stream has no per-datagram stamps: over TCP this does nothing, and a frame's arrival
+    /// is when it is read.
     pub(crate) fn enable_kernel_timestamps(&mut self) -> std::io::Result<()> {
         use nix::sys::socket::{setsockopt, sockopt::ReceiveTimestampns};
-        setsockopt(&self.socket, ReceiveTimestampns, &true).map_err(std::io::Error::from)?;
-        self.cmsg = Some(nix::cmsg_space!(nix::sys::time::TimeSpec));
+        if let Link::Udp { socket, cmsg } = &mut self.link {
+            setsockopt(&*socket, ReceiveTimestampns, &true).map_err(std::io::Error::from)?;
+            *cmsg = Some(nix::cmsg_space!(nix::sys::time::TimeSpec));
+        }
         Ok(())
     }
 
-    /// Receives one datagram from the socket into `buf`: `Ok(None)` when none is waiting.
-    /// The third field is when the kernel received it, if kernel timestamps are on.
+    /// Receives one datagram from the UDP socket into `buf`: `Ok(None)` when none is
+    /// waiting (and always over TCP). The third field is when the kernel received it, if
+    /// kernel timestamps are on.
     pub(crate) fn recv(
         &mut self,
         buf: &mut [u8],
     ) -> std::io::Result<Option<(usize, SocketAddr, Option<Instant>)>> {
+        let Link::Udp { socket, cmsg } = &mut self.link else {
+            return Ok(None);
+        };
         loop {
-            let got = match self.cmsg.as_mut() {
-                Some(cmsg) => recv_stamped(&self.socket, buf, cmsg),
-                None => self.socket.recv_from(buf).map(|(n, from)| (n, from, None)),
+            let got = match cmsg.as_mut() {
+                Some(cmsg) => recv_stamped(socket, buf, cmsg),
+                None => socket.recv_from(buf).map(|(n, from)| (n, from, None)),
             };
             match got {
                 Ok((n, from, at)) => {
@@ -360,18 +444,19 @@ impl Session {
     }
 
     fn send_raw_to(&mut self, datagram: &[u8], to: SocketAddr) -> bool {
-        match self.socket.send_to(datagram, to) {
-            Ok(_) => {
-                self.stats.datagrams_out += 1;
-                self.stats.bytes_out += datagram.len() as u64;
-                true
-            }
+        let sent = match &mut self.link {
             // A full socket buffer loses the datagram, as a network would.
-            Err(_) => {
-                self.stats.send_failed += 1;
-                false
-            }
+            Link::Udp { socket, .. } => socket.send_to(datagram, to).is_ok(),
+            // The connection goes to the one remote the agent checks.
+            Link::Tcp(t) => to == t.remote && t.send(datagram),
+        };
+        if sent {
+            self.stats.datagrams_out += 1;
+            self.stats.bytes_out += datagram.len() as u64;
+        } else {
+            self.stats.send_failed += 1;
         }
+        sent
     }
 
     /// Protects `packet` in the reused send buffer with `protect` and sends it.
@@ -415,6 +500,22 @@ impl Transport for Session {
     fn send_rtcp(&mut self, packet: &[u8]) -> bool {
         self.send_protected(packet, false)
     }
+}
+
+/// The answer's `tcptype passive` host candidate of the family asked for (RFC 6544 §4.5), from
+/// its first media section (all are bundled). The negotiated transport keeps UDP candidates
+/// only, so the answer's own lines are read here.
+fn passive_tcp_candidate(answer: &SessionDescription, ipv4: bool) -> Option<SocketAddr> {
+    let first = answer.media.first()?;
+    let passive = |c: &rtc::sdp::Candidate| {
+        c.component == 1
+            && c.transport.eq_ignore_ascii_case("tcp")
+            && (c.extensions.iter()).any(|(k, v)| k == "tcptype" && v == "passive")
+    };
+    (first.attrs().candidates())
+        .filter(passive)
+        .filter_map(|c| c.socket_addr())
+        .find(|a| a.is_ipv4() == ipv4)
 }
 
 /// `recvmsg` with the `SO_TIMESTAMPNS` control message, the stamp turned into an `Instant`.

@@ -261,6 +261,10 @@ pub struct Viewer {
     pub latencies_us: Vec<u32>,
     /// When the first RTP packet arrived.
     pub first_media_at: Option<Instant>,
+    /// When the first video packet with the marker bit arrived: the end of the first frame
+    /// (RFC 7741 §4.1), which the server's keyframe cache makes a keyframe. Read from the
+    /// plain RTP header, so counting viewers that decrypt few packets see it too.
+    pub first_frame_at: Option<Instant>,
     /// When RTCP BYE came, and for which SSRCs.
     pub bye: Option<(Instant, Vec<u32>)>,
     /// Sender Reports received.
@@ -297,6 +301,7 @@ impl Viewer {
             ssrcs: Vec::new(),
             latencies_us: Vec::new(),
             first_media_at: None,
+            first_frame_at: None,
             bye: None,
             sender_reports: 0,
             nacks_sent: 0,
@@ -356,13 +361,19 @@ impl Viewer {
             return;
         };
         let (seq, ssrc) = (u16::from_be_bytes(seq), u32::from_be_bytes(ssrc));
-        self.count(now, ssrc, pt & 0x7f, seq, datagram.len());
+        let marker = pt & 0x80 != 0;
+        self.count(now, ssrc, (pt & 0x7f, marker), seq, datagram.len());
     }
 
-    fn count(&mut self, now: Instant, ssrc: u32, pt: u8, seq: u16, len: usize) {
+    /// Counts a packet of `ssrc` with payload type and marker bit `pt`.
+    fn count(&mut self, now: Instant, ssrc: u32, pt: (u8, bool), seq: u16, len: usize) {
+        let (pt, marker) = pt;
         self.first_media_at.get_or_insert(now);
         if Some(pt) == self.video_pt {
             self.video_ssrc = Some(ssrc);
+            if marker {
+                self.first_frame_at.get_or_insert(now);
+            }
         }
         let i = match self.ssrcs.iter().position(|s| s.ssrc == ssrc) {
             Some(i) => i,
@@ -394,7 +405,8 @@ impl Viewer {
             return;
         }
         let seq = view.sequence_number();
-        self.count(now, view.ssrc(), view.payload_type(), seq, packet.len());
+        let pt = (view.payload_type(), view.marker());
+        self.count(now, view.ssrc(), pt, seq, packet.len());
         if Some(view.payload_type()) != self.video_pt {
             return;
         }

@@ -93,6 +93,7 @@ fn the_binary_knows_its_flags() {
         "--server",
         "--leanrtc",
         "--str0m",
+        "--viewer-transport",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }

@@ -9,6 +9,7 @@
 pub mod cc;
 pub mod demux;
 pub mod dtls;
+pub mod framing;
 pub mod ice;
 pub mod net;
 pub mod peer;

@@ -34,6 +34,12 @@ pub struct Config {
     /// Default: the number of CPUs this process may run on.
     #[arg(long, env = "LEANRTC_THREADS", value_parser = clap::value_parser!(u16).range(1..=255))]
     pub threads: Option<u16>,
+    /// Passive ICE-TCP (RFC 6544) for clients whose networks block UDP: `IP:PORT` to listen
+    /// on, or `off`. By default the --udp address and port number (TCP and UDP ports are
+    /// separate, so both can be 8189). Announced as `tcptype passive` candidates at a lower
+    /// priority than UDP.
+    #[arg(long, env = "LEANRTC_TCP", value_parser = tcp_setting)]
+    pub tcp: Option<TcpSetting>,
 
     /// IP to announce in ICE candidates (for 1:1 NAT, e.g. a cloud VM's public address).
     /// Repeat or comma-separate for several. Announced before the local addresses.
@@ -66,6 +72,30 @@ pub struct Config {
     #[arg(long, env = "LEANRTC_WATCH_TOKEN", hide_env_values = true, value_parser = non_empty)]
     pub watch_token: Option<String>,
 
+    /// Pull streams this node does not have from another WHEP server, `http://HOST:PORT`
+    /// (issue 11): a viewer's request for such a stream opens one relay session to
+    /// `URL/whep/{stream}`, shared by every local viewer and closed 10 s after the last
+    /// leaves.
+    #[arg(long, env = "LEANRTC_ORIGIN", value_parser = origin_url)]
+    pub origin: Option<crate::http::client::HttpUrl>,
+
+    /// Join a cluster whose stream directory is this Redis, `redis://HOST:PORT[/DB]`
+    /// (issue 11): streams published here are claimed there (a second publisher of a name
+    /// on any node gets 409), and a viewer's request for a stream another node holds is
+    /// served by relaying from it.
+    #[arg(long, env = "LEANRTC_CLUSTER")]
+    pub cluster: Option<String>,
+
+    /// How the other nodes of the cluster reach this node's HTTP, `http://HOST:PORT`
+    /// (default: the --http address, when it names one).
+    #[arg(long, env = "LEANRTC_NODE_URL", value_parser = origin_url)]
+    pub node_url: Option<crate::http::client::HttpUrl>,
+
+    /// Bearer token this node presents to its origin and to the other nodes of its cluster
+    /// (default: --token, else --watch-token: nodes of one site share them).
+    #[arg(long, env = "LEANRTC_CLUSTER_TOKEN", hide_env_values = true, value_parser = non_empty)]
+    pub cluster_token: Option<String>,
+
     /// File of `STREAM KEY` lines: publishing STREAM needs its KEY as the Bearer token (or the
     /// publish token); streams not listed need the publish token. Reloaded on SIGHUP.
     #[arg(long, env = "LEANRTC_STREAM_KEYS")]
@@ -90,6 +120,15 @@ pub struct Config {
     /// `stun:stun.example.org:3478`. Repeat or comma-separate for several.
     #[arg(long, env = "LEANRTC_ICE_SERVER", value_delimiter = ',')]
     pub ice_server: Vec<String>,
+
+    /// Username for the `turn:`/`turns:` servers of --ice-server, handed to clients with
+    /// them (a TURN server admits no one without credentials). Needs --ice-server-credential.
+    #[arg(long, env = "LEANRTC_ICE_SERVER_USERNAME", value_parser = link_param, requires = "ice_server_credential")]
+    pub ice_server_username: Option<String>,
+
+    /// Password for the `turn:`/`turns:` servers of --ice-server (see --ice-server-username).
+    #[arg(long, env = "LEANRTC_ICE_SERVER_CREDENTIAL", hide_env_values = true, value_parser = link_param, requires = "ice_server_username")]
+    pub ice_server_credential: Option<String>,
 
     /// Test only: drop this percentage of outgoing media packets (to exercise NACK).
     #[arg(long, hide = true, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
@@ -136,6 +175,52 @@ impl Config {
     }
 }
 
+/// Where ICE-TCP listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpSetting {
+    /// Not at all.
+    Off,
+    /// On this address.
+    Addr(SocketAddr),
+}
+
+impl Config {
+    /// The ICE-TCP address for a UDP socket bound to `udp` (its real port, when --udp asked
+    /// for port 0), or `None` when TCP is off.
+    pub fn tcp_addr(&self, udp: SocketAddr) -> Option<SocketAddr> {
+        match self.tcp {
+            None => Some(udp),
+            Some(TcpSetting::Addr(addr)) => Some(addr),
+            Some(TcpSetting::Off) => None,
+        }
+    }
+}
+
+/// `http://HOST[:PORT][/PATH]`.
+fn origin_url(s: &str) -> Result<crate::http::client::HttpUrl, String> {
+    crate::http::client::HttpUrl::parse(s).map_err(|e| e.to_string())
+}
+
+impl Config {
+    /// The token this node shows other nodes.
+    pub fn token_for_origin(&self) -> Option<String> {
+        (self.cluster_token.as_ref())
+            .or(self.token.as_ref())
+            .or(self.watch_token.as_ref())
+            .cloned()
+    }
+}
+
+/// `off`, or `IP:PORT`.
+fn tcp_setting(s: &str) -> Result<TcpSetting, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(TcpSetting::Off);
+    }
+    s.parse()
+        .map(TcpSetting::Addr)
+        .map_err(|_| format!("{s:?} is neither IP:PORT nor `off`"))
+}
+
 /// `IP:PORT`, `HOST:PORT` (resolved now; IPv4 preferred) or `:PORT` (all IPv4 addresses).
 fn http_addr(s: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = s.parse() {
@@ -164,6 +249,15 @@ fn non_empty(s: &str) -> Result<String, String> {
     }
     if s.chars().any(|c| c.is_control() || c == ' ') {
         return Err("a token may not hold spaces or control characters".into());
+    }
+    Ok(s.to_owned())
+}
+
+/// A value that goes into a quoted `Link` parameter (RFC 8288 §3): no quote, backslash or
+/// control character, not empty.
+fn link_param(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+        return Err("may not be empty or hold quotes, backslashes or control characters".into());
     }
     Ok(s.to_owned())
 }
@@ -223,6 +317,25 @@ mod tests {
         assert_eq!(dtls(&["--dtls", "1.2"]).unwrap(), DtlsVersions::Only12);
         assert_eq!(dtls(&["--dtls", "1.3"]).unwrap(), DtlsVersions::Only13);
         assert!(dtls(&["--dtls", "1.0"]).is_err());
+    }
+
+    #[test]
+    fn tcp_follows_udp_unless_told_otherwise() {
+        let udp: SocketAddr = "0.0.0.0:40000".parse().unwrap();
+        let tcp = |args: &[&str]| {
+            let mut all = vec!["leanrtc"];
+            all.extend_from_slice(args);
+            Config::try_parse_from(all).map(|c| c.tcp_addr(udp))
+        };
+        assert_eq!(tcp(&[]).unwrap(), Some(udp));
+        assert_eq!(tcp(&["--tcp", "off"]).unwrap(), None);
+        assert_eq!(tcp(&["--tcp", "OFF"]).unwrap(), None);
+        assert_eq!(
+            tcp(&["--tcp", "127.0.0.1:443"]).unwrap(),
+            Some("127.0.0.1:443".parse().unwrap())
+        );
+        let err = tcp(&["--tcp", "yes"]).unwrap_err().to_string();
+        assert!(err.contains("neither IP:PORT nor `off`"), "{err}");
     }
 
     #[test]

@@ -64,6 +64,63 @@ pub enum Command {
     Metrics {
         reply: oneshot::Sender<crate::sfu::MetricsPart>,
     },
+    /// About the streams this node relays from another one (shard 0).
+    Relay(RelayCommand),
+}
+
+/// What the relays' keeper (`crate::relay`) asks of shard 0, which holds every relay's
+/// session: a WHEP client session toward the origin that feeds a local live stream like a
+/// publisher (issue 11).
+#[derive(Debug)]
+pub enum RelayCommand {
+    /// Make the WHEP offer to pull `stream` (`Ok(None)`: it is published or played here,
+    /// nothing to relay).
+    Offer {
+        stream: String,
+        reply: oneshot::Sender<Result<Option<String>, EngineError>>,
+    },
+    /// The origin answered the offer; `location` is its session's URL (for the DELETE).
+    /// Replies with the URL of the relay session it replaces, if any.
+    Answer {
+        stream: String,
+        answer: String,
+        location: String,
+        reply: oneshot::Sender<Result<Option<String>, EngineError>>,
+    },
+    /// The offer came to nothing (the origin refused, or could not be reached): forget it,
+    /// and the relay if it has no session.
+    Withdraw { stream: String },
+    /// Forget the offer (the origin refused it) or close the relay, and end its stream if
+    /// the relay feeds it; the origin session's URL, to DELETE it there.
+    Close {
+        stream: String,
+        reply: oneshot::Sender<Option<String>>,
+    },
+    /// Every relay's state.
+    List {
+        reply: oneshot::Sender<Vec<RelayStatus>>,
+    },
+}
+
+impl From<RelayCommand> for Command {
+    fn from(cmd: RelayCommand) -> Self {
+        Command::Relay(cmd)
+    }
+}
+
+/// One relay's state, as shard 0 sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayStatus {
+    /// The stream.
+    pub stream: String,
+    /// The origin session's URL, once answered.
+    pub location: Option<String>,
+    /// Its session exists and has not closed (it may still be connecting).
+    pub alive: bool,
+    /// Its ICE and DTLS are up: media can flow.
+    pub connected: bool,
+    /// How long since media last came from the origin (or since it was answered).
+    pub silent_for: std::time::Duration,
 }
 
 /// A session that was created.
@@ -91,7 +148,7 @@ pub enum Patched {
 pub struct StreamInfo {
     /// The stream's name.
     pub name: String,
-    /// `live` (published with WHIP) or `file`.
+    /// `live` (published with WHIP), `file`, or `relay` (pulled from another node).
     pub kind: &'static str,
     /// Codec names, e.g. `["VP8", "opus"]`.
     pub codecs: Vec<String>,
@@ -295,6 +352,12 @@ impl EngineHandle {
         let k = self.shard_for(&cmd);
         self.send_to(k, cmd)?;
         rx.await.map_err(|_| CallError::Gone)
+    }
+
+    /// Sends a command that needs no reply to the thread it goes to.
+    pub fn send(&self, cmd: Command) -> Result<(), CallError> {
+        let k = self.shard_for(&cmd);
+        self.send_to(k, cmd)
     }
 
     fn send_to(&self, k: usize, cmd: Command) -> Result<(), CallError> {

@@ -1,13 +1,16 @@
 //! The `leanrtc` binary: flags, logging, the media thread and the HTTP server.
 
+mod cluster;
 mod config;
 mod control;
 mod engine;
 mod http;
 mod recorder;
+mod relay;
 mod router;
 mod sfu;
 mod sources;
+mod tcp;
 mod udp;
 
 use anyhow::Context;
@@ -70,15 +73,23 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind(config.http)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
+    let directory = directory(&config, listener.local_addr()?, &engine)?;
     tracing::info!(
         http = %listener.local_addr()?, udp = %udp_addr,
         "leanrtc {} ready: open http://{}/", env!("CARGO_PKG_VERSION"), listener.local_addr()?
     );
+    let relays = relays(&config, &engine, directory.clone());
     let app = http::router(http::AppState {
         engine,
         access,
         ice_servers: config.ice_server.clone(),
+        ice_credentials: config
+            .ice_server_username
+            .clone()
+            .zip(config.ice_server_credential.clone()),
         body_timeout: config.http_body_timeout,
+        relays,
+        directory,
     });
     let limits = http::Limits {
         header_timeout: config.http_header_timeout,
@@ -91,6 +102,51 @@ async fn serve(
     http::serve(listener, app, limits, shutdown_signal())
         .await
         .context("HTTP server failed")
+}
+
+/// With `--origin` or `--cluster`, the relays' keeper (started here) that pulls streams
+/// this node does not have.
+fn relays(
+    config: &Config,
+    engine: &EngineHandle,
+    directory: Option<Arc<cluster::Directory>>,
+) -> Option<Arc<relay::Relays>> {
+    if config.origin.is_none() && directory.is_none() {
+        return None;
+    }
+    if let Some(origin) = &config.origin {
+        tracing::info!(%origin, "streams not found here are pulled from the origin");
+    }
+    let relays = Arc::new(relay::Relays::new(
+        engine.clone(),
+        config.origin.clone(),
+        directory,
+        config.token_for_origin(),
+    ));
+    tokio::spawn(Arc::clone(&relays).keep());
+    Some(relays)
+}
+
+/// With `--cluster`, the stream directory in Redis and its keeper (started here).
+fn directory(
+    config: &Config,
+    http: SocketAddr,
+    engine: &EngineHandle,
+) -> anyhow::Result<Option<Arc<cluster::Directory>>> {
+    let Some(url) = &config.cluster else {
+        return Ok(None);
+    };
+    let node = match &config.node_url {
+        Some(node) => node.to_string(),
+        None if !http.ip().is_unspecified() => format!("http://{http}"),
+        None => anyhow::bail!(
+            "--cluster needs --node-url (how the other nodes reach this one's HTTP) when --http listens on every address"
+        ),
+    };
+    let directory = Arc::new(cluster::Directory::new(url, node).map_err(anyhow::Error::msg)?);
+    tracing::info!(node = %directory.node(), "cluster: streams are claimed in and looked up from Redis");
+    tokio::spawn(Arc::clone(&directory).keep(engine.clone()));
+    Ok(Some(directory))
 }
 
 /// The access rules from the flags; a keys file or hook URL that cannot be used stops the start.

@@ -9,6 +9,7 @@
 //! target/release/leanrtc-bench --scenario b,c --duration 5
 //! target/release/leanrtc-bench --scenario a-1000,c-storm --threads 1,2 \
 //!     --server leanrtc,str0m,str0m-batched --perf
+//! target/release/leanrtc-bench --scenario a-100 --server leanrtc --viewer-transport udp,tcp
 //! ```
 
 use std::net::SocketAddr;
@@ -16,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bench::load::report::{self, RunResult};
-use bench::load::run::{self, Options};
+use bench::load::run::{self, Options, ViewerTransport};
 use bench::load::scenario::Scenario;
 use bench::load::server::{Server, ServerKind, ServerSpec, find_binary};
 use bench::load::{BenchError, procfs};
@@ -50,6 +51,11 @@ struct Args {
     /// as a ratio against the one-thread run, with each thread's share of the load.
     #[arg(long, value_delimiter = ',')]
     threads: Vec<usize>,
+    /// What carries the viewers' sessions, comma-separated: udp, tcp (ICE-TCP to leanrtc's
+    /// passive candidate, RFC 4571 framing). With a list, each server runs once with each,
+    /// named SERVER-udp and SERVER-tcp, and the report adds the ratio tcp/udp.
+    #[arg(long, value_delimiter = ',')]
+    viewer_transport: Vec<String>,
     /// Profile the server over each measured window (`perf record -g`; the top entries of
     /// `perf report --no-children` go to the report). Costs the server a little CPU.
     #[arg(long)]
@@ -137,9 +143,59 @@ fn binary(args: &Args, kind: ServerKind) -> Result<PathBuf, BenchError> {
     })
 }
 
+/// The viewer transports asked for (none: UDP, and names without a suffix).
+fn transports(args: &Args, specs: &[ServerSpec]) -> Result<Vec<ViewerTransport>, BenchError> {
+    let list = (args.viewer_transport.iter())
+        .map(|t| ViewerTransport::parse(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    if list.contains(&ViewerTransport::Tcp) && specs.iter().any(|s| s.kind != ServerKind::Leanrtc) {
+        return Err(BenchError::Usage(
+            "--viewer-transport tcp needs ICE-TCP, which only leanrtc serves".into(),
+        ));
+    }
+    Ok(list)
+}
+
+/// A run's name: the server's, with the viewers' transport when a list was given.
+fn run_name(spec: &ServerSpec, transport: Option<ViewerTransport>) -> String {
+    match transport {
+        Some(t) => format!("{}-{}", spec.name, t.name()),
+        None => spec.name.clone(),
+    }
+}
+
+/// The ratio rows: the servers' pairs within each transport, and tcp/udp for each server.
+fn ratio_pairs(specs: &[ServerSpec], transports: &[ViewerTransport]) -> Vec<(String, String)> {
+    let pairs = ServerSpec::ratio_pairs(specs);
+    if transports.is_empty() {
+        return pairs;
+    }
+    let mut out = Vec::new();
+    if transports.contains(&ViewerTransport::Tcp) && transports.contains(&ViewerTransport::Udp) {
+        out.extend(specs.iter().map(|s| {
+            (
+                run_name(s, Some(ViewerTransport::Tcp)),
+                run_name(s, Some(ViewerTransport::Udp)),
+            )
+        }));
+    }
+    for t in transports {
+        let named = |n: &str| format!("{n}-{}", t.name());
+        out.extend(pairs.iter().map(|(a, b)| (named(a), named(b))));
+    }
+    out
+}
+
 fn bench(args: &Args) -> Result<(), BenchError> {
     let scenarios = Scenario::parse_list(&args.scenario, &args.viewers)?;
     let specs = specs(args)?;
+    let transports = transports(args, &specs)?;
+    // No list: one run per server, over UDP, named as before.
+    let runs: Vec<Option<ViewerTransport>> = if transports.is_empty() {
+        vec![None]
+    } else {
+        transports.iter().copied().map(Some).collect()
+    };
     let binaries = (specs.iter())
         .map(|s| {
             if args.attach.is_some() {
@@ -176,28 +232,34 @@ fn bench(args: &Args) -> Result<(), BenchError> {
     let mut results: Vec<RunResult> = Vec::new();
     for scenario in &scenarios {
         for (spec, path) in specs.iter().zip(&binaries) {
-            eprintln!("leanrtc-bench: {} against {} …", scenario.name, spec.name);
-            let server = match args.attach {
-                Some(http) => Server::attach(spec.kind, http, args.attach_pid),
-                None => Server::start_spec(spec, path)?,
-            };
-            let mut result = run::run(scenario, server, &opts)?;
-            result.server = spec.name.clone();
-            eprintln!(
-                "leanrtc-bench: {} receiving {}/{}, server CPU {}",
-                spec.name,
-                result.receiving,
-                result.viewers,
-                result
-                    .server_cpu
-                    .map_or("?".into(), |c| format!("{:.1} %", c * 100.0))
-            );
-            results.push(result);
-            // Let sockets and the scheduler settle between runs.
-            std::thread::sleep(Duration::from_secs(1));
+            for &transport in &runs {
+                let name = run_name(spec, transport);
+                eprintln!("leanrtc-bench: {} against {name} …", scenario.name);
+                let server = match args.attach {
+                    Some(http) => Server::attach(spec.kind, http, args.attach_pid),
+                    None => Server::start_spec(spec, path)?,
+                };
+                let opts = Options {
+                    viewer_transport: transport.unwrap_or_default(),
+                    ..opts.clone()
+                };
+                let mut result = run::run(scenario, server, &opts)?;
+                result.server = name.clone();
+                eprintln!(
+                    "leanrtc-bench: {name} receiving {}/{}, server CPU {}",
+                    result.receiving,
+                    result.viewers,
+                    result
+                        .server_cpu
+                        .map_or("?".into(), |c| format!("{:.1} %", c * 100.0))
+                );
+                results.push(result);
+                // Let sockets and the scheduler settle between runs.
+                std::thread::sleep(Duration::from_secs(1));
+            }
         }
     }
-    let mut table = report::table(&results, &ServerSpec::ratio_pairs(&specs));
+    let mut table = report::table(&results, &ratio_pairs(&specs, &transports));
     if !args.threads.is_empty() || results.iter().any(|r| !r.shards.is_empty()) {
         table += &format!(
             "\nPer-thread balance over each window (the server's per-shard `/metrics`; \
@@ -222,7 +284,10 @@ fn bench(args: &Args) -> Result<(), BenchError> {
     }
     println!("{table}\n{notes}");
     if !args.no_write {
-        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        let names: Vec<String> = (specs.iter())
+            .flat_map(|s| runs.iter().map(move |&t| run_name(s, t)))
+            .collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let text = document(&names, &opts, load_at_start, &table, &notes);
         let path = report::write_results(&args.out, args.name.as_deref(), &text)?;
         eprintln!("leanrtc-bench: wrote {}", path.display());
@@ -259,7 +324,15 @@ fn document(
          the window. *latency*: the kernel's receive time at the viewer's socket \
          (SO_TIMESTAMPNS) − the publisher's send stamp, from the packets decrypted; a frame's packets leave the publisher together, so this \
          includes the server's fan-out of the whole frame to every viewer. *connect*: \
-         POST → first media packet. *handshakes/s*: viewers connected (ICE + DTLS) / (last \
+         POST → first media packet. *first frame*: POST → the first video packet with the \
+         marker bit (the end of the first frame, a keyframe from the server's cache). \
+         *SERVER-udp / SERVER-tcp* (`--viewer-transport`): the viewers' sessions over UDP, \
+         or over ICE-TCP (each viewer's own TCP connection to the server's passive candidate, \
+         every datagram an RFC 4571 frame, from its own 127.1.x.y address); TCP has no \
+         kernel receive stamps, so over TCP *latency*, *connect* and *first frame* end when \
+         the viewers' thread read the bytes (the read delay of UDP runs, in the notes, shows \
+         what that adds), and the *tcp/udp* row divides the TCP run's figures by the UDP \
+         run's. *handshakes/s*: viewers connected (ICE + DTLS) / (last \
          connection − first POST); in a join storm it cannot exceed the POST rate (500 in 1 s). \
          *handshakes / CPU-s*: viewers receiving / the server's CPU time from the first viewer \
          POST until all receive (what the server could do with a whole core). *load gen CPU*: this process over the window. \
@@ -299,4 +372,53 @@ fn document(
         decrypt = opts.decrypt_one_in,
         servers = servers.join(", "),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Args {
+        Args::parse_from(std::iter::once("leanrtc-bench").chain(list.iter().copied()))
+    }
+
+    #[test]
+    fn transports_name_the_runs_and_pair_tcp_with_udp() {
+        let a = args(&[
+            "--server",
+            "leanrtc",
+            "--threads",
+            "1,2",
+            "--viewer-transport",
+            "udp,tcp",
+        ]);
+        let list = specs(&a).unwrap();
+        let t = transports(&a, &list).unwrap();
+        assert_eq!(t, [ViewerTransport::Udp, ViewerTransport::Tcp]);
+        let pairs = ratio_pairs(&list, &t);
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (&**a, &**b)).collect();
+        assert_eq!(
+            pairs,
+            [
+                ("leanrtc-t1-tcp", "leanrtc-t1-udp"),
+                ("leanrtc-t2-tcp", "leanrtc-t2-udp"),
+                ("leanrtc-t2-udp", "leanrtc-t1-udp"),
+                ("leanrtc-t2-tcp", "leanrtc-t1-tcp"),
+            ]
+        );
+        // Without the option, runs and ratios are named as before.
+        let a = args(&["--server", "leanrtc,str0m"]);
+        let list = specs(&a).unwrap();
+        assert!(transports(&a, &list).unwrap().is_empty());
+        assert_eq!(ratio_pairs(&list, &[]), ServerSpec::ratio_pairs(&list));
+        assert_eq!(run_name(&list[0], None), "leanrtc");
+    }
+
+    #[test]
+    fn tcp_viewers_need_leanrtc() {
+        let a = args(&["--server", "both", "--viewer-transport", "tcp"]);
+        assert!(transports(&a, &specs(&a).unwrap()).is_err());
+        let a = args(&["--server", "leanrtc", "--viewer-transport", "udp,quic"]);
+        assert!(transports(&a, &specs(&a).unwrap()).is_err());
+    }
 }

@@ -53,8 +53,11 @@ pub struct ClientSnap {
     pub posted_at: Instant,
     /// When ICE and DTLS were up.
     pub connected_at: Option<Instant>,
-    /// Viewers: when the first media packet arrived (the kernel's stamp).
+    /// Viewers: when the first media packet arrived (the kernel's stamp over UDP, the time
+    /// it was read over TCP).
     pub first_media_at: Option<Instant>,
+    /// Viewers: when the end of the first video frame arrived (as `first_media_at`).
+    pub first_frame_at: Option<Instant>,
     /// Its connection ended.
     pub closed: bool,
     /// Viewers: RTP packets received; publishers: RTP packets sent.
@@ -234,7 +237,7 @@ fn scan(d: &Driver, progress: &Progress) {
             continue;
         };
         connected += usize::from(session.connected_at.is_some());
-        closed += usize::from(session.closed.is_some());
+        closed += usize::from(session.closed.is_some() || session.link_ended());
         let has_media = match (d.viewer(id), d.publisher(id)) {
             (Some(v), _) => v.first_media_at.is_some(),
             (_, Some(p)) => p.stats.packets > 0,
@@ -265,13 +268,15 @@ fn snapshot(d: &mut Driver, marks: &mut Vec<usize>) -> Snapshot {
             posted_at: session.posted_at,
             connected_at: session.connected_at,
             first_media_at: None,
-            closed: session.closed.is_some(),
+            first_frame_at: None,
+            closed: session.closed.is_some() || session.link_ended(),
             packets: 0,
             unique: 0,
             expected: 0,
         };
         if let Some(v) = d.viewer(id) {
             snap.first_media_at = v.first_media_at;
+            snap.first_frame_at = v.first_frame_at;
             for s in &v.ssrcs {
                 snap.packets += s.packets;
                 snap.unique += s.unique;

@@ -13,6 +13,8 @@ const SHARD_RECEIVED: &str = "leanrtc_shard_datagrams_received_total";
 const SHARD_BUSY: &str = "leanrtc_shard_busy_seconds_total";
 /// The process-wide counter both servers export (`leanrtc_…` or `str0m_sfu_…`).
 const SENT_SUFFIX: &str = "udp_datagrams_sent_total";
+/// leanrtc's frames queued to ICE-TCP connections (issue 13): sent, for a TCP viewer.
+const TCP_SENT: &str = "leanrtc_tcp_frames_sent_total";
 
 /// One media thread's counters at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -32,7 +34,8 @@ pub struct Shard {
 /// What one `/metrics` read says.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Metrics {
-    /// `*_udp_datagrams_sent_total`.
+    /// `*_udp_datagrams_sent_total`, plus `leanrtc_tcp_frames_sent_total` when exported
+    /// (the datagrams that went out as RFC 4571 frames instead).
     pub sent: Option<u64>,
     /// Each shard, in the order the text first names it.
     pub shards: Vec<Shard>,
@@ -73,10 +76,16 @@ fn label<'a>(labels: &'a str, key: &str) -> Option<&'a str> {
 /// Reads the figures the bench uses from `/metrics` text; anything else is ignored.
 pub fn parse(text: &str) -> Metrics {
     let mut out = Metrics::default();
+    // Counters are integers; a negative or fractional one is not ours.
+    let count = |v: f64| (v >= 0.0 && v.fract() == 0.0).then_some(v as u64);
+    let (mut udp, mut tcp) = (None, None);
     for (name, shard, value) in text.lines().filter_map(sample) {
-        if out.sent.is_none() && shard.is_none() && name.ends_with(SENT_SUFFIX) {
-            // Counters are integers; a negative or fractional one is not ours.
-            out.sent = (value >= 0.0 && value.fract() == 0.0).then_some(value as u64);
+        if udp.is_none() && shard.is_none() && name.ends_with(SENT_SUFFIX) {
+            udp = Some(count(value));
+            continue;
+        }
+        if tcp.is_none() && shard.is_none() && name == TCP_SENT {
+            tcp = Some(count(value));
             continue;
         }
         let Some(id) = shard else { continue };
@@ -101,6 +110,11 @@ pub fn parse(text: &str) -> Metrics {
             *field(s) = Some(value);
         }
     }
+    out.sent = match (udp, tcp) {
+        (Some(Some(u)), None) => Some(u),
+        (Some(Some(u)), Some(Some(t))) => Some(u + t),
+        _ => None,
+    };
     out
 }
 
@@ -174,6 +188,16 @@ leanrtc_sessions 7
             (s1.id.as_str(), s1.received, s1.busy_seconds),
             ("1", Some(70.0), Some(0.15))
         );
+    }
+
+    #[test]
+    fn frames_sent_over_ice_tcp_count_as_sent() {
+        let text = "leanrtc_tcp_frames_sent_total 300\nleanrtc_udp_datagrams_sent_total 20\n";
+        assert_eq!(parse(text).sent, Some(320));
+        // Without the UDP counter, no total: the server is not one we know.
+        assert_eq!(parse("leanrtc_tcp_frames_sent_total 300\n").sent, None);
+        let bad = "leanrtc_udp_datagrams_sent_total 20\nleanrtc_tcp_frames_sent_total 1.5\n";
+        assert_eq!(parse(bad).sent, None);
     }
 
     #[test]

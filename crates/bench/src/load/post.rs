@@ -27,6 +27,8 @@ pub struct Job {
     pub thread: usize,
     /// A publisher's media.
     pub publisher: Option<PublisherConfig>,
+    /// Over ICE-TCP from this address ([`Offer::over_tcp`]); None: over UDP.
+    pub tcp_from: Option<IpAddr>,
 }
 
 /// What the POSTing threads did.
@@ -102,8 +104,11 @@ fn post(
             Codec::Opus,
         ],
     };
-    let offer = Offer::new(job.kind, IpAddr::V4(Ipv4Addr::LOCALHOST), codecs, dtls)
+    let mut offer = Offer::new(job.kind, IpAddr::V4(Ipv4Addr::LOCALHOST), codecs, dtls)
         .map_err(|e| e.to_string())?;
+    if let Some(from) = job.tcp_from {
+        offer = offer.over_tcp(from);
+    }
     let session = offer
         .post(http, &job.stream, Arc::clone(dtls))
         .map_err(|e| format!("POST {}: {e}", job.kind.path(&job.stream)))?;

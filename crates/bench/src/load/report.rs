@@ -44,6 +44,9 @@ pub struct RunResult {
     pub latency_samples: usize,
     /// POST → first media packet, p50 and p99, ms.
     pub connect_ms: Option<(f64, f64)>,
+    /// POST → the end of the first video frame (its packet with the marker bit), p50 and
+    /// p99, ms.
+    pub first_frame_ms: Option<(f64, f64)>,
     /// Viewers connected (ICE + DTLS) per second, from the first POST to the last connection.
     pub handshakes_per_s: Option<f64>,
     /// Viewers receiving media per second of server CPU time spent while they joined (from
@@ -151,7 +154,7 @@ fn number(v: f64, decimals: usize) -> String {
 type Column = (&'static str, fn(&RunResult) -> Cell);
 
 /// The table's columns after scenario and server: header and the cell of a run.
-const COLUMNS: [Column; 13] = [
+const COLUMNS: [Column; 14] = [
     ("viewers receiving", |r| {
         Cell::One(Some(r.receiving as f64), 0)
     }),
@@ -177,6 +180,9 @@ const COLUMNS: [Column; 13] = [
     }),
     ("latency ms p50 / p99", |r| Cell::Two(r.latency_ms, 2)),
     ("connect ms p50 / p99", |r| Cell::Two(r.connect_ms, 0)),
+    ("first frame ms p50 / p99", |r| {
+        Cell::Two(r.first_frame_ms, 0)
+    }),
     ("handshakes/s", |r| Cell::One(r.handshakes_per_s, 0)),
     ("handshakes / CPU-s", |r| {
         Cell::One(r.handshakes_per_cpu_s, 0)

@@ -4,6 +4,7 @@
 //! the server's CPU time and counters, our own CPU time and every client's counts.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -51,6 +52,57 @@ pub struct Options {
     /// Profile the server with `perf record` over the window (the top entries go to the
     /// report).
     pub perf: bool,
+    /// What carries the viewers' media (publishers always use UDP).
+    pub viewer_transport: ViewerTransport,
+}
+
+/// What carries a viewer's session: its own UDP socket, or its own ICE-TCP connection to
+/// the server's passive candidate (RFC 6544, RFC 4571 framing; leanrtc only).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ViewerTransport {
+    /// UDP.
+    #[default]
+    Udp,
+    /// ICE-TCP.
+    Tcp,
+}
+
+impl ViewerTransport {
+    /// Its name in tables and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ViewerTransport::Udp => "udp",
+            ViewerTransport::Tcp => "tcp",
+        }
+    }
+
+    /// Parses `udp` or `tcp`.
+    pub fn parse(name: &str) -> Result<Self, BenchError> {
+        match name.trim() {
+            "udp" => Ok(ViewerTransport::Udp),
+            "tcp" => Ok(ViewerTransport::Tcp),
+            other => Err(BenchError::Usage(format!(
+                "unknown viewer transport {other:?} (udp, tcp)"
+            ))),
+        }
+    }
+
+    /// Where viewer `i` connects from over TCP: 127.1.0.1, 127.1.0.2, … (250 per /24), so
+    /// the server sees many hosts, as it would in use: it bounds the connections of one
+    /// address that have not authenticated yet (16 for leanrtc), which a join storm from
+    /// one address would hit. None over UDP.
+    pub fn source(self, i: usize) -> Option<IpAddr> {
+        let i = u32::try_from(i).unwrap_or(u32::MAX);
+        let octet = |v: u32| u8::try_from(v % 250).unwrap_or(0);
+        (self == ViewerTransport::Tcp).then(|| {
+            IpAddr::V4(Ipv4Addr::new(
+                127,
+                1 + octet(i / 62_500),
+                octet(i / 250),
+                octet(i) + 1,
+            ))
+        })
+    }
 }
 
 impl Default for Options {
@@ -68,6 +120,7 @@ impl Default for Options {
             sample_ivf: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                 .join("../../samples/sample-vp8-640x360-30fps-10s.ivf"),
             perf: false,
+            viewer_transport: ViewerTransport::Udp,
         }
     }
 }
@@ -125,6 +178,7 @@ pub fn run(
             at: (scenario.join_within).map(|w| start + w.mul_f64(i as f64 / n.max(1) as f64)),
             thread: i,
             publisher: None,
+            tcp_from: opts.viewer_transport.source(i),
         })
         .collect();
     let concurrency = match scenario.join_within {
@@ -249,6 +303,7 @@ fn publisher_jobs(
                 at: None,
                 thread: 0,
                 publisher: Some(PublisherConfig::new(source.clone())),
+                tcp_from: None,
             })
             .collect()
     };
@@ -345,10 +400,14 @@ pub(crate) fn summarize(scenario: &Scenario, first: &Mark, last: &Mark, n: usize
     let delays: Vec<u32> = (last.snapshots.iter().skip(1))
         .flat_map(|s| s.read_delays_us.iter().copied())
         .collect();
-    let connects: Vec<f64> = (after.iter())
-        .filter_map(|v| Some(v.first_media_at?.saturating_duration_since(v.posted_at)))
-        .map(|d| d.as_secs_f64() * 1e3)
-        .collect();
+    let since_post = |at: fn(&ClientSnap) -> Option<Instant>| -> Vec<f64> {
+        (after.iter())
+            .filter_map(|v| Some(at(v)?.saturating_duration_since(v.posted_at)))
+            .map(|d| d.as_secs_f64() * 1e3)
+            .collect()
+    };
+    let connects = since_post(|v| v.first_media_at);
+    let first_frames = since_post(|v| v.first_frame_at);
     let handshakes = {
         let first_post = after.iter().map(|v| v.posted_at).min();
         let last_up = after.iter().filter_map(|v| v.connected_at).max();
@@ -389,6 +448,7 @@ pub(crate) fn summarize(scenario: &Scenario, first: &Mark, last: &Mark, n: usize
         latency_ms: stats::percentiles_us(&latencies),
         latency_samples: latencies.len(),
         connect_ms: stats::percentiles(&connects),
+        first_frame_ms: stats::percentiles(&first_frames),
         handshakes_per_s: handshakes,
         gen_cpu: (last.own_cpu.saturating_sub(first.own_cpu)).as_secs_f64() / wall.max(1e-9),
         gen_publisher_cpu: thread_cpu(0),

@@ -74,6 +74,7 @@ pub fn run_idle(
             at: None,
             thread: i,
             publisher: None,
+            tcp_from: opts.viewer_transport.source(i),
         })
         .collect();
     let count = |what: fn(&crate::load::clients::Progress) -> usize| {

@@ -61,6 +61,7 @@ pub fn run_watched(
                 at: None,
                 thread: i,
                 publisher: None,
+                tcp_from: opts.viewer_transport.source(i),
             })
             .collect()
     };

@@ -4,13 +4,11 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::responder::{Reply, Responder};
 use super::{CONSENT_TIMEOUT, Credentials, DisconnectReason, IceError, IceEvent};
 use crate::Transmit;
 use crate::rand::Rng;
-use crate::stun::{
-    self, Class, ErrorCode, Integrity, Key, MAX_UNKNOWN, Message, MessageBuilder, Method,
-    TransactionId,
-};
+use crate::stun::{self, Class, ErrorCode, Message, Method};
 
 /// How long after creation the peer has to nominate a pair before the agent gives up.
 pub const NOMINATION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -22,9 +20,6 @@ pub const PAIR_STALE_AFTER: Duration = Duration::from_secs(15);
 /// Most address pairs remembered per agent. When a new one needs room, the pairs stale for
 /// [`PAIR_STALE_AFTER`] go first, then the least recently checked; the selected pair stays.
 pub const MAX_PAIRS: usize = 16;
-
-/// Most datagrams queued when the caller does not poll; the oldest are dropped first.
-const MAX_QUEUED: usize = 64;
 
 /// An ICE-lite agent: always controlled (RFC 8445 §6.1.1), never sends a check.
 ///
@@ -52,8 +47,7 @@ const MAX_QUEUED: usize = 64;
 /// checks: none accepted from the selected pair for [`CONSENT_TIMEOUT`] → `Disconnected`.
 #[derive(Debug)]
 pub struct IceLite {
-    local: Credentials,
-    key: Key,
+    responder: Responder,
     remote_ufrag: Option<Vec<u8>>,
     pairs: Vec<Pair>,
     selected: Option<(SocketAddr, SocketAddr)>,
@@ -81,14 +75,6 @@ enum State {
     Disconnected,
 }
 
-/// Where a response goes: back the way the request came (RFC 8489 §6.3.1.2).
-#[derive(Clone, Copy)]
-struct Reply {
-    tid: TransactionId,
-    remote: SocketAddr,
-    local: SocketAddr,
-}
-
 impl IceLite {
     /// A new agent with fresh credentials for our SDP. `remote` is the peer's, from its SDP,
     /// when known; a lite agent only uses the ufrag (it signs its responses with its own
@@ -104,8 +90,7 @@ impl IceLite {
         remote: Option<&Credentials>,
     ) -> Self {
         Self {
-            key: Key::new(local.pwd.as_bytes()),
-            local,
+            responder: Responder::new(local),
             remote_ufrag: remote.map(|r| r.ufrag.as_bytes().to_vec()),
             pairs: Vec::new(),
             selected: None,
@@ -118,7 +103,7 @@ impl IceLite {
 
     /// Our credentials, for `a=ice-ufrag` / `a=ice-pwd`.
     pub fn local_credentials(&self) -> &Credentials {
-        &self.local
+        self.responder.credentials()
     }
 
     /// The peer's ufrag, from its SDP or learned from its first valid check.
@@ -166,66 +151,29 @@ impl IceLite {
         remote: SocketAddr,
         local: SocketAddr,
     ) -> Result<(), IceError> {
-        let reply = Reply {
-            tid: msg.transaction_id(),
-            remote,
-            local,
-        };
-        let Some(username) = msg.username().filter(|_| msg.integrity_kind().is_some()) else {
-            self.respond_error(reply, None, ErrorCode::BAD_REQUEST, "Bad Request");
-            return Err(IceError::MissingCredentials);
-        };
-        let Some(remote_ufrag) = self.check_username(username) else {
-            self.respond_error(reply, None, ErrorCode::UNAUTHENTICATED, "Unauthenticated");
-            return Err(IceError::WrongUsername);
-        };
-        let Ok(kind) = msg.verify_integrity(&self.key) else {
-            // §9.1.3: 401, without MESSAGE-INTEGRITY (we cannot sign for a key we doubt).
-            self.respond_error(reply, None, ErrorCode::UNAUTHENTICATED, "Unauthenticated");
-            return Err(IceError::BadIntegrity);
-        };
-        let mut unknown = [0u16; MAX_UNKNOWN];
-        let mut n = 0;
-        for (slot, typ) in unknown.iter_mut().zip(msg.unknown_comprehension_required()) {
-            *slot = typ;
-            n += 1;
-        }
-        if let Some(types) = unknown.get(..n).filter(|t| !t.is_empty()) {
-            self.respond(reply, Class::Error, Some(kind), |b| {
-                b.error_code(ErrorCode::UNKNOWN_ATTRIBUTE, "Unknown Attribute")
-                    .unknown_attributes(types);
-            });
-            return Err(IceError::UnknownAttributes);
-        }
+        let reply = Reply::to(msg, remote, local);
+        let known = self.remote_ufrag.as_deref();
+        let checked = self
+            .responder
+            .authenticate(msg, reply, known, &mut self.transmits)?;
+        let kind = checked.kind;
         // RFC 8445 §7.3.1.1: a controlled agent that receives ICE-CONTROLLED switches to
         // controlling if its tie-breaker is >= the peer's, else answers 487. A lite agent can
         // never control (§6.1.1), so it acts as if its tie-breaker were 0, the least value:
         // the peer must take the controlling role, and is told so with 487.
         if msg.ice_controlled().is_some() {
-            self.respond_error(reply, Some(kind), ErrorCode::ROLE_CONFLICT, "Role Conflict");
+            let (code, reason) = (ErrorCode::ROLE_CONFLICT, "Role Conflict");
+            self.responder
+                .error(reply, Some(kind), code, reason, &mut self.transmits);
             return Err(IceError::RoleConflict);
         }
         if self.remote_ufrag.is_none() {
-            self.remote_ufrag = Some(remote_ufrag.to_vec());
+            self.remote_ufrag = Some(checked.remote_ufrag.to_vec());
         }
-        self.respond(reply, Class::Success, Some(kind), |b| {
-            b.xor_mapped_address(remote);
-        });
+        self.responder.success(reply, kind, &mut self.transmits);
         let priority = msg.priority().unwrap_or(0);
         self.on_valid_check(now, remote, local, priority, msg.use_candidate());
         Ok(())
-    }
-
-    /// `ours:theirs` → `theirs`, if `ours` is our ufrag and `theirs` is the peer's (or,
-    /// before we know the peer's, anything non-empty).
-    fn check_username<'m>(&self, username: &'m [u8]) -> Option<&'m [u8]> {
-        let colon = username.iter().position(|&b| b == b':')?;
-        let (ours, theirs) = (username.get(..colon)?, username.get(colon + 1..)?);
-        let theirs_ok = match &self.remote_ufrag {
-            Some(known) => theirs == known.as_slice(),
-            None => !theirs.is_empty(),
-        };
-        (ours == self.local.ufrag.as_bytes() && theirs_ok).then_some(theirs)
     }
 
     fn on_valid_check(
@@ -334,36 +282,6 @@ impl IceLite {
         });
         self.selected = Some(key);
         self.state = State::Connected;
-    }
-
-    fn respond_error(&mut self, r: Reply, kind: Option<Integrity>, code: u16, reason: &str) {
-        self.respond(r, Class::Error, kind, |b| {
-            b.error_code(code, reason);
-        });
-    }
-
-    fn respond(
-        &mut self,
-        r: Reply,
-        class: Class,
-        kind: Option<Integrity>,
-        attrs: impl FnOnce(&mut MessageBuilder<'_>),
-    ) {
-        let mut contents = Vec::with_capacity(96);
-        let mut b = MessageBuilder::new(&mut contents, class, Method::BINDING, r.tid);
-        attrs(&mut b);
-        if let Some(kind) = kind {
-            b.integrity(kind, &self.key);
-        }
-        b.fingerprint();
-        if self.transmits.len() >= MAX_QUEUED {
-            self.transmits.pop_front();
-        }
-        self.transmits.push_back(Transmit {
-            source: r.local,
-            destination: r.remote,
-            contents,
-        });
     }
 
     /// Advances timers: nomination deadline while waiting, consent once connected.

@@ -3,15 +3,17 @@
 //! * [`IceLite`]: the server's agent. A lite implementation (§2.5) only answers
 //!   connectivity checks: it authenticates them, learns the peer's addresses from them,
 //!   selects the pair the controlling peer nominates, and watches consent (RFC 7675).
-//! * [`IceControlling`]: a small full-mode controlling agent for the client side (tests and
-//!   the load generator): it sends checks with RFC 8489 retransmissions, nominates one pair
-//!   and keeps consent fresh. It is meant to talk to a lite peer, which sends no checks.
+//! * [`IceControlling`]: a small full agent for the client side (a WHEP client, tests, the
+//!   load generator): it sends checks with RFC 8489 retransmissions, nominates one pair and
+//!   keeps consent fresh; it also answers the peer's checks (learning peer-reflexive
+//!   candidates, settling role conflicts), so the peer may be lite or full.
 //!
 //! Both are sans-IO: datagrams and the time go in through `handle_*`, datagrams to send,
 //! events and the next wake-up come out of `poll_*`.
 
 mod controlling;
 mod lite;
+mod responder;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -143,9 +145,10 @@ fn ice_chars(rng: &mut Rng, n: usize) -> String {
 /// What an agent tells the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IceEvent {
-    /// A check from `remote` to our `local` was accepted for the first time: the
+    /// Lite: a check from `remote` to our `local` was accepted for the first time: the
     /// address is the peer's (RFC 8445 §7.3.1.3 peer-reflexive learning), so the I/O layer
-    /// may route other datagrams from it to this agent's session. Lite agent only.
+    /// may route other datagrams from it to this agent's session. Controlling: our check
+    /// on this pair succeeded, and the peer checked it too.
     AddressValidated {
         /// The peer's address.
         remote: SocketAddr,
@@ -205,7 +208,7 @@ pub enum IceError {
     /// A STUN method other than Binding.
     #[error("not a Binding message")]
     NotBinding,
-    /// A class this agent does not expect (e.g. a request sent to the controlling agent).
+    /// A class this agent does not expect (e.g. a response sent to the lite agent).
     #[error("unexpected {0:?} message")]
     UnexpectedClass(Class),
     /// A request without USERNAME or MESSAGE-INTEGRITY (answered 400, RFC 8489 §9.1.3).
@@ -220,8 +223,10 @@ pub enum IceError {
     /// Unknown comprehension-required attributes (answered 420, RFC 8489 §6.3.1).
     #[error("unknown comprehension-required attributes")]
     UnknownAttributes,
-    /// The peer claims the controlled role too (answered 487, RFC 8445 §7.3.1.1).
-    #[error("role conflict: the peer is controlled too")]
+    /// The peer claims our role and loses the tie-break: it is controlled too (always so
+    /// for the lite agent, which cannot control), or controlling too with a smaller
+    /// tie-breaker (answered 487, RFC 8445 §7.3.1.1).
+    #[error("role conflict: the peer claims our role and keeps the worse claim")]
     RoleConflict,
     /// A response that matches no transaction in progress.
     #[error("response to no transaction in progress")]

@@ -4,8 +4,9 @@
 //! (RFC 7983): STUN to ICE, DTLS records to DTLS, and SRTP/SRTCP unprotected in place and
 //! handed straight back to the caller as a borrowed [`Received`] packet — the media path
 //! allocates nothing. Everything else comes out of `poll_transmit`, `poll_event` and
-//! `poll_timeout`. The server side is ICE-lite; the client side (tests, the load
-//! generator) runs a small controlling agent.
+//! `poll_timeout`. The server side is ICE-lite; the client side (a WHEP client, tests, the
+//! load generator) runs a small full controlling agent, which also answers a full peer's
+//! checks.
 
 #[cfg(test)]
 mod tests;
@@ -171,7 +172,8 @@ impl Peer {
 
     /// The client side: a controlling agent with our `credentials` (those in our offer)
     /// checking `local` → each of `remotes` (the candidates of the server's answer) with the
-    /// server's credentials.
+    /// server's credentials. The server may be lite or full ICE: the agent answers its
+    /// checks and learns its peer-reflexive addresses from them.
     #[allow(clippy::too_many_arguments)]
     pub fn new_controlling(
         now: Instant,

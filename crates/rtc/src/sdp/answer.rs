@@ -29,6 +29,9 @@ pub struct AnswerConfig {
     pub fingerprint: [u8; 32],
     /// Our UDP addresses, announced as host candidates. We do not trickle: these are all.
     pub candidates: Vec<SocketAddr>,
+    /// Our passive ICE-TCP addresses (RFC 6544), announced after the UDP ones and at a lower
+    /// priority. Empty: UDP only.
+    pub tcp_candidates: Vec<SocketAddr>,
     /// What we do with media: `SendOnly` for a WHEP viewer, `RecvOnly` for a WHIP publisher.
     pub direction: Direction,
     /// The codecs we take, in our order of preference (one payload type each).
@@ -62,6 +65,7 @@ impl AnswerConfig {
             ice_pwd: ice_pwd.to_owned(),
             fingerprint,
             candidates,
+            tcp_candidates: Vec::new(),
             direction,
             codecs: vec![
                 Codec::Vp8,
@@ -362,7 +366,7 @@ fn accepted_section(
         push_simulcast(&mut m, offered, nm);
     }
     push_sources(&mut m, nm, &config.stream_id, cname);
-    push_candidates(&mut m, &config.candidates);
+    push_candidates(&mut m, &config.candidates, &config.tcp_candidates);
     m
 }
 

@@ -52,6 +52,29 @@ impl Candidate {
         }
     }
 
+    /// Our passive ICE-TCP host candidate for `addr` (RFC 6544 §4.5: `tcptype passive`; the
+    /// peer connects to it). Its priority is lower than every UDP host candidate's, so a peer
+    /// that can reach us over UDP keeps using UDP: RFC 6544 §4.2 builds the local preference
+    /// as `2^13 * direction-pref + other-pref`, with direction-pref 4 for a passive host
+    /// candidate, so it is at most 40959, below the 65535 - index of our (few) UDP candidates.
+    pub fn tcp_passive(addr: SocketAddr, index: u16, foundation: usize) -> Self {
+        const PASSIVE_HOST_DIRECTION: u32 = 4;
+        let other = 8191u32.saturating_sub(u32::from(index));
+        let local_preference = (PASSIVE_HOST_DIRECTION << 13) | other;
+        Self {
+            foundation: foundation.to_string(),
+            component: 1,
+            transport: "tcp".into(),
+            priority: (HOST_TYPE_PREFERENCE << 24) | (local_preference << 8) | (256 - 1),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            typ: "host".into(),
+            raddr: None,
+            rport: None,
+            extensions: vec![("tcptype".into(), "passive".into())],
+        }
+    }
+
     /// The whole SDP line, `a=candidate:...` (no line end).
     pub fn to_line(&self) -> String {
         format!("a=candidate:{self}")
@@ -149,6 +172,20 @@ mod tests {
         let v6 = Candidate::host("[::1]:9".parse().unwrap(), 1);
         assert_eq!(v6.to_string(), "2 1 udp 2130706175 ::1 9 typ host");
         assert_eq!(v6.socket_addr(), Some("[::1]:9".parse().unwrap()));
+    }
+
+    #[test]
+    fn tcp_passive_candidates_rank_below_every_udp_host_candidate() {
+        let addr = "10.0.0.1:8189".parse().unwrap();
+        let tcp = Candidate::tcp_passive(addr, 0, 3);
+        assert_eq!(
+            tcp.to_line(),
+            "a=candidate:3 1 tcp 2124414975 10.0.0.1 8189 typ host tcptype passive"
+        );
+        // Below the UDP candidates of any realistic list (their local preference is 65535 - index).
+        assert!(tcp.priority < Candidate::host(addr, 1000).priority);
+        assert!(Candidate::tcp_passive(addr, 1, 4).priority < tcp.priority);
+        assert_eq!(Candidate::parse(&tcp.to_string()), Ok(tcp));
     }
 
     #[test]

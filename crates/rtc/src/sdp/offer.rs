@@ -156,7 +156,7 @@ pub fn create_offer(config: &OfferConfig, rng: &mut Rng) -> SessionDescription {
             nm.local_rtx_ssrc = (kind == MediaKind::Video).then(|| rng.u32());
             push_sources(&mut m, &nm, &config.stream_id, &cname);
         }
-        push_candidates(&mut m, &config.candidates);
+        push_candidates(&mut m, &config.candidates, &[]);
         sdp.media.push(m);
     }
     sdp

@@ -51,10 +51,20 @@ pub(crate) fn push_transport(
 }
 
 /// Writes our candidates and, since we never trickle, `a=end-of-candidates`.
-pub(crate) fn push_candidates(m: &mut MediaDescription, candidates: &[SocketAddr]) {
-    for (i, addr) in candidates.iter().enumerate() {
+pub(crate) fn push_candidates(m: &mut MediaDescription, udp: &[SocketAddr], tcp: &[SocketAddr]) {
+    for (i, addr) in udp.iter().enumerate() {
         let index = u16::try_from(i).unwrap_or(u16::MAX);
         m.push(Attribute::new("candidate", Candidate::host(*addr, index)));
+    }
+    // Foundations go on from the UDP ones: a foundation names base, type and transport
+    // together (RFC 8445 §5.1.1.3), so a TCP candidate never shares one with a UDP candidate.
+    for (i, addr) in tcp.iter().enumerate() {
+        let index = u16::try_from(i).unwrap_or(u16::MAX);
+        let foundation = udp.len().saturating_add(i).saturating_add(1);
+        m.push(Attribute::new(
+            "candidate",
+            Candidate::tcp_passive(*addr, index, foundation),
+        ));
     }
     m.push(Attribute::flag("end-of-candidates"));
 }

@@ -27,6 +27,8 @@ use crate::udp::{SendBatch, UdpIo, UdpStats};
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
+/// ICE-TCP's listener (shard 0's poller); its connections take the tokens above it.
+const TCP: usize = 2;
 /// Commands HTTP may queue for a media thread; beyond that it answers 503 at once.
 const COMMAND_QUEUE: usize = 256;
 /// Messages one media thread may have waiting from the others (a round's media is one).
@@ -53,6 +55,13 @@ pub enum StartError {
     /// The media socket.
     #[error("cannot bind the UDP media socket to {addr} (--udp / LEANRTC_UDP)")]
     Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    /// The ICE-TCP listener.
+    #[error("cannot listen for ICE-TCP on {addr} (--tcp / LEANRTC_TCP; `--tcp off` turns it off)")]
+    BindTcp {
         addr: std::net::SocketAddr,
         #[source]
         source: io::Error,
@@ -116,6 +125,19 @@ pub fn start(config: &Config) -> Result<Engine, StartError> {
     let dtls = Arc::new(DtlsConfig::new(certificate, &mut rng).with_versions(config.dtls));
     let n = config.media_threads();
     tracing::info!(udp = %udp_addr, candidates = ?candidates, threads = n, "media port ready");
+    // ICE-TCP (issue 13), by default on the UDP socket's own address and port number, read
+    // and written by shard 0's thread.
+    let mut tcp = None;
+    let mut tcp_candidates = Vec::new();
+    if let Some(addr) = config.tcp_addr(udp_addr) {
+        let listener = std::net::TcpListener::bind(addr)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|source| StartError::BindTcp { addr, source })?;
+        let local = listener.local_addr()?;
+        tcp_candidates = net::candidates(local, &config.public_ip);
+        tracing::info!(tcp = %local, candidates = ?tcp_candidates, "ICE-TCP port ready");
+        tcp = Some(listener);
+    }
 
     let refused = Arc::new(AtomicU64::new(0));
     let pending_clients = PendingClients::default();
@@ -151,6 +173,10 @@ pub fn start(config: &Config) -> Result<Engine, StartError> {
         } else {
             None
         };
+        let tcp = match (id, tcp.take()) {
+            (0, Some(listener)) => Some(crate::tcp::Tcp::new(listener, poll.registry(), TCP, now)?),
+            _ => None,
+        };
         let writable = socket.try_clone()?;
         let sink = UdpSink(socket.try_clone()?);
         let shard = Shard::new(
@@ -158,6 +184,7 @@ pub fn start(config: &Config) -> Result<Engine, StartError> {
                 id,
                 shards: n,
                 candidates: candidates.clone(),
+                tcp_candidates: tcp_candidates.clone(),
                 dtls: Arc::clone(&dtls),
                 congestion_feedback: !config.test_no_congestion_feedback,
                 // Publishers live on shard 0, so their recordings are made there.
@@ -174,6 +201,7 @@ pub fn start(config: &Config) -> Result<Engine, StartError> {
             shard,
             poll,
             receiving,
+            tcp,
             writable,
             commands,
             inbox,

@@ -13,6 +13,7 @@ use super::SOCKET;
 use crate::control::Command;
 use crate::sfu::Shard;
 use crate::sfu::message::{Dest, Message};
+use crate::tcp::Tcp;
 use crate::udp::{RecvBatch, UdpIo};
 
 /// Datagrams per receive call.
@@ -36,6 +37,8 @@ pub struct Shell {
     poll: Poll,
     /// Shard 0's handle on the socket, which it reads.
     receiving: Option<UdpIo>,
+    /// Shard 0: the ICE-TCP listener and connections (issue 13).
+    tcp: Option<Tcp>,
     recv: RecvBatch,
     /// A handle on the socket registered for WRITABLE while datagrams wait for room.
     writable: UdpIo,
@@ -54,6 +57,7 @@ impl Shell {
         shard: Shard,
         poll: Poll,
         mut receiving: Option<UdpIo>,
+        tcp: Option<Tcp>,
         writable: UdpIo,
         commands: Receiver<Command>,
         inbox: Receiver<Message>,
@@ -68,6 +72,7 @@ impl Shell {
             shard,
             poll,
             receiving,
+            tcp,
             recv: RecvBatch::new(RECV_BATCH),
             writable,
             waiting_writable: false,
@@ -84,7 +89,8 @@ impl Shell {
         loop {
             let now = Instant::now();
             // Work left over from a round cut short by its budget goes on at once.
-            let timeout = if self.shard.unfinished() {
+            let tcp_busy = self.tcp.as_ref().is_some_and(Tcp::busy);
+            let timeout = if self.shard.unfinished() || tcp_busy {
                 Duration::ZERO
             } else {
                 self.shard.poll_timeout().saturating_duration_since(now)
@@ -97,8 +103,12 @@ impl Shell {
                 return;
             }
             let start = Instant::now();
+            if let Some(tcp) = self.tcp.as_mut() {
+                tcp.on_events(&events);
+            }
             self.take_messages(start);
             self.receive(start);
+            self.receive_tcp(start);
             if !self.take_commands(start) {
                 tracing::info!(
                     shard = self.shard.id(),
@@ -166,6 +176,29 @@ impl Shell {
         self.receiving = Some(io);
     }
 
+    /// Hands the frames ICE-TCP connections brought (RFC 4571) to the shard, each like a
+    /// datagram.
+    fn receive_tcp(&mut self, now: Instant) {
+        let Some(tcp) = self.tcp.as_mut() else {
+            return;
+        };
+        let mut frames = tcp.receive(now, self.poll.registry());
+        for i in 0..frames.len() {
+            if let Some((from, local, bytes)) = frames.get_mut(i) {
+                self.shard.handle_tcp_frame(now, from, local, bytes);
+            }
+        }
+        let any = frames.len() > 0;
+        tcp.recycle(frames);
+        // Connections gone for good: every shard sends to their peers over UDP again.
+        self.shard.tcp_forget(tcp.take_forgotten());
+        self.shard.set_tcp_stats(tcp.stats(), tcp.open());
+        if any {
+            self.shard.fan_out(now);
+        }
+        self.send_messages();
+    }
+
     /// Commands from HTTP; false once every handle is gone.
     fn take_commands(&mut self, now: Instant) -> bool {
         while self.shard.may_take_command() {
@@ -224,6 +257,14 @@ impl Shell {
 
     /// Sends what the shard queued; waits for WRITABLE only while some could not go.
     fn flush(&mut self) {
+        if let Some(tcp) = self.tcp.as_mut() {
+            // What this shard and the others sent to ICE-TCP peers; each connection waits
+            // for its own WRITABLE when the kernel takes less.
+            let frames = self.shard.tcp_frames_mut();
+            frames.for_each(|to, media, bytes| tcp.send(to, bytes, media));
+            frames.clear();
+            tcp.flush(self.poll.registry());
+        }
         let pending = self.shard.flush();
         if pending == self.waiting_writable {
             return;

@@ -2,6 +2,7 @@
 //! JSON API. Runs on tokio; every media decision is the media thread's (see `control`).
 
 mod access;
+pub mod client;
 mod hook;
 mod names;
 mod ratelog;
@@ -27,6 +28,7 @@ use crate::control::{CallError, EngineHandle};
 
 pub use access::{Access, StreamKeys};
 pub use hook::AuthHook;
+pub use names::encode_segment;
 pub use serve::{Limits, serve};
 
 /// SDP offers are a few KiB; anything this large is not one.
@@ -41,16 +43,31 @@ pub struct AppState {
     pub access: Arc<Access>,
     /// STUN/TURN URLs for clients, as `Link` headers (RFC 9725 §4.6).
     pub ice_servers: Vec<String>,
+    /// Username and password for the `turn:`/`turns:` ones (`--ice-server-username`,
+    /// `--ice-server-credential`).
+    pub ice_credentials: Option<(String, String)>,
     /// How long a request's body may take to arrive.
     pub body_timeout: Duration,
+    /// `--origin` or `--cluster`: pulls streams this node does not have.
+    pub relays: Option<Arc<crate::relay::Relays>>,
+    /// `--cluster`: who holds which stream.
+    pub directory: Option<Arc<crate::cluster::Directory>>,
 }
 
 impl AppState {
-    /// `Link: <url>; rel="ice-server"` for each configured server.
+    /// `Link: <url>; rel="ice-server"` for each configured server; a TURN server's with
+    /// `username`, `credential` and `credential-type` (RFC 9725 §4.6), which a browser
+    /// needs to allocate a relay.
     pub(crate) fn link_headers(&self) -> impl Iterator<Item = String> + '_ {
-        self.ice_servers
-            .iter()
-            .map(|url| format!("<{url}>; rel=\"ice-server\""))
+        self.ice_servers.iter().map(|url| {
+            let turn = url.starts_with("turn:") || url.starts_with("turns:");
+            match &self.ice_credentials {
+                Some((user, pass)) if turn => format!(
+                    "<{url}>; rel=\"ice-server\"; username=\"{user}\"; credential=\"{pass}\"; credential-type=\"password\""
+                ),
+                _ => format!("<{url}>; rel=\"ice-server\""),
+            }
+        })
     }
 }
 

@@ -62,6 +62,28 @@ fn refused(e: &EngineError) -> Response {
     res
 }
 
+/// Times a viewer of a just-relayed stream is made again while its thread has not heard
+/// of the stream yet, and the wait between.
+const RELAY_RETRIES: usize = 20;
+const RELAY_RETRY_GAP: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// The answer when a stream could not be pulled from the origin.
+fn relay_refused(e: &crate::relay::RelayError) -> Response {
+    use crate::relay::RelayError;
+    match e {
+        RelayError::NotAtOrigin(_) | RelayError::NotInCluster(_) => error(StatusCode::NOT_FOUND, e),
+        RelayError::Directory(_) => {
+            let mut res = error(StatusCode::SERVICE_UNAVAILABLE, e);
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+            res
+        }
+        RelayError::Engine(engine) => refused(engine),
+        RelayError::Call(call) => unavailable(*call),
+        RelayError::Origin { .. } => error(StatusCode::BAD_GATEWAY, e),
+    }
+}
+
 /// The 404 for a path segment that is neither `whip` nor `whep`.
 fn no_endpoint(segment: &str) -> Response {
     error(
@@ -125,17 +147,50 @@ pub async fn create(
     // request whose answer could not be sent.
     let location = format!("/{segment}/{}/", names::encode_segment(&stream));
     let stream_name = stream.clone();
-    let reply = state
-        .engine
-        .call(|reply| Command::Create {
+    // Served without connect info (in-process tests), every client is one.
+    let client = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    // In a cluster a name is published on one node at a time: claimed before the session is
+    // made. With Redis down this node still takes its own publishers (claimed once it is
+    // back); the directory's log says so.
+    if role == Role::Publish
+        && let Some(directory) = &state.directory
+        && let Ok(holder) = directory.claim(&stream).await
+        && holder != directory.node()
+    {
+        return error(
+            StatusCode::CONFLICT,
+            format!("stream {stream:?} is being published on {holder}"),
+        );
+    }
+    let create = |offer: String| {
+        let stream = stream.clone();
+        state.engine.call(move |reply| Command::Create {
             role,
             stream,
             offer,
-            // Served without connect info (in-process tests), every client is one.
-            client: client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip()),
+            client,
             reply,
         })
-        .await;
+    };
+    let mut reply = create(offer.clone()).await;
+    // A stream this node does not have is pulled from the origin (`--origin`), then the
+    // viewer is made again. Its thread may learn of the new stream a moment after shard 0.
+    if role == Role::Play
+        && matches!(reply, Ok(Err(EngineError::UnknownStream(_))))
+        && let Some(relays) = &state.relays
+    {
+        if let Err(e) = relays.ensure(&stream).await {
+            tracing::info!(stream = %stream, "cannot relay: {e}");
+            return relay_refused(&e);
+        }
+        for _ in 0..RELAY_RETRIES {
+            reply = create(offer.clone()).await;
+            if !matches!(reply, Ok(Err(EngineError::UnknownStream(_)))) {
+                break;
+            }
+            tokio::time::sleep(RELAY_RETRY_GAP).await;
+        }
+    }
     let created = match reply {
         Ok(Ok(created)) => created,
         Ok(Err(e)) => return refused(&e),

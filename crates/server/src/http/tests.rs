@@ -82,6 +82,8 @@ fn fake_engine_counting(count: Arc<AtomicUsize>) -> EngineHandle {
                         Err(EngineError::UnknownSession(session))
                     });
                 }
+                // No --origin in these tests.
+                Command::Relay(_) => {}
                 Command::Metrics { reply } => {
                     let _ = reply.send(crate::sfu::MetricsPart {
                         shard: 0,
@@ -147,8 +149,14 @@ async fn send_with(
     let app = router(AppState {
         engine,
         access: Arc::new(access),
-        ice_servers: vec!["stun:stun.example.org:3478".into()],
+        ice_servers: vec![
+            "stun:stun.example.org:3478".into(),
+            "turn:turn.example.org:3478?transport=udp".into(),
+        ],
+        ice_credentials: Some(("user".into(), "pass".into())),
         body_timeout: std::time::Duration::from_secs(5),
+        relays: None,
+        directory: None,
     });
     let res = app.oneshot(req).await.unwrap();
     let status = res.status();
@@ -174,9 +182,15 @@ async fn whep_post_creates_a_session() {
     assert_eq!(h[header::CONTENT_TYPE], "application/sdp");
     assert_eq!(h["accept-patch"], "application/trickle-ice-sdpfrag");
     assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    // One Link per server; a TURN server's carries the credentials (RFC 9725 §4.6).
+    let links: Vec<_> = h.get_all(header::LINK).iter().collect();
     assert_eq!(
-        h[header::LINK],
-        "<stun:stun.example.org:3478>; rel=\"ice-server\""
+        links,
+        [
+            "<stun:stun.example.org:3478>; rel=\"ice-server\"",
+            "<turn:turn.example.org:3478?transport=udp>; rel=\"ice-server\"; username=\"user\"; \
+             credential=\"pass\"; credential-type=\"password\""
+        ]
     );
     assert_eq!(body, "v=0\r\n");
 }
@@ -383,7 +397,10 @@ async fn a_full_command_queue_is_503_with_retry_after() {
         engine: EngineHandle::new(tx, Arc::new(|| {})),
         access: Arc::new(Access::default()),
         ice_servers: Vec::new(),
+        ice_credentials: None,
         body_timeout: std::time::Duration::from_secs(5),
+        relays: None,
+        directory: None,
     });
     let requests = [
         post("/whep/cam", "application/sdp", "v=0\r\n"),

@@ -10,6 +10,7 @@ use rtc::sdp::Candidate;
 use super::Shard;
 use super::session::{OfferContext, OfferedTrack, Session, answer_offer};
 use crate::control::{Command, Created, EngineError, Patched, Role, StreamInfo};
+use crate::router::Source;
 
 impl Shard {
     /// A command from HTTP.
@@ -59,6 +60,7 @@ impl Shard {
             }
             Command::Streams { reply } => drop(reply.send(self.stream_list(now))),
             Command::Metrics { reply } => drop(reply.send(self.metrics())),
+            Command::Relay(cmd) => self.handle_relay(now, cmd),
         }
     }
 
@@ -128,6 +130,7 @@ impl Shard {
             stream: name,
             tracks: &tracks,
             candidates: &self.candidates,
+            tcp_candidates: &self.tcp_candidates,
             dtls: &self.dtls,
             congestion_feedback: self.congestion_feedback,
         };
@@ -223,6 +226,11 @@ impl Shard {
             answer.push_str(&Candidate::host(*addr, i as u16).to_line());
             answer.push_str("\r\n");
         }
+        for (i, addr) in self.tcp_candidates.iter().enumerate() {
+            let foundation = self.candidates.len() + i + 1;
+            answer.push_str(&Candidate::tcp_passive(*addr, i as u16, foundation).to_line());
+            answer.push_str("\r\n");
+        }
         answer.push_str("a=end-of-candidates\r\n");
         tracing::info!(session = %session.id, "ICE restart");
         Ok(Patched::Restarted {
@@ -234,9 +242,15 @@ impl Shard {
     fn stream_list(&mut self, now: Instant) -> Vec<StreamInfo> {
         let mut list = Vec::new();
         for (name, stream) in &mut self.streams {
+            let relayed = match stream.source {
+                Source::Live { publisher, .. } => {
+                    self.relays.get(name).is_some_and(|r| r.feeds(publisher))
+                }
+                _ => false,
+            };
             list.push(StreamInfo {
                 name: name.clone(),
-                kind: stream.kind(),
+                kind: if relayed { "relay" } else { stream.kind() },
                 codecs: stream
                     .tracks
                     .iter()

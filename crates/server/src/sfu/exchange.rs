@@ -23,6 +23,13 @@ impl Shard {
                     .push_back((Dest::Shard(shard), Message::Datagrams(batch)));
             }
         }
+        // Datagrams for ICE-TCP peers go out through shard 0's connections.
+        if self.id != 0
+            && let Some(frames) = self.net.take_tcp_frames()
+        {
+            self.outgoing
+                .push_back((Dest::Shard(0), Message::TcpFrames(frames)));
+        }
         self.outgoing.pop_front()
     }
 
@@ -73,7 +80,10 @@ impl Shard {
         self.budget.spend_datagrams(message.work());
         match message {
             Message::Datagrams(mut batch) => {
-                batch.for_each(|at, from, local, bytes| {
+                batch.for_each(|at, from, local, bytes, tcp| {
+                    if tcp {
+                        self.net.learn_tcp(from);
+                    }
                     self.handle_owned_datagram(at, from, local, bytes);
                 });
                 self.fan_out(now);
@@ -126,7 +136,25 @@ impl Shard {
                 }
                 self.dispatch.set_addr(addr, shard);
             }
+            Message::TcpFrames(frames) => self.net.append_tcp(&frames),
+            Message::TcpForget(peers) => {
+                for addr in peers {
+                    self.net.forget_tcp(addr);
+                }
+            }
         }
+    }
+
+    /// Shard 0: these ICE-TCP peers' connections are gone for good; every shard sends to
+    /// them over UDP again.
+    pub fn tcp_forget(&mut self, peers: Vec<SocketAddr>) {
+        if peers.is_empty() {
+            return;
+        }
+        for &addr in &peers {
+            self.net.forget_tcp(addr);
+        }
+        self.tell(Dest::Others, Message::TcpForget(peers));
     }
 
     /// A live stream of shard 0 began or changed: this shard's copy gets its tracks.

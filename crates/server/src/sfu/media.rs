@@ -712,6 +712,7 @@ mod tests {
             stream: "s",
             tracks: &tracks,
             candidates: &[],
+            tcp_candidates: &[],
             dtls: &dtls,
             congestion_feedback: true,
         };

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::tcp_route::TcpFrames;
 use crate::sources::Codec;
 
 /// Which shard(s) a message is for.
@@ -59,6 +60,11 @@ pub enum Message {
         addr: SocketAddr,
         shard: Option<usize>,
     },
+    /// Datagrams for ICE-TCP peers (to shard 0, whose shell owns the connections).
+    TcpFrames(TcpFrames),
+    /// These ICE-TCP peers' connections are gone: datagrams to them go over UDP again (from
+    /// shard 0).
+    TcpForget(Vec<SocketAddr>),
 }
 
 impl Message {
@@ -68,6 +74,7 @@ impl Message {
         match self {
             Message::Datagrams(d) => d.len().max(1),
             Message::Media(m) => m.len().max(1),
+            Message::TcpFrames(f) => f.len().max(1),
             _ => 1,
         }
     }
@@ -85,17 +92,27 @@ struct DatagramItem {
     arrival: Instant,
     from: SocketAddr,
     local: SocketAddr,
+    /// It came over ICE-TCP (`from` is the connection's peer).
+    tcp: bool,
     end: usize,
 }
 
 impl Datagrams {
-    /// Adds one datagram.
-    pub fn push(&mut self, arrival: Instant, from: SocketAddr, local: SocketAddr, bytes: &[u8]) {
+    /// Adds one datagram (`tcp`: it came in an ICE-TCP frame).
+    pub fn push(
+        &mut self,
+        arrival: Instant,
+        from: SocketAddr,
+        local: SocketAddr,
+        bytes: &[u8],
+        tcp: bool,
+    ) {
         self.data.extend_from_slice(bytes);
         self.items.push(DatagramItem {
             arrival,
             from,
             local,
+            tcp,
             end: self.data.len(),
         });
     }
@@ -110,12 +127,16 @@ impl Datagrams {
         self.items.is_empty()
     }
 
-    /// Each datagram, mutable (SRTP is unprotected in place): `(arrival, from, local, bytes)`.
-    pub fn for_each(&mut self, mut each: impl FnMut(Instant, SocketAddr, SocketAddr, &mut [u8])) {
+    /// Each datagram, mutable (SRTP is unprotected in place):
+    /// `(arrival, from, local, bytes, tcp)`.
+    pub fn for_each(
+        &mut self,
+        mut each: impl FnMut(Instant, SocketAddr, SocketAddr, &mut [u8], bool),
+    ) {
         let mut start = 0;
         for item in &self.items {
             if let Some(bytes) = self.data.get_mut(start..item.end) {
-                each(item.arrival, item.from, item.local, bytes);
+                each(item.arrival, item.from, item.local, bytes, item.tcp);
             }
             start = item.end;
         }
@@ -212,17 +233,17 @@ mod tests {
         let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
         let mut d = Datagrams::default();
-        d.push(now, a, b, b"one");
-        d.push(now, b, a, b"");
-        d.push(now, a, a, b"three");
+        d.push(now, a, b, b"one", false);
+        d.push(now, b, a, b"", true);
+        d.push(now, a, a, b"three", false);
         let mut seen = Vec::new();
-        d.for_each(|_, from, local, bytes| seen.push((from, local, bytes.to_vec())));
+        d.for_each(|_, from, local, bytes, tcp| seen.push((from, local, bytes.to_vec(), tcp)));
         assert_eq!(
             seen,
             [
-                (a, b, b"one".to_vec()),
-                (b, a, vec![]),
-                (a, a, b"three".to_vec())
+                (a, b, b"one".to_vec(), false),
+                (b, a, vec![], true),
+                (a, a, b"three".to_vec(), false)
             ]
         );
 

@@ -278,7 +278,30 @@ impl Shard {
             "Streams (files and live).",
             self.streams.len() as u64,
         );
-        put("publishers", "gauge", "WHIP sessions.", publishers as u64);
+        put(
+            "publishers",
+            "gauge",
+            "WHIP sessions (and relay sessions, which publish here what they pull).",
+            publishers as u64,
+        );
+        let relays = (self.sessions.values())
+            .filter(|s| {
+                s.publisher()
+                    .is_some_and(|p| p.relay && p.closed_at.is_none())
+            })
+            .count();
+        put(
+            "relays",
+            "gauge",
+            "Relay sessions pulling streams from other nodes (--origin).",
+            relays as u64,
+        );
+        put(
+            "relay_packets_received_total",
+            "counter",
+            "Media packets relays brought from other nodes.",
+            self.relay_packets,
+        );
         put(
             "viewers",
             "gauge",
@@ -467,6 +490,20 @@ impl Shard {
             c.keyframe_requests_sent,
         );
         self.limit_metrics(&mut put);
+        // Issue 13: which transport sessions use, and what ICE-TCP counted (shard 0's
+        // shell owns the connections; the other shards add zeros).
+        let on_tcp = (self.sessions.values())
+            .filter_map(|s| s.peer.path())
+            .filter(|(remote, _)| self.net.is_tcp(*remote))
+            .count();
+        let (tcp, open) = self.tcp_stats;
+        crate::tcp::metrics(
+            tcp,
+            open,
+            on_tcp as u64,
+            self.sessions.len() as u64,
+            &mut put,
+        );
         let k = &self.counters;
         MetricsPart {
             shard: self.id,

@@ -16,6 +16,7 @@ pub mod outbox;
 mod pending;
 mod publish;
 mod ratelimit;
+mod relay;
 mod routes;
 mod session;
 mod shard;
@@ -23,6 +24,7 @@ mod shutdown;
 #[cfg(test)]
 mod sim;
 mod simulcast;
+pub mod tcp_route;
 
 #[cfg(test)]
 pub use self::metrics::Metric;

@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 
+use super::tcp_route::{TcpFrames, TcpRoute};
 use crate::udp::{SendBatch, UdpStats};
 
 /// Queued datagrams that make the outbox hand its queue to the sink at once: enough for many
@@ -31,6 +32,8 @@ pub struct Outbox {
     /// (RFC 8445 §5.1.1.1: a reply leaves from the address the request came to).
     wildcard: bool,
     loss: Option<Loss>,
+    /// Datagrams for ICE-TCP peers, set aside for shard 0's connections.
+    tcp: TcpRoute,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -72,12 +75,16 @@ impl Outbox {
                 percent: loss_percent.min(100),
                 state: 0x9E37_79B9_7F4A_7C15,
             }),
+            tcp: TcpRoute::default(),
         }
     }
 
     /// Queues one datagram to `to`, leaving from `from` (our local address it is a reply
     /// from). `media` marks SRTP, which the test-only loss may drop.
     pub fn send(&mut self, bytes: &[u8], to: SocketAddr, from: SocketAddr, media: bool) {
+        if self.tcp.reaches(to) {
+            return self.tcp.push(to, media, bytes);
+        }
         if media && self.loss.as_mut().is_some_and(Loss::drop_next) {
             return;
         }
@@ -97,6 +104,9 @@ impl Outbox {
         media: bool,
         write: impl FnOnce(&mut [u8]) -> Option<usize>,
     ) {
+        if self.tcp.reaches(to) {
+            return self.tcp.push_with(to, media, write);
+        }
         let source = self.wildcard.then_some(from.ip());
         let Some(buf) = self.send.buf_mut() else {
             return;
@@ -135,6 +145,47 @@ impl Outbox {
     /// The sink's counters.
     pub fn stats(&self) -> UdpStats {
         self.sink.stats()
+    }
+
+    /// From now on datagrams to `addr` go over ICE-TCP (a frame came from it on TCP).
+    pub fn learn_tcp(&mut self, addr: SocketAddr) {
+        self.tcp.learn(addr);
+    }
+
+    /// Datagrams to `addr` go over UDP again.
+    pub fn forget_tcp(&mut self, addr: SocketAddr) {
+        self.tcp.forget(addr);
+    }
+
+    /// Whether datagrams to `addr` go over ICE-TCP.
+    pub fn is_tcp(&self, addr: SocketAddr) -> bool {
+        self.tcp.reaches(addr)
+    }
+
+    /// `"tcp"` or `"udp"` for a session's selected remote address, `"-"` for none yet (the
+    /// session log and the metrics).
+    pub fn transport(&self, remote: Option<SocketAddr>) -> &'static str {
+        match remote {
+            None => "-",
+            Some(addr) if self.is_tcp(addr) => "tcp",
+            Some(_) => "udp",
+        }
+    }
+
+    /// Adds frames another shard set aside for ICE-TCP peers (shard 0).
+    pub fn append_tcp(&mut self, frames: &TcpFrames) {
+        self.tcp.append(frames);
+    }
+
+    /// The frames set aside for ICE-TCP peers, for shard 0's shell to write and clear.
+    pub fn tcp_frames_mut(&mut self) -> &mut TcpFrames {
+        self.tcp.frames_mut()
+    }
+
+    /// The frames set aside for ICE-TCP peers, taken whole (another shard sends them to
+    /// shard 0).
+    pub fn take_tcp_frames(&mut self) -> Option<TcpFrames> {
+        self.tcp.take_frames()
     }
 }
 

@@ -52,35 +52,67 @@ impl Shard {
             stream: name,
             tracks: &[],
             candidates: &self.candidates,
+            tcp_candidates: &self.tcp_candidates,
             dtls: &self.dtls,
             congestion_feedback: self.congestion_feedback,
         };
-        let (answer, mut session) = answer_offer(now, offer, &cx, &mut self.rng)?;
-        let Side::Publisher(publisher) = &mut session.side else {
+        let (answer, session) = answer_offer(now, offer, &cx, &mut self.rng)?;
+        if session.publisher().is_none() {
             return Err(EngineError::Unanswerable("not a publisher's offer".into()));
-        };
+        }
+        let key = self.install_publisher(now, name, session, previous, true);
+        let session = self
+            .sessions
+            .get(&key)
+            .ok_or_else(|| EngineError::UnknownStream(name.to_owned()))?;
+        Ok(Created {
+            session: session.id.clone(),
+            answer,
+            etag: session.etag.clone(),
+        })
+    }
+
+    /// Makes `session` (a WHIP publisher's, or a relay's) the source of the live stream
+    /// `name`, taking it over from `previous`; `record`: the recorder (if any) gets it.
+    /// Returns the session's key.
+    pub(super) fn install_publisher(
+        &mut self,
+        now: Instant,
+        name: &str,
+        mut session: Session,
+        previous: Option<u64>,
+        record: bool,
+    ) -> u64 {
         let key = self.next_key;
         let stream = self
             .streams
             .entry(name.to_owned())
             .or_insert_with(|| Stream::live(key, &[], now));
-        let inputs = &mut publisher.inputs;
-        // Inputs feed the stream's track of the same kind (a simulcast layer: of the same
-        // rid); a kind or layer it lacks gets a new track.
-        for input in inputs.iter_mut() {
-            input.track = super::simulcast::track_for(stream, input);
-            if let Some(track) = stream.tracks.get(input.track)
-                && track.codec != input.codec
-            {
-                tracing::warn!(stream = %name, was = track.codec.name(), now = input.codec.name(), "publisher changed codec; viewers of the old one get nothing");
+        if let Side::Publisher(publisher) = &mut session.side {
+            // Inputs feed the stream's track of the same kind (a simulcast layer: of the
+            // same rid); a kind or layer it lacks gets a new track.
+            for input in &mut publisher.inputs {
+                input.track = super::simulcast::track_for(stream, input);
+                if let Some(track) = stream.tracks.get(input.track)
+                    && track.codec != input.codec
+                {
+                    tracing::warn!(stream = %name, was = track.codec.name(), now = input.codec.name(), "publisher changed codec; viewers of the old one get nothing");
+                }
             }
-        }
-        // A simulcast publish is recorded once its layers' sizes say which is the top one.
-        if publisher.simulcast.is_none() {
-            publisher.recorded = Some((0..inputs.len()).map(Some).collect());
-            if let Some(recorder) = &mut self.recorder {
-                let codecs: Vec<_> = inputs.iter().map(|i| record_codec(i.codec)).collect();
-                recorder.start(key, name, &codecs);
+            // A simulcast publish is recorded once its layers' sizes say which is the top
+            // one (`simulcast_tick`); a relay's is not recorded here at all.
+            if !record {
+                publisher.recorded = Some(vec![None; publisher.inputs.len()]);
+            } else if publisher.simulcast.is_none() {
+                publisher.recorded = Some((0..publisher.inputs.len()).map(Some).collect());
+                if let Some(recorder) = &mut self.recorder {
+                    let codecs: Vec<_> = publisher
+                        .inputs
+                        .iter()
+                        .map(|i| record_codec(i.codec))
+                        .collect();
+                    recorder.start(key, name, &codecs);
+                }
             }
         }
         stream.source = Source::Live {
@@ -98,14 +130,9 @@ impl Shard {
             }
             self.after_io(now, old);
         }
-        let created = Created {
-            session: session.id.clone(),
-            answer,
-            etag: session.etag.clone(),
-        };
         self.sessions.insert(key, session);
         self.announce(name);
-        Ok(created)
+        key
     }
 
     /// A plain RTP packet from publisher `key`: recorded for congestion feedback; an RTX
@@ -177,6 +204,7 @@ impl Shard {
         let Side::Publisher(publisher) = &mut session.side else {
             return;
         };
+        let relay = publisher.relay;
         let mid = publisher.mid_extension.and_then(|id| view.extension(id));
         let input = match layer {
             Some(i) => {
@@ -217,6 +245,7 @@ impl Shard {
             return;
         }
         input.last_packet = Some(now);
+        self.relay_packets += u64::from(relay);
         // Any packet of a frame may show it is a keyframe: its first may come late
         // (reordering) or be an AUD or SEI; `forward_live` marks the frame from there.
         let shows_keyframe = match input.codec {

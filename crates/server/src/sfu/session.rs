@@ -93,6 +93,9 @@ pub struct Publisher {
     /// The recorder's input number of each input (`None`: not recorded); `None` until the
     /// recording starts (a simulcast publish waits for its layers' sizes to pick the top).
     pub recorded: Option<Vec<Option<usize>>>,
+    /// A relay's session (issue 11): our WHEP session toward another node, not a WHIP
+    /// publisher.
+    pub relay: bool,
 }
 
 /// A viewer's send side.
@@ -189,6 +192,8 @@ pub struct OfferContext<'a> {
     pub tracks: &'a [OfferedTrack],
     /// Our candidates.
     pub candidates: &'a [SocketAddr],
+    /// Our passive ICE-TCP candidates.
+    pub tcp_candidates: &'a [SocketAddr],
     /// Our DTLS certificate and settings.
     pub dtls: &'a Arc<DtlsConfig>,
     /// Publisher: whether to send transport-wide congestion-control feedback.
@@ -219,6 +224,7 @@ pub fn answer_offer(
         cx.candidates.to_vec(),
         direction,
     );
+    config.tcp_candidates = cx.tcp_candidates.to_vec();
     if cx.role == Role::Play {
         config.codecs = cx.tracks.iter().map(|t| sdp_codec(t.codec)).collect();
         // The source's header extensions are stripped; we add our own transport-wide
@@ -257,24 +263,7 @@ pub fn answer_offer(
                 .find_map(|m| m.extension_id(HeaderExtension::TransportWideCc))
                 .map(|id| Box::new(ViewerCc::new(id))),
         }),
-        Role::Publish => Side::Publisher(Publisher {
-            simulcast: Ingest::new(&negotiated, &inputs(&negotiated)).map(Box::new),
-            inputs: inputs(&negotiated),
-            mid_extension: negotiated
-                .media
-                .iter()
-                .find_map(|m| m.extension_id(HeaderExtension::SdesMid)),
-            last_media: None,
-            rtx_unwrapped: (Vec::new(), 0),
-            closed_at: None,
-            twcc: negotiated
-                .media
-                .iter()
-                .find_map(|m| m.extension_id(HeaderExtension::TransportWideCc))
-                .filter(|_| cx.congestion_feedback)
-                .map(|id| (id, TwccRecorder::new())),
-            recorded: None,
-        }),
+        Role::Publish => Side::Publisher(publisher_side(&negotiated, cx.congestion_feedback)),
     };
     let empty = match &side {
         Side::Viewer(v) => v.outputs.is_empty(),
@@ -298,9 +287,65 @@ pub fn answer_offer(
         &setup,
         Rng::system(),
     );
-    let session = Session {
+    Ok((
+        answer.to_string(),
+        new_session(now, cx.stream, peer, side, rng),
+    ))
+}
+
+/// A relay's session (issue 11): our offer to the origin was answered with `negotiated`;
+/// `peer` is the client side toward it. It receives like a WHIP publisher.
+pub fn relay_session(
+    now: Instant,
+    stream: &str,
+    peer: Peer,
+    negotiated: &Negotiated,
+    congestion_feedback: bool,
+    rng: &mut Rng,
+) -> Result<Session, EngineError> {
+    let mut publisher = publisher_side(negotiated, congestion_feedback);
+    publisher.relay = true;
+    if publisher.inputs.is_empty() {
+        return Err(EngineError::Unanswerable(
+            "the origin sends nothing we can use".into(),
+        ));
+    }
+    Ok(new_session(
+        now,
+        stream,
+        peer,
+        Side::Publisher(publisher),
+        rng,
+    ))
+}
+
+fn publisher_side(negotiated: &Negotiated, congestion_feedback: bool) -> Publisher {
+    let inputs = inputs(negotiated);
+    Publisher {
+        simulcast: Ingest::new(negotiated, &inputs).map(Box::new),
+        inputs,
+        mid_extension: negotiated
+            .media
+            .iter()
+            .find_map(|m| m.extension_id(HeaderExtension::SdesMid)),
+        last_media: None,
+        rtx_unwrapped: (Vec::new(), 0),
+        closed_at: None,
+        twcc: negotiated
+            .media
+            .iter()
+            .find_map(|m| m.extension_id(HeaderExtension::TransportWideCc))
+            .filter(|_| congestion_feedback)
+            .map(|id| (id, TwccRecorder::new())),
+        relay: false,
+        recorded: None,
+    }
+}
+
+fn new_session(now: Instant, stream: &str, peer: Peer, side: Side, rng: &mut Rng) -> Session {
+    Session {
         id: hex(&rng.bytes::<12>()),
-        stream: cx.stream.to_owned(),
+        stream: stream.to_owned(),
         peer,
         side,
         etag: format!("\"{}\"", hex(&rng.bytes::<8>())),
@@ -315,8 +360,7 @@ pub fn answer_offer(
         ice_time: None,
         dtls_time: None,
         fraction_lost: 0,
-    };
-    Ok((answer.to_string(), session))
+    }
 }
 
 /// One output per accepted m-line we can feed, with the viewer's payload type and the SSRC
@@ -401,15 +445,13 @@ fn inputs(negotiated: &Negotiated) -> Vec<Input> {
     inputs
 }
 
-fn peer_setup(negotiated: &Negotiated) -> Result<PeerSetup, EngineError> {
+pub fn peer_setup(negotiated: &Negotiated) -> Result<PeerSetup, EngineError> {
     let fingerprint = negotiated
         .remote_fingerprints
         .iter()
         .find(|f| f.algorithm.eq_ignore_ascii_case("sha-256"))
         .and_then(|f| <[u8; 32]>::try_from(f.bytes.as_slice()).ok())
-        .ok_or_else(|| {
-            EngineError::Unanswerable("the offer has no sha-256 a=fingerprint".into())
-        })?;
+        .ok_or_else(|| EngineError::Unanswerable("the SDP has no sha-256 a=fingerprint".into()))?;
     Ok(PeerSetup {
         remote_fingerprint: Fingerprint(fingerprint),
         dtls_client: negotiated.dtls_role == DtlsRole::Client,
@@ -572,6 +614,7 @@ mod tests {
             stream: "s",
             tracks: &[],
             candidates: &[],
+            tcp_candidates: &[],
             dtls: &dtls,
             congestion_feedback: true,
         };

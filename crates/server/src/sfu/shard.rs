@@ -22,13 +22,16 @@ use super::metrics;
 use super::outbox::Outbox;
 use super::pending::{self, PendingClients, PendingTable};
 use super::ratelimit::ErrorLimiter;
+use super::relay::Relay;
 use super::routes::Routes;
 use super::session::{Session, Side};
+use super::tcp_route::TcpFrames;
 use super::{hint, publish};
 use crate::control::Role;
 use crate::recorder::Recorder;
 use crate::router::{Source, Stream};
 use crate::sources::{FilePlayer, FileStream};
+use crate::tcp::TcpStats;
 use rtc::ice::DisconnectReason;
 
 /// How often sessions' timers and reports are looked at. ICE and DTLS timers need no finer
@@ -57,6 +60,8 @@ pub struct ShardConfig {
     pub shards: usize,
     /// The addresses our answers announce.
     pub candidates: Vec<SocketAddr>,
+    /// Our passive ICE-TCP candidates (none with `--tcp off`).
+    pub tcp_candidates: Vec<SocketAddr>,
     /// Our DTLS certificate and cookie secret (shared by every shard).
     pub dtls: Arc<DtlsConfig>,
     /// Send publishers congestion-control feedback (off only for measurements).
@@ -125,6 +130,10 @@ pub struct Shard {
     pub(super) shards: usize,
     pub(super) net: Outbox,
     pub(super) candidates: Vec<SocketAddr>,
+    pub(super) tcp_candidates: Vec<SocketAddr>,
+    /// Shard 0: what ICE-TCP counted (the shell owns the connections), and how many are
+    /// open and trusted.
+    pub(super) tcp_stats: (TcpStats, (usize, usize)),
     pub(super) dtls: Arc<DtlsConfig>,
     pub(super) rng: Rng,
     pub(super) streams: BTreeMap<String, Stream>,
@@ -162,6 +171,8 @@ pub struct Shard {
     /// Counters of ended sessions, and publisher RTP that matched no m-line.
     pub(super) totals: metrics::Counters,
     pub(super) unknown_ssrc: u64,
+    /// Media packets that relays brought from their origins (issue 11).
+    pub(super) relay_packets: u64,
     /// Send publishers congestion-control feedback (off only for measurements).
     pub(super) congestion_feedback: bool,
     /// Scratch lists reused every round: NACKed sequence numbers, session keys.
@@ -169,6 +180,8 @@ pub struct Shard {
     pub(super) keys: Vec<u64>,
     /// Writes published tracks to files (`--record-dir`), on its own thread.
     pub(super) recorder: Option<Recorder>,
+    /// Shard 0: the streams pulled from other nodes (issue 11), by name.
+    pub(super) relays: HashMap<String, Relay>,
 }
 
 impl std::fmt::Debug for Shard {
@@ -194,6 +207,8 @@ impl Shard {
             shards,
             net: config.outbox,
             candidates: config.candidates,
+            tcp_candidates: config.tcp_candidates,
+            tcp_stats: Default::default(),
             dtls: config.dtls,
             rng,
             streams,
@@ -226,10 +241,12 @@ impl Shard {
             dropped_unknown: 0,
             totals: metrics::Counters::default(),
             unknown_ssrc: 0,
+            relay_packets: 0,
             congestion_feedback: config.congestion_feedback,
             nacks: Vec::new(),
             keys: Vec::new(),
             recorder: config.recorder,
+            relays: HashMap::new(),
         })
     }
 
@@ -318,6 +335,41 @@ impl Shard {
         local: SocketAddr,
         datagram: &mut [u8],
     ) {
+        self.receive(now, from, local, datagram, false);
+    }
+
+    /// Receives one RFC 4571 frame of the ICE-TCP connection from `from` (shard 0), like a
+    /// datagram; from now on what is sent to `from` goes back over that connection.
+    pub fn handle_tcp_frame(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        local: SocketAddr,
+        frame: &mut [u8],
+    ) {
+        self.net.learn_tcp(from);
+        self.receive(now, from, local, frame, true);
+    }
+
+    /// Shard 0's shell: what ICE-TCP counted, for the metrics.
+    pub fn set_tcp_stats(&mut self, stats: TcpStats, open: (usize, usize)) {
+        self.tcp_stats = (stats, open);
+    }
+
+    /// Shard 0's shell: the frames set aside for ICE-TCP peers (by this shard and the
+    /// others), to write into the connections and clear.
+    pub fn tcp_frames_mut(&mut self) -> &mut TcpFrames {
+        self.net.tcp_frames_mut()
+    }
+
+    fn receive(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        local: SocketAddr,
+        datagram: &mut [u8],
+        tcp: bool,
+    ) {
         self.counters.socket_received += 1;
         self.counters.socket_bytes += datagram.len() as u64;
         if self.shards > 1
@@ -325,7 +377,7 @@ impl Shard {
             && let Some(shard) = self.elsewhere(from, stun_ufrag(datagram))
             && let Some(batch) = self.forward.get_mut(shard)
         {
-            batch.push(now, from, local, datagram);
+            batch.push(now, from, local, datagram, tcp);
             return;
         }
         self.handle_owned_datagram(now, from, local, datagram);
@@ -451,6 +503,7 @@ impl Shard {
                         session = %session.id, stream = %session.stream, role = ?session.role(),
                         remote = ?session.peer.path().map(|p| p.0), dtls_ms = after.as_millis(), srtp = ?profile,
                         dtls = %dtls.as_str(), group = %group.map_or("none", rtc::dtls::group_name),
+                        transport = self.net.transport(session.peer.path().map(|p| p.0)),
                         "connected"
                     );
                     session.next_report = Some(now);
@@ -486,6 +539,18 @@ impl Shard {
                 {
                     tracing::info!(session = %session.id, stream = %session.stream, grace_s = PUBLISHER_GRACE.as_secs(), "publisher closed without DELETE; its stream waits for it");
                     p.closed_at = Some(now);
+                }
+                // A relay's session that ended leaves its stream waiting the same grace
+                // period, while the relays' keeper pulls the stream again.
+                PeerEvent::Disconnected(cause)
+                    if let Side::Publisher(p) = &mut session.side
+                        && self
+                            .relays
+                            .get(&session.stream)
+                            .is_some_and(|r| r.feeds(key)) =>
+                {
+                    tracing::info!(session = %session.id, stream = %session.stream, cause = %describe(&cause), "relay session ended; its stream waits for a new one");
+                    p.closed_at.get_or_insert(now);
                 }
                 PeerEvent::Disconnected(cause) => self.ended.push((key, describe(&cause))),
             }
@@ -634,7 +699,8 @@ impl Shard {
                 dtls_ms = ?session.dtls_time.map(|t| t.as_millis()), rtt_ms = ?session.viewer().and_then(|v| v.rtt).map(|t| t.as_millis()),
                 loss_pct = u32::from(session.fraction_lost) * 100 / 256, nacks = session.nacks,
                 lost_packets = session.lost_packets(), keyframe_requests = session.keyframe_requests,
-                srtp_failed = stats.srtp_failed, "session ended"
+                srtp_failed = stats.srtp_failed, transport = self.net.transport(session.peer.path().map(|p| p.0)),
+                "session ended"
             );
         }
         // After a mass disconnect the tables give their memory back (a HashMap never

@@ -87,9 +87,45 @@ impl NodeScript {
         Self::spawn(browser, script, args, true)
     }
 
+    /// Starts `WRAPPER… node tests/browser/SCRIPT ARGS…`: node under a program that execs it
+    /// (e.g. `unshare -n sh -c '…; exec "$@"' sh`, a network namespace of its own), so the
+    /// wrapper's pid is node's.
+    pub fn start_wrapped(
+        wrapper: &[&str],
+        browser: &str,
+        script: &str,
+        args: &[&str],
+    ) -> NodeScript {
+        Self::spawn_with(wrapper, browser, script, args, false)
+    }
+
+    /// Node's pid (its process group's id).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     fn spawn(browser: &str, script: &str, args: &[&str], interactive: bool) -> NodeScript {
+        Self::spawn_with(&[], browser, script, args, interactive)
+    }
+
+    fn spawn_with(
+        wrapper: &[&str],
+        browser: &str,
+        script: &str,
+        args: &[&str],
+        interactive: bool,
+    ) -> NodeScript {
         let dir = check_prerequisites(browser);
-        let mut child = Command::new("node")
+        let (program, before) = match wrapper {
+            [program, rest @ ..] => (*program, rest),
+            [] => ("node", &[][..]),
+        };
+        let mut command = Command::new(program);
+        command.args(before);
+        if !wrapper.is_empty() {
+            command.arg("node");
+        }
+        let mut child = command
             .arg(script)
             .args(args)
             .current_dir(&dir)

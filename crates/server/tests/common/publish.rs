@@ -76,6 +76,16 @@ impl Pages {
         )
     }
 
+    /// Plays `stream` in `page` from another server than the one the pages were launched for
+    /// (`base`: `http://ADDR`).
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn play_from(&mut self, page: &str, base: &str, stream: &str) -> Value {
+        self.call(
+            json!({"cmd": "play", "page": page, "stream": stream, "base": base}),
+            "playing",
+        )
+    }
+
     /// The stats of every connection `page` made: `{posts, pcs: [..]}`.
     pub fn stats(&mut self, page: &str) -> Value {
         self.call(json!({"cmd": "stats", "page": page}), "stats")

@@ -57,6 +57,22 @@ pub struct Viewer {
     pub rtp_by_pt: HashMap<u8, u64>,
 }
 
+/// A WHEP offer of str0m's (video and audio, receive only), for tests that only look at the
+/// HTTP answer.
+#[allow(dead_code)] // not every test binary uses it
+pub fn str0m_offer() -> String {
+    let mut rtc = RtcConfig::new()
+        .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+        .build(Instant::now());
+    let local: SocketAddr = "127.0.0.1:9".parse().expect("an address");
+    rtc.add_local_candidate(Candidate::host(local, "udp").expect("host candidate"));
+    let mut change = rtc.sdp_api();
+    change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    let (offer, _) = change.apply().expect("an offer");
+    offer.to_sdp_string()
+}
+
 impl Viewer {
     /// Makes the offer, POSTs it to `/whep/{stream}`, requires `201` and applies the answer.
     pub fn connect(http_addr: SocketAddr, stream: &str) -> Viewer {

@@ -142,6 +142,8 @@ struct Flight {
     /// Source address as the receiver sees it.
     from: SocketAddr,
     bytes: Vec<u8>,
+    /// An RFC 4571 frame of an ICE-TCP connection, not a UDP datagram.
+    tcp: bool,
 }
 
 /// Counters of the network itself.
@@ -169,8 +171,12 @@ pub struct Net {
     client_dtls: Arc<DtlsConfig>,
     rng: Rng,
     pub stats: NetStats,
-    /// Datagrams the server sent, per destination address.
+    /// Datagrams the server sent over UDP, per destination address.
     pub sent_to: HashMap<SocketAddr, u64>,
+    /// Frames the server sent over ICE-TCP (shard 0's connections), per peer address.
+    pub tcp_sent_to: HashMap<SocketAddr, u64>,
+    /// Which clients reach the server over ICE-TCP (by client index).
+    tcp_clients: Vec<bool>,
 }
 
 impl Net {
@@ -192,6 +198,7 @@ impl Net {
                         id,
                         shards,
                         candidates: vec![SERVER],
+                        tcp_candidates: Vec::new(),
                         dtls: Arc::clone(&server_dtls),
                         congestion_feedback: true,
                         recorder: None,
@@ -219,6 +226,8 @@ impl Net {
             rng,
             stats: NetStats::default(),
             sent_to: HashMap::new(),
+            tcp_sent_to: HashMap::new(),
+            tcp_clients: Vec::new(),
         }
     }
 
@@ -232,16 +241,40 @@ impl Net {
         up: Link,
         down: Link,
     ) -> Result<usize, EngineError> {
-        self.join_with(role, stream, shard, (up, down), |o| o)
+        self.join_with(role, stream, shard, (up, down), false, |o| o)
     }
 
-    /// A client as [`Net::join`] makes it, its offer edited by `edit` first.
-    pub fn join_with(
+    /// A client as [`Net::join`] makes it, its offer edited by `edit` first (simulcast).
+    pub fn join_edited(
         &mut self,
         role: Role,
         stream: &str,
         shard: usize,
         (up, down): (Link, Link),
+        edit: impl FnOnce(client::Offer) -> client::Offer,
+    ) -> Result<usize, EngineError> {
+        self.join_with(role, stream, shard, (up, down), false, edit)
+    }
+
+    /// [`Net::join`] for a client that reaches the server over ICE-TCP only: its datagrams
+    /// arrive as frames of a connection to shard 0, and the server's must come back on it.
+    pub fn join_over_tcp(
+        &mut self,
+        role: Role,
+        stream: &str,
+        shard: usize,
+    ) -> Result<usize, EngineError> {
+        let link = Link::clean(Duration::from_millis(10));
+        self.join_with(role, stream, shard, (link, link), true, |o| o)
+    }
+
+    fn join_with(
+        &mut self,
+        role: Role,
+        stream: &str,
+        shard: usize,
+        (up, down): (Link, Link),
+        tcp: bool,
         edit: impl FnOnce(client::Offer) -> client::Offer,
     ) -> Result<usize, EngineError> {
         let i = self.clients.len();
@@ -265,6 +298,8 @@ impl Net {
             seed,
         );
         self.clients.push(client);
+        self.tcp_clients.resize(i, false);
+        self.tcp_clients.push(tcp);
         self.flush_client(i);
         Ok(i)
     }
@@ -299,7 +334,7 @@ impl Net {
             let c = &mut self.str0ms[i];
             let from = c.mapped;
             for at in c.up.arrivals(now, bytes.len(), &mut c.dice) {
-                self.fly(at, Target::Server, from, bytes.clone());
+                self.fly(at, Target::Server, from, bytes.clone(), false);
             }
         }
     }
@@ -385,13 +420,29 @@ impl Net {
                         continue;
                     };
                 for at in arrivals {
-                    self.fly(at, target, SERVER, bytes.clone());
+                    self.fly(at, target, SERVER, bytes.clone(), false);
                 }
+            }
+        }
+        // Shard 0's shell writes every shard's ICE-TCP frames into its connections; the
+        // stream delivers them in order (no loss on TCP).
+        let mut frames = Vec::new();
+        let tcp = self.shards[0].tcp_frames_mut();
+        tcp.for_each(|to, _, bytes| frames.push((to, bytes.to_vec())));
+        tcp.clear();
+        for (to, bytes) in frames {
+            *self.tcp_sent_to.entry(to).or_default() += 1;
+            match self.clients.iter().position(|c| c.mapped == to) {
+                Some(i) if self.tcp_clients.get(i) == Some(&true) => {
+                    let at = self.now + self.clients[i].down.delay;
+                    self.fly(at, Target::Client(i), SERVER, bytes, true);
+                }
+                _ => self.stats.stray += 1,
             }
         }
     }
 
-    fn fly(&mut self, at: Instant, target: Target, from: SocketAddr, bytes: Vec<u8>) {
+    fn fly(&mut self, at: Instant, target: Target, from: SocketAddr, bytes: Vec<u8>, tcp: bool) {
         self.next_flight += 1;
         self.flights.insert(
             (at, self.next_flight),
@@ -399,6 +450,7 @@ impl Net {
                 target,
                 from,
                 bytes,
+                tcp,
             },
         );
     }
@@ -414,17 +466,22 @@ impl Net {
 
     /// Puts a datagram of client `i` on its uplink, as from its current mapped address.
     pub fn send_from_client(&mut self, i: usize, bytes: Vec<u8>) {
+        let tcp = self.tcp_clients.get(i) == Some(&true);
         let c = &mut self.clients[i];
         let from = c.mapped;
+        if tcp {
+            let at = self.now + c.up.delay;
+            return self.fly(at, Target::Server, from, bytes, true);
+        }
         let arrivals = c.up.arrivals(self.now, bytes.len(), &mut c.dice);
         for at in arrivals {
-            self.fly(at, Target::Server, from, bytes.clone());
+            self.fly(at, Target::Server, from, bytes.clone(), false);
         }
     }
 
     /// A datagram from anyone at `from` arriving at the server now (floods, forged checks).
     pub fn inject(&mut self, from: SocketAddr, bytes: Vec<u8>) {
-        self.fly(self.now, Target::Server, from, bytes);
+        self.fly(self.now, Target::Server, from, bytes, false);
     }
 
     /// Client `i` protects and sends a plain RTP packet.
@@ -450,8 +507,15 @@ impl Net {
             if entry.key().0 > now {
                 break;
             }
-            let ((at, _), flight) = entry.remove_entry();
+            let ((at, _), mut flight) = entry.remove_entry();
             match flight.target {
+                // A connection's frames are read as they come (shard 0's shell reads TCP
+                // after the socket, in the same round).
+                Target::Server if flight.tcp => {
+                    self.shards[0].handle_tcp_frame(at, flight.from, SERVER, &mut flight.bytes);
+                    self.shards[0].fan_out(now);
+                    self.exchange();
+                }
                 Target::Server if self.socket.len() < SOCKET_BUFFER => {
                     self.socket.push_back((at, flight.from, flight.bytes));
                 }

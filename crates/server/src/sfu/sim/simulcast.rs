@@ -142,7 +142,7 @@ fn received(net: &Net, v: usize, skip: usize) -> (Vec<usize>, bool) {
 fn simulcast_to_viewer_on(shards: usize, shard: usize) {
     let mut net = Net::new(shards, 12);
     let p = net
-        .join_with(Role::Publish, "sc", 0, (clean(), clean()), |o| {
+        .join_edited(Role::Publish, "sc", 0, (clean(), clean()), |o| {
             o.simulcast(&["q", "h", "f"])
         })
         .unwrap();
@@ -206,7 +206,7 @@ fn a_viewer_on_another_shard_gets_the_top_layer_too() {
 fn estimated(down: Link) -> (Net, Simulcaster, usize) {
     let mut net = Net::new(1, 21);
     let p = net
-        .join_with(Role::Publish, "sc", 0, (clean(), clean()), |o| {
+        .join_edited(Role::Publish, "sc", 0, (clean(), clean()), |o| {
             o.simulcast(&["q", "h", "f"])
         })
         .unwrap();

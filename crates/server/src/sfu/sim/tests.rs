@@ -484,3 +484,51 @@ fn media_from_another_shard_spends_the_round_budget() {
     assert!(!shard.may_receive(1), "the round's budget is spent");
     assert!(shard.unfinished());
 }
+
+/// Issue 13: a viewer that reaches the server over ICE-TCP only (its frames come in on
+/// shard 0's connection) gets its video back on that connection and never a datagram over
+/// UDP, wherever its session lives.
+fn viewer_over_tcp_gets_video(shards: usize, shard: usize) {
+    let mut net = Net::new(shards, 3);
+    let v = net.join_over_tcp(Role::Play, "sample", shard).unwrap();
+    connect(&mut net, v);
+    let start = net.now;
+    net.run_for(Duration::from_secs(2));
+    let c = &net.clients[v];
+    let video = c.video().filter(|g| g.at > start).count();
+    assert!(video >= 50, "{video} video packets in 2 s");
+    assert_eq!(c.peer.stats().srtp_failed, 0);
+    assert_eq!(net.shards[shard].session_count(), 1);
+    let mapped = c.mapped;
+    assert!(net.tcp_sent_to.get(&mapped).copied().unwrap_or(0) >= 50);
+    assert_eq!(net.sent_to.get(&mapped), None, "nothing went over UDP");
+    assert_eq!(net.stats.stray, 0);
+    let session = &net.shards[shard].sessions.values().next().unwrap();
+    let remote = session.peer.path().map(|p| p.0);
+    assert_eq!(net.shards[shard].net.transport(remote), "tcp");
+}
+
+#[test]
+fn viewer_over_tcp_on_one_shard_gets_video_on_its_connection() {
+    viewer_over_tcp_gets_video(1, 0);
+}
+
+#[test]
+fn viewer_over_tcp_on_shard_1_gets_video_through_shard_0s_connection() {
+    viewer_over_tcp_gets_video(2, 1);
+}
+
+/// When shard 0 says a TCP peer's connection is gone for good, every shard sends to that
+/// address over UDP again.
+#[test]
+fn a_forgotten_tcp_peer_is_sent_to_over_udp_again() {
+    let mut net = Net::new(2, 4);
+    let v = net.join_over_tcp(Role::Play, "sample", 1).unwrap();
+    connect(&mut net, v);
+    let mapped = net.clients[v].mapped;
+    assert!(net.shards[1].net.is_tcp(mapped));
+    net.shards[0].tcp_forget(vec![mapped]);
+    net.exchange();
+    assert!(!net.shards[0].net.is_tcp(mapped));
+    assert!(!net.shards[1].net.is_tcp(mapped));
+}
