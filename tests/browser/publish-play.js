@@ -3,6 +3,7 @@
 // WHEP from a running leanrtc, in named pages, one JSON object per line:
 //   <- {"type":"ready"}                                          browser up
 //   -> {"cmd":"publish","page":"pub","stream":"cam","codec":"vp8","width":640,"height":360}
+//      ("simulcast":true sends the video as RID layers q, h, f at 1/4, 1/2 and full size)
 //                                   <- {"type":"published","status":201,"location":..,"connectedMs":..}
 //   -> {"cmd":"play","page":"view","stream":"cam"}             <- {"type":"playing","status":201,..}
 //      (publish and play take an optional "base": another server than the one named below)
@@ -27,7 +28,7 @@ const HARD_TIMEOUT_MS = 300000;
 
 // WHIP: camera + microphone, sendonly, optionally preferring one video codec; resolves once
 // the connection is up (or with an error).
-async function pagePublish({ url, codec, width, height }) {
+async function pagePublish({ url, codec, width, height, simulcast }) {
   window.pcs = window.pcs || [];
   window.posts = (window.posts || 0) + 1;
   if (!window.media) {
@@ -39,7 +40,13 @@ async function pagePublish({ url, codec, width, height }) {
   pc.rec = rec;
   pc.onconnectionstatechange = () => rec.states.push(pc.connectionState);
   for (const track of window.media.getTracks()) {
-    const t = pc.addTransceiver(track, { direction: 'sendonly', streams: [window.media] });
+    const init = { direction: 'sendonly', streams: [window.media] };
+    if (simulcast && track.kind === 'video') {
+      init.sendEncodings = [
+        { rid: 'q', scaleResolutionDownBy: 4 }, { rid: 'h', scaleResolutionDownBy: 2 }, { rid: 'f' },
+      ];
+    }
+    const t = pc.addTransceiver(track, init);
     if (codec && track.kind === 'video' && t.setCodecPreferences) {
       const caps = RTCRtpSender.getCapabilities('video').codecs;
       const wanted = caps.filter((c) => c.mimeType.toLowerCase() === `video/${codec.toLowerCase()}`);
@@ -168,7 +175,8 @@ async function pageStats() {
       t60: pc.rec.t60,
       samples: pc.rec.samples,
       inboundVideo: pick(s.inboundVideo, ['framesDecoded', 'framesReceived', 'framesDropped', 'frameWidth', 'frameHeight',
-        'packetsReceived', 'packetsLost', 'nackCount', 'pliCount', 'firCount', 'keyFramesDecoded', 'codec']),
+        'packetsReceived', 'packetsLost', 'nackCount', 'pliCount', 'firCount', 'keyFramesDecoded', 'codec', 'totalFreezesDuration',
+        'freezeCount', 'bytesReceived']),
       inboundAudio: pick(s.inboundAudio, ['packetsReceived', 'bytesReceived', 'totalSamplesReceived']),
       outboundVideo: pick(s.outboundVideo, ['framesEncoded', 'framesSent', 'keyFramesEncoded', 'packetsSent', 'bytesSent',
         'targetBitrate', 'frameWidth', 'frameHeight', 'nackCount', 'pliCount', 'firCount', 'qualityLimitationReason',
@@ -240,6 +248,7 @@ async function main() {
       if (msg.cmd === 'publish') {
         const r = await call(await page(msg.page), 'pagePublish', {
           url: `${msg.base || base}/whip/${msg.stream}`, codec: msg.codec || '', width: msg.width || 640, height: msg.height || 360,
+          simulcast: !!msg.simulcast,
         });
         send(r.error ? { type: 'error', ...r } : { type: 'published', ...r });
       } else if (msg.cmd === 'play') {

@@ -158,6 +158,47 @@ pub struct StreamInfo {
     pub bitrate: u64,
     /// When it started, as seconds since the Unix epoch.
     pub since: u64,
+    /// Simulcast: the video layers it receives, lowest first (empty without simulcast).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<LayerInfo>,
+    /// Its viewers with a bandwidth estimate or a layer choice (issue 12).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub watchers: Vec<WatcherInfo>,
+}
+
+/// One viewer's estimate and layer, for `/api/streams`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WatcherInfo {
+    /// Its session id.
+    pub session: String,
+    /// Its bandwidth estimate, bit/s (from its transport-wide CC feedback or REMB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<u64>,
+    /// The rid of the layer it is forwarded now (`None`: not simulcast, or paused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
+    /// The rid of the layer it switches to at that layer's next keyframe.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub switching_to: Option<String>,
+    /// Video paused: not even the lowest layer fits its estimate.
+    pub paused: bool,
+}
+
+/// One simulcast layer of a stream, for `/api/streams`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerInfo {
+    /// Its rid (RFC 8851).
+    pub rid: String,
+    /// Width and height from its latest keyframe (0 until one came).
+    pub width: u16,
+    /// See `width`.
+    pub height: u16,
+    /// Its incoming bitrate, bits per second.
+    pub bitrate: u64,
+    /// Whether it is being received now.
+    pub active: bool,
+    /// Viewers on this shard forwarded this layer now.
+    pub viewers: usize,
 }
 
 /// Why the media thread refused a request. Each maps to one HTTP status.
@@ -376,7 +417,15 @@ fn merge_streams(lists: Vec<Vec<StreamInfo>>) -> Vec<StreamInfo> {
     for list in lists {
         for info in list {
             match merged.iter_mut().find(|m| m.name == info.name) {
-                Some(m) => m.viewers += info.viewers,
+                Some(m) => {
+                    m.viewers += info.viewers;
+                    m.watchers.extend(info.watchers);
+                    for other in &info.layers {
+                        if let Some(l) = m.layers.iter_mut().find(|l| l.rid == other.rid) {
+                            l.viewers += other.viewers;
+                        }
+                    }
+                }
                 None => merged.push(info),
             }
         }
@@ -407,6 +456,8 @@ mod tests {
             viewers,
             bitrate: 0,
             since: 0,
+            layers: Vec::new(),
+            watchers: Vec::new(),
         };
         let merged = merge_streams(vec![
             vec![info("a", 1), info("b", 0)],

@@ -169,7 +169,9 @@ impl Prober {
         self.pending = None;
         let (first, last) = (c.first_send?, c.last_send?);
         let send_span = last.saturating_duration_since(first).as_secs_f64();
-        let recv_span = (c.last_arrival - c.first_arrival) as f64 / 1e6;
+        // Saturating: with nothing received the bounds are still i64::MIN and i64::MAX
+        // (a cluster lost whole must not overflow; `enough` refuses it below).
+        let recv_span = c.last_arrival.saturating_sub(c.first_arrival) as f64 / 1e6;
         let enough = c.received >= MIN_PACKETS
             && f64::from(c.received) >= MIN_RECEIVED * f64::from(c.sent)
             && send_span > 0.0
@@ -191,6 +193,20 @@ impl Prober {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cluster_lost_whole_has_no_result() {
+        let t = Instant::now();
+        let mut p = Prober::new();
+        let probe = p.poll(t, 1_000_000.0, 20_000_000.0, true).unwrap();
+        for i in 0..5 {
+            p.on_sent(probe.cluster, 1200, t + Duration::from_millis(i));
+        }
+        for _ in 0..5 {
+            p.on_reported(probe.cluster, None);
+        }
+        assert_eq!(p.take_result(), None);
+    }
 
     /// Sends `n` packets of cluster `c` 1 ms apart from `t`; reports them arriving `gap_us`
     /// apart (`lost` of them not at all). Returns the result.

@@ -110,6 +110,8 @@ fn fake_engine_counting(count: Arc<AtomicUsize>) -> EngineHandle {
                         codecs: vec!["VP8".into()],
                         viewers: 0,
                         bitrate: 0,
+                        layers: Vec::new(),
+                        watchers: Vec::new(),
                         since: 0,
                     };
                     let _ = reply.send(vec![cam]);

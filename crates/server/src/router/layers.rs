@@ -84,11 +84,13 @@ impl LayerSelector {
     }
 
     /// The layer whose packets the viewer gets now.
+    #[cfg(test)]
     pub fn forwarding(&self) -> Option<usize> {
         self.forwarding
     }
 
     /// Where the selector is heading (it may still wait for a keyframe).
+    #[cfg(test)]
     pub fn target(&self) -> Option<Target> {
         self.target
     }

@@ -2,13 +2,13 @@
 //! who watches them. The media thread owns it; the per-packet work is in `engine::media`.
 
 pub mod clock;
+pub mod congestion;
 pub mod history;
-// Issue 12's layer choice, not yet called by the engine (the Shard rework wires it in).
-#[allow(dead_code)]
 pub mod layers;
 pub mod output;
 pub mod replay;
 pub mod resend;
+pub mod simulcast;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -34,6 +34,26 @@ pub struct Track {
     pub clock: SourceClock,
     /// Live sources: the newest frame seen, to mark it a keyframe from any of its packets.
     pub frame: Option<Frame>,
+    /// Simulcast: the layer of a video source this track carries (`None`: not a layer).
+    pub layer: Option<TrackLayer>,
+    /// When the source last delivered a packet (a layer silent for a while is not chosen).
+    pub last_packet: Option<Instant>,
+    /// Bitrate measurement: when the window started and `bytes` then; the last rate (bit/s).
+    rate_window: Option<(Instant, u64)>,
+    /// The bitrate of the last complete window, in bits per second.
+    pub rate: u64,
+}
+
+/// One simulcast layer (RFC 8853) of a live video source, as a track of its own: its own
+/// history, GOP cache and keyframes. The layers of one source share a `group`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackLayer {
+    /// The index of the group's first track: what viewers' outputs name it by.
+    pub group: usize,
+    /// Its rid (RFC 8851), as the publisher named it.
+    pub rid: String,
+    /// Width and height from its latest keyframe, once one came.
+    pub size: Option<(u16, u16)>,
 }
 
 /// The newest frame of a live track.
@@ -63,9 +83,46 @@ impl Track {
             bytes: 0,
             clock: SourceClock::new(codec.clock_rate()),
             frame: None,
+            layer: None,
+            last_packet: None,
+            rate_window: None,
+            rate: 0,
         }
     }
+
+    /// A track for simulcast layer `rid` of group `group`.
+    pub fn layer(codec: Codec, group: usize, rid: &str) -> Self {
+        Track {
+            layer: Some(TrackLayer {
+                group,
+                rid: rid.to_owned(),
+                size: None,
+            }),
+            ..Track::new(codec)
+        }
+    }
+
+    /// Updates [`Track::rate`] once a window of [`RATE_WINDOW`] is complete; a source
+    /// silent for a window reads 0.
+    pub fn update_rate(&mut self, now: Instant) {
+        let (start, base) = *self.rate_window.get_or_insert((now, self.bytes));
+        let elapsed = now.saturating_duration_since(start);
+        if elapsed >= RATE_WINDOW {
+            let bits = (self.bytes - base) * 8;
+            self.rate = bits * 1000 / (elapsed.as_millis().max(1) as u64);
+            self.rate_window = Some((now, self.bytes));
+        }
+    }
+
+    /// Whether its source sent anything within [`RATE_WINDOW`] × 2.
+    pub fn is_active(&self, now: Instant) -> bool {
+        self.last_packet
+            .is_some_and(|t| now.saturating_duration_since(t) < RATE_WINDOW * 2)
+    }
 }
+
+/// The window over which each track's bitrate is measured (layer choice, `/api/streams`).
+pub const RATE_WINDOW: Duration = Duration::from_millis(500);
 
 /// Where a stream's media comes from.
 #[derive(Debug)]

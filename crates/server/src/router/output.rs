@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use media::vp8::{self, Descriptor, PictureId};
 use rtc::rtp::{ExtIdMap, RtpPacket, RtpPacketMut, seq};
 
+use crate::router::layers::{LayerConfig, LayerSelector};
 use crate::router::replay::Replay;
 use crate::router::{AUDIO_HISTORY, VIDEO_HISTORY};
 use crate::sources::Codec;
@@ -69,9 +70,49 @@ pub struct Output {
     vp8: Option<Vp8Ids>,
     /// Sending the GOP cache, paced: live packets wait for it to catch up.
     pub replay: Option<Replay>,
+    /// Simulcast: the first track of the layers this output chooses among (`track` is the
+    /// layer it forwards now), and the layer it switches to at that layer's next keyframe.
+    pub layers: Option<LayerChoice>,
 }
 
-/// One entry of the NACK map, 12 bytes: a viewer holds a thousand of them per video track.
+/// Which simulcast layer an output forwards (issue 12): `track` is the current one.
+#[derive(Debug, Clone)]
+pub struct LayerChoice {
+    /// The group: its layers' tracks name it in their `TrackLayer::group`.
+    pub group: usize,
+    /// The layer to switch to at its next keyframe (a track of the group), and its index
+    /// among the group's layers (lowest first) as the selector knows it.
+    pub target: Option<(usize, usize)>,
+    /// Chooses by the viewer's estimate, with hysteresis.
+    pub selector: LayerSelector,
+    /// Not even the lowest layer fits the estimate: no video until one does (audio goes on).
+    pub paused: bool,
+    /// Switches made, for `/metrics`.
+    pub switches: u64,
+    /// Forwarding a layer below the top one received (as of the last choice).
+    pub below_top: bool,
+}
+
+impl LayerChoice {
+    /// For the layers of `group`.
+    pub fn new(group: usize) -> Self {
+        Self {
+            group,
+            target: None,
+            selector: LayerSelector::new(LayerConfig::default()),
+            paused: false,
+            switches: 0,
+            below_top: false,
+        }
+    }
+
+    /// Whether the output waits for a keyframe of `track` to switch to it.
+    pub fn waits_for(&self, track: usize) -> bool {
+        self.target.is_some_and(|(t, _)| t == track)
+    }
+}
+
+/// One entry of the NACK map, 16 bytes: a viewer holds a thousand of them per video track.
 #[derive(Debug, Default, Clone, Copy)]
 struct Sent {
     /// The low 32 bits of the source packet's index ([`Output::source_of`] restores the rest
@@ -84,6 +125,9 @@ struct Sent {
     seq: u16,
     /// When it was last retransmitted, in [`Output::tick`]s; 0 if never since it was sent.
     resent: u16,
+    /// The transport-wide sequence number it carried, if any (a plain retransmission must
+    /// carry it again, to be byte-identical).
+    twcc: u16,
 }
 
 impl Sent {
@@ -145,7 +189,39 @@ impl Output {
             last_at: None,
             vp8: is_vp8.then(Vp8Ids::default),
             replay: None,
+            layers: None,
         }
+    }
+
+    /// Forwards simulcast layer `track` from its keyframe on: what this output sent before
+    /// came from another track's history, so no NACK of it can be answered from `track`'s
+    /// (the sequence numbers would point into the wrong history). The keyframe's first
+    /// packet then re-bases numbering, timestamps and VP8 picture ids in [`Output::admit`]
+    /// (its SSRC differs), so the viewer sees one continuous stream.
+    pub fn switch_layer(&mut self, track: usize) {
+        self.track = track;
+        self.replay = None;
+        self.forget_sent();
+        // Resuming the same layer after a pause re-bases too: the packets not sent in
+        // between must not show as a gap the viewer would NACK.
+        self.waiting_for_keyframe |= self.source_ssrc.is_some();
+        if let Some(l) = &mut self.layers {
+            if let Some((_, index)) = l.target.take() {
+                l.selector.on_keyframe(index);
+            }
+            l.paused = false;
+            l.switches += 1;
+        }
+    }
+
+    /// Our timestamp of the newest packet sent, once one was.
+    pub fn last_timestamp(&self) -> Option<u32> {
+        self.last.map(|(_, ts)| ts)
+    }
+
+    /// Whether it sends nothing now (a simulcast output paused by its estimate).
+    pub fn is_paused(&self) -> bool {
+        self.layers.as_ref().is_some_and(|l| l.paused)
     }
 
     /// Decides whether a source packet goes to this viewer. A video output starts, and
@@ -167,7 +243,8 @@ impl Output {
         if codec.is_video() && !keyframe_start {
             return Admit::Skip;
         }
-        if self.source_ssrc.is_some_and(|s| s != ssrc) {
+        let resumed = self.waiting_for_keyframe && self.source_ssrc.is_some();
+        if resumed || self.source_ssrc.is_some_and(|s| s != ssrc) {
             let silent = self
                 .last_at
                 .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
@@ -225,7 +302,21 @@ impl Output {
     /// packet number `index` of the source. Returns its new length (a 7-bit VP8 PictureID
     /// is widened to 15 bits into the byte after it, which `buf` must have), or None if it
     /// does not parse (never sent).
+    #[cfg(test)]
     pub fn rewrite(&mut self, buf: &mut [u8], len: usize, index: u64) -> Option<usize> {
+        self.rewrite_cc(buf, len, index, None)
+    }
+
+    /// [`Output::rewrite`], carrying transport-wide sequence number `twcc.1` in extension
+    /// id `twcc.0` (the viewer's transport-wide-cc id): the packet's extension block is
+    /// replaced by one holding only that (the source's extensions are never forwarded).
+    pub fn rewrite_cc(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+        index: u64,
+        twcc: Option<(u8, u16)>,
+    ) -> Option<usize> {
         let mut packet = RtpPacketMut::parse(buf.get_mut(..len)?).ok()?;
         let view = packet.as_packet();
         let (seq, ts) = (
@@ -234,9 +325,13 @@ impl Output {
         );
         let (payload_len, header_len) = (view.payload().len(), view.header_len());
         self.patch_header(&mut packet, seq, ts);
-        let new_len = match &mut self.vp8 {
+        let vp8_len = match &mut self.vp8 {
             Some(ids) => ids.rewrite(buf, header_len, len),
             None => len,
+        };
+        let new_len = match twcc {
+            Some((id, n)) => put_twcc(buf, vp8_len, id, n)?,
+            None => vp8_len,
         };
         let ring = self.sent.len().max(1);
         if let Some(slot) = self.sent.get_mut(usize::from(seq) % ring) {
@@ -245,6 +340,7 @@ impl Output {
                 ts,
                 seq,
                 resent: 0,
+                twcc: twcc.map_or(0, |t| t.1),
             };
         }
         if self.last.is_none_or(|(last, _)| seq::seq_newer(seq, last)) {
@@ -253,24 +349,46 @@ impl Output {
         self.packets = self.packets.wrapping_add(1);
         self.octets = self
             .octets
-            .wrapping_add((payload_len + new_len - len) as u32);
+            .wrapping_add((payload_len + vp8_len - len) as u32);
         self.bytes_sent += new_len as u64;
         Some(new_len)
+    }
+
+    /// The transport-wide sequence number what we sent as `seq` carried.
+    pub fn sent_twcc(&self, seq: u16) -> Option<u16> {
+        self.slot(seq).map(|s| s.twcc)
     }
 
     /// Rewrites a retransmission in `buf[..len]` exactly as the original went out: same
     /// sequence number and timestamp (RFC 4588 RTX is not negotiated; browsers take plain
     /// retransmissions). Returns its new length, as [`Output::rewrite`].
     pub fn rewrite_resend(&self, buf: &mut [u8], len: usize, seq: u16, ts: u32) -> Option<usize> {
+        self.rewrite_resend_cc(buf, len, seq, ts, None)
+    }
+
+    /// [`Output::rewrite_resend`] with a transport-wide sequence number, as
+    /// [`Output::rewrite_cc`]: for a plain retransmission the one the original carried.
+    pub fn rewrite_resend_cc(
+        &self,
+        buf: &mut [u8],
+        len: usize,
+        seq: u16,
+        ts: u32,
+        twcc: Option<(u8, u16)>,
+    ) -> Option<usize> {
         let mut packet = RtpPacketMut::parse(buf.get_mut(..len)?).ok()?;
         let header_len = packet.as_packet().header_len();
         self.patch_header(&mut packet, seq, ts);
         // The same picture offsets as when first sent: a re-base that changed them forgot
         // every packet sent before it.
-        Some(match self.vp8 {
+        let len = match self.vp8 {
             Some(ids) => ids.apply(buf, header_len, len),
             None => len,
-        })
+        };
+        match twcc {
+            Some((id, n)) => put_twcc(buf, len, id, n),
+            None => Some(len),
+        }
     }
 
     /// Whether a packet of source `ssrc` may only start a keyframe for this viewer (video
@@ -437,6 +555,31 @@ impl Vp8Ids {
     }
 }
 
+/// Replaces the extension block of the RTP packet in `buf[..len]` with one holding only a
+/// transport-wide sequence number (one-byte form, RFC 8285 §4.2; the element of
+/// draft-holmer-rmcat-transport-wide-cc-extensions-01 §2), moving the payload. Returns the
+/// new length; `None` if the packet does not parse, `id` is not 1-14 or `buf` is too short.
+pub fn put_twcc(buf: &mut [u8], len: usize, id: u8, seq: u16) -> Option<usize> {
+    if !(1..=14).contains(&id) {
+        return None;
+    }
+    let (fixed, header_len) = {
+        let p = RtpPacket::parse(buf.get(..len)?).ok()?;
+        (12 + 4 * p.csrcs().len(), p.header_len())
+    };
+    let block = fixed + 8;
+    let new_len = len - header_len + block;
+    if new_len > buf.len() {
+        return None;
+    }
+    buf.copy_within(header_len..len, block);
+    let [hi, lo] = seq.to_be_bytes();
+    buf.get_mut(fixed..block)?
+        .copy_from_slice(&[0xbe, 0xde, 0, 1, id << 4 | 1, hi, lo, 0]);
+    buf[0] |= 0x10;
+    Some(new_len)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
@@ -507,7 +650,7 @@ mod tests {
 
     #[test]
     fn the_nack_map_restores_indices_past_32_bits() {
-        assert_eq!(std::mem::size_of::<super::Sent>(), 12);
+        assert_eq!(std::mem::size_of::<super::Sent>(), 16);
         let mut out = Output::new(0, 120, 0xabcd, 0, 0, false, false);
         let index = (1u64 << 32) + 5;
         let mut buf = packet(1, 9, 0, 0);

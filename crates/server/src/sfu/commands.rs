@@ -122,6 +122,7 @@ impl Shard {
             .map(|(index, t)| OfferedTrack {
                 index,
                 codec: t.codec,
+                group: t.layer.as_ref().map(|l| l.group),
             })
             .collect();
         let cx = OfferContext {
@@ -261,6 +262,8 @@ impl Shard {
                     .since
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs()),
+                layers: super::simulcast::layer_info(stream, &self.sessions, now),
+                watchers: super::simulcast::watchers(stream, &self.sessions),
             });
         }
         list

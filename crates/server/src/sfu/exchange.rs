@@ -98,7 +98,11 @@ impl Shard {
                 }
                 self.fan_out(now);
             }
-            Message::Announce { stream, codecs } => self.mirror_announced(now, stream, &codecs),
+            Message::Announce {
+                stream,
+                codecs,
+                layers,
+            } => self.mirror_announced(now, stream, &codecs, &layers),
             Message::SenderReport {
                 stream,
                 track,
@@ -159,6 +163,7 @@ impl Shard {
         now: Instant,
         name: String,
         codecs: &[crate::sources::Codec],
+        layers: &[Option<crate::router::TrackLayer>],
     ) {
         let stream = self
             .streams
@@ -171,6 +176,14 @@ impl Shard {
             if stream.tracks.len() <= i {
                 stream.tracks.push(crate::router::Track::new(*codec));
             }
+            if let (Some(track), Some(layer)) = (stream.tracks.get_mut(i), layers.get(i)) {
+                // The size is learnt here too, from the layer's own keyframes.
+                if track.layer.as_ref().map(|l| (l.group, &l.rid))
+                    != layer.as_ref().map(|l| (l.group, &l.rid))
+                {
+                    track.layer.clone_from(layer);
+                }
+            }
         }
     }
 
@@ -181,11 +194,13 @@ impl Shard {
         }
         if let Some(stream) = self.streams.get(name) {
             let codecs = stream.tracks.iter().map(|t| t.codec).collect();
+            let layers = stream.tracks.iter().map(|t| t.layer.clone()).collect();
             self.tell(
                 Dest::Others,
                 Message::Announce {
                     stream: name.to_owned(),
                     codecs,
+                    layers,
                 },
             );
         }

@@ -9,13 +9,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rtc::peer::Peer;
 use rtc::rtcp::{RtcpPacket, RtcpWriter, SenderInfo, parse_compound};
-use rtc::rtp::RtpPacket;
+use rtc::rtp::{RtpHeader, RtpPacket};
 
 use super::outbox::Outbox;
 use super::session::{Session, Side, Viewer};
+use super::simulcast::choose_layers;
+use crate::router::congestion::{PADDING, ViewerCc};
 use crate::router::output::{Admit, Output};
 use crate::router::replay::Replay;
 use crate::router::resend::{MAX_FCIS, ResendBudget, read_fcis, repeat_gap};
+use crate::router::simulcast::keyframe_size;
 use crate::router::{Frame, Pending, Source, Stream, Track};
 
 /// Room after a packet for the SRTP tag (16 for GCM, 10 for HMAC-SHA1-80) or SRTCP trailer.
@@ -86,6 +89,13 @@ pub fn forward_live(
     };
     let packet_index = track.history.push(packet, false);
     track.bytes += packet.len() as u64;
+    track.last_packet = Some(now);
+    if shows_keyframe
+        && let Some(layer) = &mut track.layer
+        && let Some(size) = keyframe_size(track.codec, view.payload())
+    {
+        layer.size = Some(size);
+    }
     // Only the newest frame is followed: a late packet of an older one marks nothing.
     let newer = track
         .frame
@@ -134,12 +144,13 @@ pub fn flush(stream: &mut Stream, sessions: &mut HashMap<u64, Session>, tx: &mut
         return;
     }
     for key in viewers.iter() {
-        let Some((peer, outputs)) = sessions.get_mut(key).and_then(Session::sending) else {
+        let Some((peer, outputs, cc)) = sessions.get_mut(key).and_then(Session::sending) else {
             continue;
         };
         if !peer.is_connected() {
             continue;
         }
+        let to = &mut To { peer, cc };
         for p in pending.iter() {
             let Some(track) = tracks.get(p.track) else {
                 continue;
@@ -151,17 +162,26 @@ pub fn flush(stream: &mut Stream, sessions: &mut HashMap<u64, Session>, tx: &mut
                 .flatten()
                 .and_then(|b| RtpPacket::parse(b).ok())
                 .map(|v| v.ssrc());
+            // A simulcast output waiting for this layer's keyframe switches to it here.
+            if p.keyframe_start {
+                for output in outputs
+                    .iter_mut()
+                    .filter(|o| o.layers.as_ref().is_some_and(|l| l.waits_for(p.track)))
+                {
+                    output.switch_layer(p.track);
+                }
+            }
             // An output replaying the GOP cache sends these when its cursor gets there.
             for output in outputs
                 .iter_mut()
-                .filter(|o| o.track == p.track && o.replay.is_none())
+                .filter(|o| o.track == p.track && o.replay.is_none() && !o.is_paused())
             {
                 if ssrc.is_some_and(|s| output.needs_keyframe(s)) {
                     for index in p.frame_start..p.packet {
-                        send_one(peer, output, track, index, index == p.frame_start, tx);
+                        send_one(to, output, track, index, index == p.frame_start, tx);
                     }
                 }
-                send_one(peer, output, track, p.packet, p.keyframe_start, tx);
+                send_one(to, output, track, p.packet, p.keyframe_start, tx);
             }
         }
     }
@@ -171,7 +191,7 @@ pub fn flush(stream: &mut Stream, sessions: &mut HashMap<u64, Session>, tx: &mut
 /// Sends packet `packet_index` of `track` to one viewer, if it may have it now: copied once
 /// into the send queue's memory, rewritten and protected there.
 fn send_one(
-    peer: &mut Peer,
+    to: &mut To<'_>,
     output: &mut Output,
     track: &Track,
     packet_index: u64,
@@ -187,21 +207,48 @@ fn send_one(
     if output.admit(&view, keyframe_start, track.codec, tx.now) == Admit::Skip {
         return;
     }
-    let Some((remote, local)) = peer.path() else {
+    let Some((remote, local)) = to.peer.path() else {
         return;
     };
+    let now = tx.now;
     tx.net.send_with(remote, local, true, |buf| {
         buf.get_mut(..packet.len())?.copy_from_slice(packet);
-        let len = output.rewrite(buf, packet.len(), packet_index)?;
-        peer.protect_rtp(buf, len).ok()
+        let twcc = to.cc.as_mut().map(|cc| cc.next_seq());
+        let len = output.rewrite_cc(buf, packet.len(), packet_index, twcc)?;
+        to.protect(buf, len, twcc, now)
     });
+}
+
+/// Where a viewer's packets go: its transport, and its transport-wide numbering and
+/// estimate when it negotiated them.
+struct To<'a> {
+    peer: &'a mut Peer,
+    cc: Option<&'a mut ViewerCc>,
+}
+
+impl To<'_> {
+    /// Protects the RTP packet in `buf[..len]`; one that carries transport-wide number
+    /// `twcc` is recorded as sent for the estimate.
+    fn protect(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+        twcc: Option<(u8, u16)>,
+        now: Instant,
+    ) -> Option<usize> {
+        let n = self.peer.protect_rtp(buf, len).ok()?;
+        if let (Some(cc), Some((_, seq))) = (self.cc.as_mut(), twcc) {
+            cc.sent(seq, n, now);
+        }
+        Some(n)
+    }
 }
 
 /// Answers one NACKed sequence number of `output` from the track's history, if we still
 /// have the packet, did not resend it within `gap` and the viewer's budget allows (`sent`:
 /// bytes sent to it so far).
 fn answer_nack(
-    peer: &mut Peer,
+    to: &mut To<'_>,
     output: &mut Output,
     track: &Track,
     seq: u16,
@@ -223,23 +270,85 @@ fn answer_nack(
         return;
     }
     output.mark_resent(seq, tx.now);
-    resend(peer, output, packet, seq, ts, tx);
+    resend(to, output, packet, seq, ts, tx);
 }
 
 /// Sends a retransmission: the original as it went out (`seq`, `ts`), in an RTX packet of
 /// its own if the viewer negotiated RTX, else as a byte-identical copy.
-fn resend(peer: &mut Peer, output: &mut Output, packet: &[u8], seq: u16, ts: u32, tx: &mut Tx<'_>) {
-    let Some((remote, local)) = peer.path() else {
+fn resend(to: &mut To<'_>, output: &mut Output, packet: &[u8], seq: u16, ts: u32, tx: &mut Tx<'_>) {
+    let Some((remote, local)) = to.peer.path() else {
         return;
     };
+    let now = tx.now;
     tx.net.send_with(remote, local, true, |buf| {
         buf.get_mut(..packet.len())?.copy_from_slice(packet);
-        let mut len = output.rewrite_resend(buf, packet.len(), seq, ts)?;
-        if let Some(rtx) = &mut output.rtx {
-            len = rtx.wrap(buf, len)?;
+        let id = to.cc.as_ref().map(|cc| cc.id);
+        if output.rtx.is_none() {
+            // A plain copy carries the transport-wide number the original did: the same
+            // bytes under the same SRTP index (RFC 7714 §8.4), and no new number to report.
+            let original = id.zip(output.sent_twcc(seq));
+            let len = output.rewrite_resend_cc(buf, packet.len(), seq, ts, original)?;
+            return to.peer.protect_rtp(buf, len).ok();
         }
-        peer.protect_rtp(buf, len).ok()
+        // RTX is a packet of its own (RFC 4588 §4): a new number, counted as sent.
+        let len = output.rewrite_resend(buf, packet.len(), seq, ts)?;
+        let mut len = output.rtx.as_mut()?.wrap(buf, len)?;
+        let twcc = to.cc.as_mut().map(|cc| cc.next_seq());
+        if let Some((id, n)) = twcc {
+            len = crate::router::output::put_twcc(buf, len, id, n)?;
+        }
+        to.protect(buf, len, twcc, now)
     });
+}
+
+/// Probes the path to a viewer upward when its estimator asks (from the tick): padding-only
+/// packets (RFC 3550 §5.1 P bit) on the video's RTX stream — never on the media numbering,
+/// which the viewer's jitter buffer would see as gaps — at the probe's rate, each with a
+/// transport-wide number whose feedback tells whether the path carried that rate. Only
+/// simulcast viewers below what their top layer `need`s are probed; viewers without RTX are
+/// not: their estimate rises only as fast as what they receive.
+pub fn send_probes(session: &mut Session, need: u64, tx: &mut Tx<'_>) {
+    let Some((peer, outputs, Some(cc))) = session.sending() else {
+        return;
+    };
+    let now = tx.now;
+    cc.restart_if_stale(now);
+    if let Some(mut probe) = cc.bwe.poll_probe(now) {
+        // No faster than twice what the top layer needs: more would only fill queues.
+        probe.bps = probe.bps.min(2 * need);
+        cc.pacer.start_probe(&probe);
+    }
+    cc.pacer.set_estimate(cc.bwe.estimate());
+    // Paused video is probed too: that is how it finds its way back.
+    let Some(output) = outputs.iter_mut().find(|o| o.rtx.is_some()) else {
+        return;
+    };
+    let (Some((remote, local)), Some(ts)) = (peer.path(), output.last_timestamp()) else {
+        return;
+    };
+    while let Some((_, cluster)) = cc.pacer.poll_padding(now) {
+        let (Some(cluster), Some(rtx)) = (cluster, output.rtx.as_mut()) else {
+            break;
+        };
+        let (id, seq) = cc.next_seq();
+        let twcc = seq.to_be_bytes();
+        let header = RtpHeader {
+            payload_type: rtx.payload_type,
+            sequence_number: rtx.seq,
+            timestamp: ts,
+            ssrc: rtx.ssrc,
+            extensions: &[(id, &twcc)],
+            ..RtpHeader::default()
+        };
+        rtx.seq = rtx.seq.wrapping_add(1);
+        tx.net.send_with(remote, local, true, |buf| {
+            let len = header.write(&[], PADDING as u8, buf).ok()?;
+            let n = peer.protect_rtp(buf, len).ok()?;
+            cc.bwe.on_probe_sent(seq, n, cluster, now);
+            cc.probes_sent += 1;
+            Some(n)
+        });
+    }
 }
 
 /// A viewer just connected: every video output starts at once from the latest keyframe in
@@ -248,13 +357,16 @@ fn resend(peer: &mut Peer, output: &mut Output, packet: &[u8], seq: u16, ts: u32
 /// next packet. Returns whether a video track had no keyframe cached (a live stream's
 /// publisher must then be asked for one at once).
 pub fn start_viewer(session: &mut Session, stream: &Stream, tx: &mut Tx<'_>) -> bool {
-    let Some((peer, outputs)) = session.sending() else {
+    // A simulcast output starts on the top layer being received.
+    choose_layers(session, stream, tx.now, true);
+    let Some((peer, outputs, cc)) = session.sending() else {
         return false;
     };
+    let to = &mut To { peer, cc };
     let mut missing = false;
-    for output in outputs.iter_mut() {
+    for output in outputs.iter_mut().filter(|o| !o.is_paused()) {
         if let Some(track) = stream.tracks.get(output.track) {
-            missing |= !replay_from_keyframe(peer, output, track, false, tx);
+            missing |= !replay_from_keyframe(to, output, track, false, tx);
         }
     }
     missing
@@ -264,7 +376,7 @@ pub fn start_viewer(session: &mut Session, stream: &Stream, tx: &mut Tx<'_>) -> 
 /// With `rebase`, numbering is shifted to follow what the viewer already got, so its time
 /// never goes backwards. False if the track is video and has no keyframe cached.
 fn replay_from_keyframe(
-    peer: &mut Peer,
+    to: &mut To<'_>,
     output: &mut Output,
     track: &Track,
     rebase: bool,
@@ -287,7 +399,7 @@ fn replay_from_keyframe(
     }
     let start = keyframe.start;
     for index in keyframe {
-        send_one(peer, output, track, index, index == start, tx);
+        send_one(to, output, track, index, index == start, tx);
     }
     output.replay = replay;
     true
@@ -298,16 +410,17 @@ pub fn continue_replay(session: &mut Session, streams: &BTreeMap<String, Stream>
     let Some(stream) = streams.get(&session.stream) else {
         return;
     };
-    let Some((peer, outputs)) = session.sending() else {
+    let Some((peer, outputs, cc)) = session.sending() else {
         return;
     };
+    let to = &mut To { peer, cc };
     for output in outputs.iter_mut() {
         let (Some(mut replay), Some(track)) = (output.replay, stream.tracks.get(output.track))
         else {
             continue;
         };
         for index in replay.due(&track.history, tx.now) {
-            send_one(peer, output, track, index, false, tx);
+            send_one(to, output, track, index, false, tx);
         }
         output.replay = (!replay.is_done(&track.history)).then_some(replay);
     }
@@ -334,6 +447,7 @@ pub fn handle_rtcp(
                 outputs,
                 resends,
                 rtt,
+                cc,
             }),
         nacks,
         keyframe_requests,
@@ -343,6 +457,10 @@ pub fn handle_rtcp(
     } = session
     else {
         return false;
+    };
+    let to = &mut To {
+        peer,
+        cc: cc.as_deref_mut(),
     };
     let mut fcis = MAX_FCIS;
     for packet in parse_compound(rtcp).flatten() {
@@ -370,7 +488,21 @@ pub fn handle_rtcp(
                 };
                 let gap = repeat_gap(*rtt);
                 for seq in nack.lost().take(read) {
-                    answer_nack(peer, output, track, seq, gap, (resends, sent), tx);
+                    answer_nack(to, output, track, seq, gap, (resends, sent), tx);
+                }
+            }
+            // The viewer's transport-wide feedback, or its own estimate: what the path
+            // carries, for its layer choice.
+            RtcpPacket::Twcc(fb) => {
+                if let Some(cc) = to.cc.as_mut() {
+                    cc.bwe.on_twcc(&fb, tx.now);
+                    cc.on_feedback(tx.now);
+                }
+            }
+            RtcpPacket::Remb(remb) => {
+                if let Some(cc) = to.cc.as_mut() {
+                    cc.bwe.on_remb(remb.bitrate(), tx.now);
+                    cc.on_feedback(tx.now);
                 }
             }
             RtcpPacket::Pli(_) | RtcpPacket::Fir(_) => {
@@ -387,7 +519,7 @@ pub fn handle_rtcp(
                 }
                 for output in outputs.iter_mut() {
                     if let Some(track) = stream.tracks.get(output.track) {
-                        replay_from_keyframe(peer, output, track, true, tx);
+                        replay_from_keyframe(to, output, track, true, tx);
                     }
                 }
             }
@@ -403,7 +535,7 @@ pub fn send_reports(session: &mut Session, streams: &BTreeMap<String, Stream>, t
     let Some(stream) = streams.get(&session.stream) else {
         return;
     };
-    let Some((peer, outputs)) = session.sending() else {
+    let Some((peer, outputs, _)) = session.sending() else {
         return;
     };
     let ntp = ntp_now();
@@ -573,6 +705,7 @@ mod tests {
         let tracks = [OfferedTrack {
             index: 0,
             codec: Codec::Vp8,
+            group: None,
         }];
         let cx = OfferContext {
             role: Role::Play,

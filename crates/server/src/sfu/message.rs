@@ -29,7 +29,14 @@ pub enum Message {
     /// there. Shared by every receiving shard (one allocation per round, not per shard).
     Media(Arc<MediaBatch>),
     /// A live stream began, or its tracks changed (a new publisher took it over).
-    Announce { stream: String, codecs: Vec<Codec> },
+    Announce {
+        /// The stream's name.
+        stream: String,
+        /// Its tracks' codecs.
+        codecs: Vec<Codec>,
+        /// Per track: the simulcast layer it carries, if any.
+        layers: Vec<Option<crate::router::TrackLayer>>,
+    },
     /// A live stream's publisher sent a Sender Report: the NTP ↔ RTP mapping every shard's
     /// Sender Reports to viewers carry on (lip sync).
     SenderReport {

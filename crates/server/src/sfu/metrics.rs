@@ -33,6 +33,8 @@ pub struct Counters {
     pub keyframe_requests_sent: u64,
     /// RTX packets from publishers unwrapped to their originals.
     pub rtx_unwrapped: u64,
+    /// Simulcast layer switches made for viewers (each at a keyframe of the new layer).
+    pub layer_switches: u64,
     /// DTLS handshakes completed, by version and key exchange group.
     pub dtls: DtlsCounts,
 }
@@ -111,6 +113,8 @@ impl Counters {
                 self.resends.refused_repeat += r.refused_repeat;
                 self.resends.refused_budget += r.refused_budget;
                 self.resends.refused_fci += r.refused_fci;
+                let layers = v.outputs.iter().filter_map(|o| o.layers.as_ref());
+                self.layer_switches += layers.map(|l| l.switches).sum::<u64>();
             }
             Side::Publisher(p) => {
                 self.nacks_sent += session.nacks;
@@ -423,6 +427,49 @@ impl Shard {
             "counter",
             "NACKed sequence numbers not read: past the FCIs read per RTCP packet.",
             c.resends.refused_fci,
+        );
+        let viewers = self.sessions.values().filter_map(Session::viewer);
+        let (mut estimated, mut estimate_sum, mut paused, mut below_top) = (0, 0, 0, 0);
+        for v in viewers {
+            if let Some(cc) = &v.cc {
+                estimated += 1;
+                estimate_sum += cc.bwe.estimate();
+            }
+            for o in &v.outputs {
+                let Some(l) = &o.layers else { continue };
+                paused += u64::from(l.paused);
+                below_top += u64::from(!l.paused && l.below_top);
+            }
+        }
+        put(
+            "layer_switches_total",
+            "counter",
+            "Simulcast layer switches made for viewers, each at a keyframe of the new layer.",
+            c.layer_switches,
+        );
+        put(
+            "viewers_estimated",
+            "gauge",
+            "Viewers with a bandwidth estimate (they negotiated transport-wide CC).",
+            estimated,
+        );
+        put(
+            "viewer_estimate_bps_sum",
+            "gauge",
+            "Sum of those viewers' bandwidth estimates, bit/s (divide by viewers_estimated).",
+            estimate_sum,
+        );
+        put(
+            "viewers_video_paused",
+            "gauge",
+            "Simulcast outputs paused: not even the lowest layer fits the viewer's estimate.",
+            paused,
+        );
+        put(
+            "viewers_below_top_layer",
+            "gauge",
+            "Simulcast outputs forwarding a layer below the top one received.",
+            below_top,
         );
         put(
             "rtx_unwrapped_total",

@@ -23,6 +23,7 @@ mod shard;
 mod shutdown;
 #[cfg(test)]
 mod sim;
+mod simulcast;
 pub mod tcp_route;
 
 #[cfg(test)]

@@ -89,30 +89,30 @@ impl Shard {
             .entry(name.to_owned())
             .or_insert_with(|| Stream::live(key, &[], now));
         if let Side::Publisher(publisher) = &mut session.side {
-            // Inputs feed the stream's track of the same kind; a kind it lacks gets a new
-            // track.
+            // Inputs feed the stream's track of the same kind (a simulcast layer: of the
+            // same rid); a kind or layer it lacks gets a new track.
             for input in &mut publisher.inputs {
-                let found = stream
-                    .tracks
-                    .iter()
-                    .position(|t| t.codec.is_video() == input.codec.is_video());
-                input.track = found.unwrap_or_else(|| {
-                    stream.tracks.push(crate::router::Track::new(input.codec));
-                    stream.tracks.len() - 1
-                });
+                input.track = super::simulcast::track_for(stream, input);
                 if let Some(track) = stream.tracks.get(input.track)
                     && track.codec != input.codec
                 {
                     tracing::warn!(stream = %name, was = track.codec.name(), now = input.codec.name(), "publisher changed codec; viewers of the old one get nothing");
                 }
             }
-            if record && let Some(recorder) = &mut self.recorder {
-                let codecs: Vec<_> = publisher
-                    .inputs
-                    .iter()
-                    .map(|i| record_codec(i.codec))
-                    .collect();
-                recorder.start(key, name, &codecs);
+            // A simulcast publish is recorded once its layers' sizes say which is the top
+            // one (`simulcast_tick`); a relay's is not recorded here at all.
+            if !record {
+                publisher.recorded = Some(vec![None; publisher.inputs.len()]);
+            } else if publisher.simulcast.is_none() {
+                publisher.recorded = Some((0..publisher.inputs.len()).map(Some).collect());
+                if let Some(recorder) = &mut self.recorder {
+                    let codecs: Vec<_> = publisher
+                        .inputs
+                        .iter()
+                        .map(|i| record_codec(i.codec))
+                        .collect();
+                    recorder.start(key, name, &codecs);
+                }
             }
         }
         stream.source = Source::Live {
@@ -151,11 +151,23 @@ impl Shard {
         {
             recorder.record(now, seq);
         }
-        // The RTX payload type says which input it repairs (payload types are unique in a
-        // BUNDLE); the original's SSRC is that input's current one.
+        // A simulcast layer's packets name it (RID, or RRID for its RTX), or their SSRC
+        // was learnt from earlier ones that did. Otherwise the RTX payload type says which
+        // input a packet repairs (payload types are unique in a BUNDLE); the original's SSRC
+        // is that input's current one.
         let pt = view.payload_type();
-        let Some(input) = publisher.inputs.iter().find(|i| i.rtx_pt == Some(pt)) else {
-            self.on_publisher_media(now, key, view);
+        let layer = publisher.simulcast.as_mut().and_then(|s| s.classify(&view));
+        let repairs = match layer {
+            Some((i, true)) => publisher.inputs.get(i),
+            Some((_, false)) => None,
+            None => publisher
+                .inputs
+                .iter()
+                .find(|i| i.rtx_pt == Some(pt) && i.rid.is_none()),
+        };
+        let layer = layer.map(|(i, _)| i);
+        let Some(input) = repairs else {
+            self.on_publisher_media(now, key, view, layer);
             return;
         };
         let Some(ssrc) = input.receive.as_ref().map(ReceiveStream::ssrc) else {
@@ -168,7 +180,7 @@ impl Shard {
             && let Ok(original) = RtpPacket::parse(&buf)
         {
             publisher.rtx_unwrapped.1 += 1;
-            self.on_publisher_media(now, key, original);
+            self.on_publisher_media(now, key, original, layer);
         }
         if let Some(Side::Publisher(publisher)) = self.sessions.get_mut(&key).map(|s| &mut s.side) {
             publisher.rtx_unwrapped.0 = buf;
@@ -177,8 +189,14 @@ impl Shard {
 
     /// A publisher's media packet (an RTX one unwrapped): put through its receive stream
     /// (loss detection, NACK), forwarded to viewers at once, and — in order — to the
-    /// recorder.
-    fn on_publisher_media(&mut self, now: Instant, key: u64, view: RtpPacket<'_>) {
+    /// recorder. `layer`: the input of the simulcast layer it was found to carry.
+    fn on_publisher_media(
+        &mut self,
+        now: Instant,
+        key: u64,
+        view: RtpPacket<'_>,
+        layer: Option<usize>,
+    ) {
         let packet = view.bytes();
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
@@ -188,7 +206,21 @@ impl Shard {
         };
         let relay = publisher.relay;
         let mid = publisher.mid_extension.and_then(|id| view.extension(id));
-        let Some(input) = publisher.input_for(now, view.ssrc(), view.payload_type(), mid) else {
+        let input = match layer {
+            Some(i) => {
+                let mut input = publisher.inputs.get_mut(i);
+                // Its SSRC now (the one keyframe requests name).
+                if let Some(input) = &mut input
+                    && input.ssrcs != [view.ssrc()]
+                {
+                    input.ssrcs.clear();
+                    input.ssrcs.push(view.ssrc());
+                }
+                input
+            }
+            None => publisher.input_for(now, view.ssrc(), view.payload_type(), mid),
+        };
+        let Some(input) = input else {
             self.unknown_ssrc += 1;
             return;
         };
@@ -259,9 +291,10 @@ impl Shard {
             let Some(receive) = input.receive.as_mut() else {
                 continue;
             };
+            let recorded = publisher.recorded.as_ref().and_then(|r| *r.get(i)?);
             while let Some(packet) = receive.poll_packet(now) {
-                if let Some(recorder) = &mut self.recorder {
-                    recorder.packet(key, i, now, packet);
+                if let (Some(recorder), Some(r)) = (&mut self.recorder, recorded) {
+                    recorder.packet(key, r, now, packet);
                 }
             }
             nacks.clear();
@@ -480,7 +513,7 @@ pub(super) fn tests_shows_h264_keyframe(payload: &[u8]) -> bool {
     shows_h264_keyframe(payload)
 }
 
-fn record_codec(codec: Codec) -> RecordCodec {
+pub(super) fn record_codec(codec: Codec) -> RecordCodec {
     match codec {
         Codec::Vp8 => RecordCodec::Vp8,
         Codec::H264 => RecordCodec::H264,

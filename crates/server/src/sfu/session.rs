@@ -16,8 +16,10 @@ use rtc::sdp::{
     SessionDescription,
 };
 
+use super::simulcast::Ingest;
 use crate::control::{EngineError, Role};
-use crate::router::output::Output;
+use crate::router::congestion::ViewerCc;
+use crate::router::output::{LayerChoice, Output};
 use crate::router::resend::ResendBudget;
 use crate::sources::Codec;
 use rtc::rtp::rtx::RtxSender;
@@ -86,6 +88,11 @@ pub struct Publisher {
     /// Transport-wide CC feedback (the negotiated extension id and the arrival recorder),
     /// so the publisher's encoder can raise its bitrate.
     pub twcc: Option<(u8, TwccRecorder)>,
+    /// Simulcast (RFC 8853): which input each layer's SSRCs feed, learnt from RID/RRID.
+    pub simulcast: Option<Box<Ingest>>,
+    /// The recorder's input number of each input (`None`: not recorded); `None` until the
+    /// recording starts (a simulcast publish waits for its layers' sizes to pick the top).
+    pub recorded: Option<Vec<Option<usize>>>,
     /// A relay's session (issue 11): our WHEP session toward another node, not a WHIP
     /// publisher.
     pub relay: bool,
@@ -100,6 +107,9 @@ pub struct Viewer {
     pub resends: ResendBudget,
     /// The last round-trip time its receiver reports gave.
     pub rtt: Option<Duration>,
+    /// Its transport-wide numbering and bandwidth estimate, when it negotiated the
+    /// transport-wide-cc extension.
+    pub cc: Option<Box<ViewerCc>>,
 }
 
 /// One m-line of a publisher.
@@ -123,6 +133,9 @@ pub struct Input {
     pub receive: Option<ReceiveStream>,
     /// When its current SSRC last delivered a packet.
     pub last_packet: Option<Instant>,
+    /// The simulcast layer it carries (its rid), if the m-line is simulcast: each layer is
+    /// an input of its own, with its own receive stream, feeding a track of its own.
+    pub rid: Option<String>,
 }
 
 impl Input {
@@ -148,6 +161,8 @@ pub struct OfferedTrack {
     pub index: usize,
     /// Its codec.
     pub codec: Codec,
+    /// Simulcast: the group of layers it is one of (viewers get one layer of a group).
+    pub group: Option<usize>,
 }
 
 fn sdp_codec(codec: Codec) -> sdp::Codec {
@@ -212,15 +227,20 @@ pub fn answer_offer(
     config.tcp_candidates = cx.tcp_candidates.to_vec();
     if cx.role == Role::Play {
         config.codecs = cx.tracks.iter().map(|t| sdp_codec(t.codec)).collect();
-        // We add no header extensions to what we send (the source's are stripped).
-        config.extensions.clear();
+        // The source's header extensions are stripped; we add our own transport-wide
+        // sequence numbers, which the viewer's transport-cc feedback reports on (without the
+        // extension the answer drops that feedback too).
+        config.extensions = vec![HeaderExtension::TransportWideCc];
     } else {
         // sdes:mid maps SSRCs to m-lines; transport-cc and abs-send-time feed congestion
-        // control feedback.
+        // control feedback; the rid and repaired-rid extensions name simulcast layers
+        // (RFC 8852 §3), without which the answer takes no simulcast.
         config.extensions = vec![
             HeaderExtension::SdesMid,
             HeaderExtension::TransportWideCc,
             HeaderExtension::AbsSendTime,
+            HeaderExtension::RtpStreamId,
+            HeaderExtension::RepairedRtpStreamId,
         ];
     }
     // We send transport-cc feedback, never REMB, so goog-remb is not answered.
@@ -237,6 +257,11 @@ pub fn answer_offer(
             outputs: outputs(&negotiated, cx.tracks, rng),
             resends: ResendBudget::new(now),
             rtt: None,
+            cc: negotiated
+                .media
+                .iter()
+                .find_map(|m| m.extension_id(HeaderExtension::TransportWideCc))
+                .map(|id| Box::new(ViewerCc::new(id))),
         }),
         Role::Publish => Side::Publisher(publisher_side(&negotiated, cx.congestion_feedback)),
     };
@@ -295,8 +320,10 @@ pub fn relay_session(
 }
 
 fn publisher_side(negotiated: &Negotiated, congestion_feedback: bool) -> Publisher {
+    let inputs = inputs(negotiated);
     Publisher {
-        inputs: inputs(negotiated),
+        simulcast: Ingest::new(negotiated, &inputs).map(Box::new),
+        inputs,
         mid_extension: negotiated
             .media
             .iter()
@@ -311,6 +338,7 @@ fn publisher_side(negotiated: &Negotiated, congestion_feedback: bool) -> Publish
             .filter(|_| congestion_feedback)
             .map(|id| (id, TwccRecorder::new())),
         relay: false,
+        recorded: None,
     }
 }
 
@@ -359,6 +387,7 @@ fn outputs(negotiated: &Negotiated, tracks: &[OfferedTrack], rng: &mut Rng) -> V
                 video,
                 track.codec == Codec::Vp8,
             );
+            output.layers = track.group.map(LayerChoice::new);
             let rtx_pt = media
                 .codecs
                 .iter()
@@ -377,28 +406,43 @@ fn outputs(negotiated: &Negotiated, tracks: &[OfferedTrack], rng: &mut Rng) -> V
     outputs
 }
 
-/// One input per accepted m-line the publisher sends on.
+/// One input per accepted m-line the publisher sends on, or per simulcast layer of one.
 fn inputs(negotiated: &Negotiated) -> Vec<Input> {
     let receiving = negotiated
         .media
         .iter()
         .filter(|m| matches!(m.direction, Direction::RecvOnly | Direction::SendRecv));
-    receiving
-        .filter_map(|m| {
-            let chosen = m.codecs.first()?;
-            Some(Input {
-                mid: m.mid.clone(),
-                codec: our_codec(chosen.codec)?,
-                payload_type: chosen.pt,
-                nack: chosen.feedback.contains(&RtcpFeedback::Nack),
-                rtx_pt: chosen.rtx_pt,
-                ssrcs: m.remote_ssrcs.iter().map(|s| s.ssrc).collect(),
-                track: 0,
-                receive: None,
-                last_packet: None,
-            })
-        })
-        .collect()
+    let mut inputs = Vec::new();
+    for m in receiving {
+        let Some(chosen) = m.codecs.first() else {
+            continue;
+        };
+        let Some(codec) = our_codec(chosen.codec) else {
+            continue;
+        };
+        let input = |rid: Option<&str>| Input {
+            mid: m.mid.clone(),
+            codec,
+            payload_type: chosen.pt,
+            nack: chosen.feedback.contains(&RtcpFeedback::Nack),
+            rtx_pt: chosen.rtx_pt,
+            // A layer's SSRCs are learnt from its packets' RID (RFC 8853 §5.2).
+            ssrcs: match rid {
+                Some(_) => Vec::new(),
+                None => m.remote_ssrcs.iter().map(|s| s.ssrc).collect(),
+            },
+            track: 0,
+            receive: None,
+            last_packet: None,
+            rid: rid.map(str::to_owned),
+        };
+        if m.simulcast.is_empty() {
+            inputs.push(input(None));
+        } else {
+            inputs.extend(m.simulcast.iter().map(|l| input(Some(&l.rid))));
+        }
+    }
+    inputs
 }
 
 pub fn peer_setup(negotiated: &Negotiated) -> Result<PeerSetup, EngineError> {
@@ -431,10 +475,11 @@ impl Session {
         }
     }
 
-    /// A viewer's transport and outputs, what sending to it needs (`None` for a publisher).
-    pub fn sending(&mut self) -> Option<(&mut Peer, &mut Vec<Output>)> {
+    /// A viewer's transport, outputs and congestion control, what sending to it needs
+    /// (`None` for a publisher).
+    pub fn sending(&mut self) -> Option<(&mut Peer, &mut Vec<Output>, Option<&mut ViewerCc>)> {
         match &mut self.side {
-            Side::Viewer(v) => Some((&mut self.peer, &mut v.outputs)),
+            Side::Viewer(v) => Some((&mut self.peer, &mut v.outputs, v.cc.as_deref_mut())),
             Side::Publisher(_) => None,
         }
     }
@@ -491,12 +536,16 @@ impl Publisher {
     ) -> Option<&mut Input> {
         let known = self.inputs.iter().position(|i| i.ssrcs.contains(&ssrc));
         let index = known.or_else(|| {
-            let by_mid =
-                mid.and_then(|mid| self.inputs.iter().position(|i| i.mid.as_bytes() == mid));
-            let found = by_mid.or_else(|| {
+            // A simulcast layer's SSRC is learnt from its RID only ([`Ingest`]).
+            let by_mid = mid.and_then(|mid| {
                 self.inputs
                     .iter()
-                    .position(|i| i.payload_type == payload_type && i.ssrcs.is_empty())
+                    .position(|i| i.mid.as_bytes() == mid && i.rid.is_none())
+            });
+            let found = by_mid.or_else(|| {
+                self.inputs.iter().position(|i| {
+                    i.payload_type == payload_type && i.ssrcs.is_empty() && i.rid.is_none()
+                })
             })?;
             let input = self.inputs.get_mut(found)?;
             if input
@@ -601,6 +650,7 @@ mod tests {
             track: 0,
             receive: None,
             last_packet: None,
+            rid: None,
         }
     }
 

@@ -659,6 +659,7 @@ impl Shard {
             }
         }
         self.keys = publishers;
+        self.simulcast_tick(now);
     }
 
     pub(super) fn remove_ended(&mut self, now: Instant) {

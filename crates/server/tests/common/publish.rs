@@ -52,6 +52,22 @@ impl Pages {
         )
     }
 
+    /// Publishes as [`Pages::publish`] at `width` × `height`, the video as three simulcast
+    /// layers (rids q, h, f at 1/4, 1/2 and full size).
+    pub fn publish_simulcast(
+        &mut self,
+        page: &str,
+        stream: &str,
+        codec: &str,
+        (width, height): (u32, u32),
+    ) -> Value {
+        self.call(
+            json!({"cmd": "publish", "page": page, "stream": stream, "codec": codec,
+                   "width": width, "height": height, "simulcast": true}),
+            "published",
+        )
+    }
+
     /// Plays `stream` in `page` over WHEP; the page samples its stats from then on.
     pub fn play(&mut self, page: &str, stream: &str) -> Value {
         self.call(

@@ -9,6 +9,8 @@ use rtc::dtls::{DtlsConfig, Fingerprint};
 use rtc::ice::Credentials;
 use rtc::peer::{Peer, PeerEvent, PeerSetup, Received};
 use rtc::rand::Rng;
+use rtc::receive::TwccRecorder;
+use rtc::rtcp::RtcpWriter;
 use rtc::rtp::RtpPacket;
 use rtc::sdp::{
     self, Codec, Direction, DtlsRole, MediaKind, Negotiated, OfferConfig, SessionDescription,
@@ -16,6 +18,10 @@ use rtc::sdp::{
 
 use super::{Dice, Link, SERVER};
 use crate::control::Role;
+
+/// The header-extension ids a simulcast offer gives the RID and repaired RID.
+pub const RID_EXT: u8 = 13;
+pub const RRID_EXT: u8 = 14;
 
 /// Room after a packet for the SRTP tag and SRTCP index.
 const TAG_ROOM: usize = 32;
@@ -53,6 +59,41 @@ impl Offer {
             credentials,
             local,
         }
+    }
+
+    /// The same offer sending simulcast layers `rids` (RFC 8853) on its video section, named
+    /// by the RID and repaired-RID header extensions (ids [`RID_EXT`], [`RRID_EXT`]), as
+    /// Chromium offers `sendEncodings`.
+    pub fn simulcast(mut self, rids: &[&str]) -> Self {
+        let mut text = String::new();
+        let mut in_video = false;
+        let video_lines = || {
+            let mut lines = format!(
+                "a=extmap:{RID_EXT} urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n\
+                 a=extmap:{RRID_EXT} urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id\r\n"
+            );
+            for rid in rids {
+                lines.push_str(&format!("a=rid:{rid} send\r\n"));
+            }
+            lines.push_str(&format!("a=simulcast:send {}\r\n", rids.join(";")));
+            lines
+        };
+        for line in self.sdp.split_terminator("\r\n") {
+            if line.starts_with("m=") && in_video {
+                text.push_str(&video_lines());
+            }
+            if line.starts_with("m=") {
+                in_video = line.starts_with("m=video");
+            }
+            text.push_str(line);
+            text.push_str("\r\n");
+        }
+        if in_video {
+            text.push_str(&video_lines());
+        }
+        self.description = SessionDescription::parse(&text).expect("the edited offer parses");
+        self.sdp = text;
+        self
     }
 
     /// Accepts the server's answer and starts checking towards its candidate.
@@ -99,6 +140,12 @@ impl Offer {
             &setup,
             Rng::seeded(seed ^ 0x5eed),
         );
+        let twcc = negotiated
+            .media
+            .iter()
+            .filter(|m| m.direction == Direction::RecvOnly)
+            .find_map(|m| m.extension_id(sdp::HeaderExtension::TransportWideCc))
+            .map(|id| (id, TwccRecorder::new()));
         Client {
             peer,
             negotiated,
@@ -112,6 +159,7 @@ impl Offer {
             connected: None,
             rtp: Vec::new(),
             rtcp: Vec::new(),
+            twcc,
         }
     }
 }
@@ -149,19 +197,41 @@ pub struct Client {
     pub rtp: Vec<Got>,
     /// RTCP received.
     pub rtcp: Vec<Vec<u8>>,
+    /// A viewer's transport-wide CC feedback on what it receives, as a browser sends it
+    /// (when the answer took the extension).
+    pub twcc: Option<(u8, TwccRecorder)>,
 }
 
 impl Client {
     /// A datagram from the server.
     pub fn receive(&mut self, now: Instant, from: SocketAddr, mut bytes: Vec<u8>) {
         match self.peer.handle_datagram(now, from, self.local, &mut bytes) {
-            Received::Rtp(p) => self.rtp.push(Got {
-                at: now,
-                packet: p.to_vec(),
-            }),
+            Received::Rtp(p) => {
+                if let Some((id, recorder)) = &mut self.twcc
+                    && let Ok(view) = RtpPacket::parse(p)
+                    && let Some(seq) = view.extension(*id).and_then(rtc::rtp::ext::twcc_seq)
+                {
+                    recorder.record(now, seq);
+                }
+                self.rtp.push(Got {
+                    at: now,
+                    packet: p.to_vec(),
+                });
+            }
             Received::Rtcp(p) => self.rtcp.push(p.to_vec()),
             Received::Nothing => {}
         }
+    }
+
+    /// Transport-wide feedback due now, as a plain RTCP packet.
+    pub fn poll_twcc(&mut self, now: Instant) -> Option<Vec<u8>> {
+        let (_, recorder) = self.twcc.as_mut()?;
+        let mut out = Vec::new();
+        let mut w = RtcpWriter::new(&mut out);
+        w.rr(7, &[]).ok()?;
+        let before = w.len();
+        while w.len() < 1000 && recorder.poll_feedback(now, 7, 0, &mut w).ok()? {}
+        (w.len() > before).then_some(out)
     }
 
     pub fn timeout(&self) -> Option<Instant> {

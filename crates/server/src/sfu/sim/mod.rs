@@ -8,6 +8,7 @@
 
 mod client;
 mod independent;
+mod simulcast;
 mod tests;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -70,6 +71,13 @@ pub struct Link {
     pub reorder_by: Duration,
     /// Share of datagrams delivered twice.
     pub duplicate: u32,
+    /// A bottleneck of this many bit/s (0: none): datagrams queue behind each other, and
+    /// one that would wait longer than `queue_limit` is dropped (a tail-drop queue, as a
+    /// `tc tbf` shaper).
+    pub rate_bps: u64,
+    pub queue_limit: Duration,
+    /// When the bottleneck has sent what is queued.
+    busy_until: Option<Instant>,
 }
 
 impl Link {
@@ -81,12 +89,33 @@ impl Link {
         }
     }
 
-    /// When copies of a datagram sent at `now` arrive: none (lost), one, or two.
-    fn arrivals(&self, now: Instant, dice: &mut Dice) -> Vec<Instant> {
+    /// A clean link of `delay` through a bottleneck of `rate_bps` with a 200 ms queue.
+    pub fn shaped(delay: Duration, rate_bps: u64) -> Self {
+        Link {
+            delay,
+            rate_bps,
+            queue_limit: Duration::from_millis(200),
+            ..Link::default()
+        }
+    }
+
+    /// When copies of a datagram of `size` bytes sent at `now` arrive: none (lost), one, or
+    /// two.
+    fn arrivals(&mut self, now: Instant, size: usize, dice: &mut Dice) -> Vec<Instant> {
         if dice.percent(self.loss) {
             return Vec::new();
         }
         let mut at = now + self.delay;
+        if let Some(micros) = ((size as u64 + 28) * 8 * 1_000_000).checked_div(self.rate_bps) {
+            // IPv4 and UDP headers count on the wire.
+            let start = self.busy_until.map_or(now, |b| b.max(now));
+            if start.saturating_duration_since(now) > self.queue_limit {
+                return Vec::new();
+            }
+            let done = start + Duration::from_micros(micros);
+            self.busy_until = Some(done);
+            at = done + self.delay;
+        }
         if dice.percent(self.reorder) && !self.reorder_by.is_zero() {
             let extra = dice.next() % self.reorder_by.as_micros().max(1) as u64;
             at += Duration::from_micros(extra + 1);
@@ -212,7 +241,19 @@ impl Net {
         up: Link,
         down: Link,
     ) -> Result<usize, EngineError> {
-        self.join_with(role, stream, shard, up, down, false)
+        self.join_with(role, stream, shard, (up, down), false, |o| o)
+    }
+
+    /// A client as [`Net::join`] makes it, its offer edited by `edit` first (simulcast).
+    pub fn join_edited(
+        &mut self,
+        role: Role,
+        stream: &str,
+        shard: usize,
+        (up, down): (Link, Link),
+        edit: impl FnOnce(client::Offer) -> client::Offer,
+    ) -> Result<usize, EngineError> {
+        self.join_with(role, stream, shard, (up, down), false, edit)
     }
 
     /// [`Net::join`] for a client that reaches the server over ICE-TCP only: its datagrams
@@ -224,7 +265,7 @@ impl Net {
         shard: usize,
     ) -> Result<usize, EngineError> {
         let link = Link::clean(Duration::from_millis(10));
-        self.join_with(role, stream, shard, link, link, true)
+        self.join_with(role, stream, shard, (link, link), true, |o| o)
     }
 
     fn join_with(
@@ -232,15 +273,15 @@ impl Net {
         role: Role,
         stream: &str,
         shard: usize,
-        up: Link,
-        down: Link,
+        (up, down): (Link, Link),
         tcp: bool,
+        edit: impl FnOnce(client::Offer) -> client::Offer,
     ) -> Result<usize, EngineError> {
         let i = self.clients.len();
         let ip = Ipv4Addr::new(192, 168, 1, u8::try_from(i + 2).unwrap_or(255));
         let local = SocketAddr::new(IpAddr::V4(ip), 50_000);
         let seed = self.rng.u64();
-        let offer = client::Offer::new(role, local, &self.client_dtls, seed);
+        let offer = edit(client::Offer::new(role, local, &self.client_dtls, seed));
         let created = self.command_create(shard, role, stream, offer.sdp.clone(), ip)?;
         // The NAT maps the client's socket to a public address of its own.
         let mapped = SocketAddr::new(
@@ -292,7 +333,7 @@ impl Net {
         for bytes in self.str0ms[i].drain(now) {
             let c = &mut self.str0ms[i];
             let from = c.mapped;
-            for at in c.up.arrivals(now, &mut c.dice) {
+            for at in c.up.arrivals(now, bytes.len(), &mut c.dice) {
                 self.fly(at, Target::Server, from, bytes.clone(), false);
             }
         }
@@ -364,10 +405,16 @@ impl Net {
                 let (target, arrivals) =
                     if let Some(i) = self.clients.iter().position(|c| c.mapped == to) {
                         let c = &mut self.clients[i];
-                        (Target::Client(i), c.down.arrivals(self.now, &mut c.dice))
+                        (
+                            Target::Client(i),
+                            c.down.arrivals(self.now, bytes.len(), &mut c.dice),
+                        )
                     } else if let Some(i) = self.str0ms.iter().position(|c| c.mapped == to) {
                         let c = &mut self.str0ms[i];
-                        (Target::Str0m(i), c.down.arrivals(self.now, &mut c.dice))
+                        (
+                            Target::Str0m(i),
+                            c.down.arrivals(self.now, bytes.len(), &mut c.dice),
+                        )
                     } else {
                         self.stats.stray += 1;
                         continue;
@@ -426,7 +473,7 @@ impl Net {
             let at = self.now + c.up.delay;
             return self.fly(at, Target::Server, from, bytes, true);
         }
-        let arrivals = c.up.arrivals(self.now, &mut c.dice);
+        let arrivals = c.up.arrivals(self.now, bytes.len(), &mut c.dice);
         for at in arrivals {
             self.fly(at, Target::Server, from, bytes.clone(), false);
         }
@@ -514,6 +561,9 @@ impl Net {
         for i in 0..self.clients.len() {
             if self.clients[i].timeout().is_some_and(|t| t <= now) {
                 self.clients[i].handle_timeout(now);
+            }
+            if let Some(feedback) = self.clients[i].poll_twcc(now) {
+                self.send_rtcp(i, &feedback);
             }
             self.flush_client(i);
         }

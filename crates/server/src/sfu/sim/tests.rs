@@ -95,6 +95,7 @@ fn nacks_on_a_lossy_reordering_link_recover_every_packet() {
         reorder: 10,
         reorder_by: 15 * MS,
         duplicate: 2,
+        ..Link::default()
     };
     let v = net.join(Role::Play, "sample", 0, clean(), down).unwrap();
     connect(&mut net, v);
@@ -440,6 +441,7 @@ fn str0m_viewer_on_a_lossy_link_gets_whole_frames() {
         reorder: 5,
         reorder_by: 10 * MS,
         duplicate: 1,
+        ..Link::default()
     };
     let s = net.join_str0m("sample", 1, clean(), down).unwrap();
     assert!(

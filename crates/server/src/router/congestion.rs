@@ -1,0 +1,95 @@
+//! A viewer's congestion control (issue 12): our own transport-wide sequence numbers on
+//! everything we send it (draft-holmer-rmcat-transport-wide-cc-extensions-01 §2: one
+//! counter for the whole transport, not per stream), and the send-side estimate
+//! (`rtc::cc`) its transport-cc feedback — or REMB — drives. The estimate chooses the
+//! viewer's simulcast layer.
+
+use std::time::{Duration, Instant};
+
+use rtc::cc::pacer::{Pacer, PacerConfig};
+use rtc::cc::{BandwidthEstimator, BweConfig};
+
+/// Bytes of padding in a probe packet (RFC 3550 §5.1: the count is one byte).
+pub const PADDING: usize = 240;
+
+/// Where a viewer's estimate starts: enough for the top layer of a 720p Chromium simulcast,
+/// so a viewer on a good link starts there; one on a weak link is brought down by its first
+/// feedback (delay and loss), within a second or two.
+pub const START_BPS: u64 = 2_500_000;
+
+/// One viewer's transport-wide numbering and estimate.
+#[derive(Debug, Clone)]
+pub struct ViewerCc {
+    /// The viewer's id for the transport-wide-cc header extension.
+    pub id: u8,
+    next: u16,
+    /// The estimate of what the path to the viewer carries.
+    pub bwe: BandwidthEstimator,
+    /// Times the probes' padding (media is sent as it comes, not paced yet).
+    pub pacer: Pacer,
+    /// Probe packets sent.
+    pub probes_sent: u64,
+    /// When the viewer's last feedback came (or the estimate was last restarted).
+    last_feedback: Option<Instant>,
+}
+
+/// An estimate without feedback for this long is stale: restarted from its value, which
+/// probes at once. A viewer whose video is paused and that gets no audio sends no
+/// feedback, and an estimator waiting for calm feedback before it probes would wait
+/// forever.
+const STALE: Duration = Duration::from_secs(2);
+
+impl ViewerCc {
+    /// For a viewer that negotiated the extension as `id`.
+    pub fn new(id: u8) -> Self {
+        Self {
+            id,
+            next: 0,
+            bwe: BandwidthEstimator::new(BweConfig {
+                start_bps: START_BPS,
+                ..BweConfig::default()
+            }),
+            pacer: Pacer::new(
+                PacerConfig {
+                    padding_size: PADDING + 20,
+                    ..PacerConfig::default()
+                },
+                START_BPS,
+            ),
+            probes_sent: 0,
+            last_feedback: None,
+        }
+    }
+
+    /// The viewer's feedback arrived.
+    pub fn on_feedback(&mut self, now: Instant) {
+        self.last_feedback = Some(now);
+    }
+
+    /// Restarts a stale estimate (see [`STALE`]) from its value; true if it did.
+    pub fn restart_if_stale(&mut self, now: Instant) -> bool {
+        let last = *self.last_feedback.get_or_insert(now);
+        if now.saturating_duration_since(last) < STALE {
+            return false;
+        }
+        let start_bps = self.bwe.estimate();
+        self.bwe = BandwidthEstimator::new(BweConfig {
+            start_bps,
+            ..BweConfig::default()
+        });
+        self.last_feedback = Some(now);
+        true
+    }
+
+    /// The extension id and the next transport-wide sequence number, taken.
+    pub fn next_seq(&mut self) -> (u8, u16) {
+        let n = self.next;
+        self.next = n.wrapping_add(1);
+        (self.id, n)
+    }
+
+    /// Packet `seq` left, `size` bytes protected.
+    pub fn sent(&mut self, seq: u16, size: usize, now: Instant) {
+        self.bwe.on_packet_sent(seq, size, now);
+    }
+}

@@ -1,0 +1,314 @@
+//! Issue 12's first browser test: headless Chromium publishes its fake camera at 1280×720
+//! as three simulcast layers (`sendEncodings` q, h, f at 1/4, 1/2 and full size, RFC 8853),
+//! the server answers every layer and lists them in `/api/streams`, and a Chromium viewer on
+//! an unthrottled link gets the top layer (frameWidth 1280) and stays there. The recording
+//! holds the top layer too.
+//!
+//! The pages run under `tests/browser/publish-play.js`. Runs in `./test.sh`'s network
+//! namespace (docs/TESTING.md), one browser test at a time (a lock).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::browser::browser_lock;
+use common::http::request;
+use common::publish::Pages;
+use common::recording::{TempDir, probe, wait_recorded};
+use common::server::Server;
+use serde_json::Value;
+
+/// The stream's layers per `GET /api/streams`.
+fn layers(server: &Server, stream: &str) -> Vec<Value> {
+    stream_field(server, stream, "layers")
+}
+
+/// A list of the stream's entry in `GET /api/streams`.
+fn stream_field(server: &Server, stream: &str, field: &str) -> Vec<Value> {
+    let res = request(server.http, "GET", "/api/streams", &[], b"").expect("GET /api/streams");
+    let list: Value = serde_json::from_slice(&res.body).expect("JSON");
+    list.as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == stream))
+        .and_then(|s| s[field].as_array().cloned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn chromium_publishes_three_layers_and_a_chromium_viewer_gets_the_top_one() {
+    let _one_browser = browser_lock();
+    let records = TempDir::new("simulcast-chromium");
+    let server = Server::start(&["--record-dir", records.as_str()]);
+    let mut pages = Pages::launch(&server.base_url());
+    let published = pages.publish_simulcast("pub", "sc", "vp8", (1280, 720));
+    eprintln!("published: {published}");
+
+    // Every layer arrives, each with its own size (learnt from its keyframes). Chromium
+    // starts the upper layers as its bandwidth estimate grows.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        seen = layers(&server, "sc");
+        let widths: Vec<_> = seen.iter().map(|l| l["width"].as_u64()).collect();
+        if widths == [Some(320), Some(640), Some(1280)] && seen.iter().all(|l| l["active"] == true)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let rids: Vec<_> = seen.iter().map(|l| l["rid"].clone()).collect();
+    let widths: Vec<_> = seen.iter().map(|l| l["width"].as_u64()).collect();
+    assert_eq!(rids, ["q", "h", "f"], "{seen:?}");
+    assert_eq!(widths, [Some(320), Some(640), Some(1280)], "{seen:?}");
+
+    pages.play("view", "sc");
+    let pc = pages.poll_until("view", Duration::from_secs(15), |pc| {
+        pc["inboundVideo"]["frameWidth"] == 1280
+    });
+    assert_eq!(
+        pc["inboundVideo"]["frameWidth"], 1280,
+        "the top layer: {pc}"
+    );
+    // It stays there: sampled over 5 s, every sample decodes more frames at 1280.
+    let mut decoded = pc["inboundVideo"]["framesDecoded"].as_u64().unwrap_or(0);
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_secs(1));
+        let pc = pages.last_pc("view");
+        assert_eq!(pc["inboundVideo"]["frameWidth"], 1280, "{pc}");
+        let now = pc["inboundVideo"]["framesDecoded"].as_u64().unwrap_or(0);
+        assert!(
+            now >= decoded + 10,
+            "{now} frames decoded after {decoded}: {pc}"
+        );
+        decoded = now;
+    }
+    // Its estimate comes from its own transport-wide CC feedback.
+    let watchers = stream_field(&server, "sc", "watchers");
+    eprintln!("watchers: {watchers:?}");
+    assert_eq!(watchers.len(), 1, "{watchers:?}");
+    assert_eq!(watchers[0]["layer"], "f", "{watchers:?}");
+    assert!(
+        watchers[0]["estimate"]
+            .as_u64()
+            .is_some_and(|e| e > 1_000_000),
+        "{watchers:?}"
+    );
+    let seen = layers(&server, "sc");
+    assert_eq!(seen[2]["viewers"], 1, "the viewer is on f: {seen:?}");
+    eprintln!("layers: {seen:?}");
+
+    let unpublished = pages.unpublish("pub");
+    assert_eq!(unpublished["deleteStatus"], 200, "{unpublished}");
+    pages.quit();
+    // The recording is of the top layer.
+    let paths = wait_recorded(&server, 1, Duration::from_secs(10));
+    let recorded = probe(&paths[0]);
+    assert_eq!(
+        (recorded.width, recorded.height),
+        (1280, 720),
+        "{recorded:?}"
+    );
+    assert!(recorded.frames > 30, "{recorded:?}");
+}
+
+/// Shapes what the server sends to one local UDP port: an htb class on loopback (where the
+/// server's packets to the browsers in this namespace go) with a 10 kB tail-drop queue
+/// (200 ms at 400 kbit/s), the rest of loopback unshaped. Removed when dropped.
+struct Shaper;
+
+impl Shaper {
+    fn tc(args: &str) {
+        let out = std::process::Command::new("tc")
+            .args(args.split_whitespace())
+            .output()
+            .expect("run tc (Debian package iproute2)");
+        assert!(
+            out.status.success(),
+            "tc {args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn new(port: u16, kbit: u32) -> Shaper {
+        Self::tc("qdisc add dev lo root handle 1: htb default 10");
+        Self::tc("class add dev lo parent 1: classid 1:10 htb rate 10gbit");
+        Self::tc(&format!(
+            "class add dev lo parent 1: classid 1:20 htb rate {kbit}kbit ceil {kbit}kbit burst 4k"
+        ));
+        Self::tc("qdisc add dev lo parent 1:20 handle 20: bfifo limit 10000");
+        Self::tc(&format!(
+            "filter add dev lo parent 1: protocol ip prio 1 u32 match ip protocol 17 0xff \
+             match ip dport {port} 0xffff flowid 1:20"
+        ));
+        Shaper
+    }
+
+    fn set(&self, kbit: u32) {
+        Self::tc(&format!(
+            "class change dev lo parent 1: classid 1:20 htb rate {kbit}kbit ceil {kbit}kbit burst 4k"
+        ));
+    }
+}
+
+impl Drop for Shaper {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tc")
+            .args(["qdisc", "del", "dev", "lo", "root"])
+            .status();
+    }
+}
+
+/// The UDP port the server saw session `id` connect from, per its log.
+fn remote_port(server: &Server, id: &str) -> Option<u16> {
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("connected") && l.contains(&format!("session={id}")))?;
+    let addr = line.split("remote=Some(").nth(1)?.split(')').next()?;
+    addr.rsplit(':').next()?.parse().ok()
+}
+
+/// A viewer's watcher entry (estimate and layer) in `/api/streams`.
+fn watcher(server: &Server, location: &str) -> Value {
+    let id = location.rsplit('/').next().unwrap_or_default();
+    stream_field(server, "sc", "watchers")
+        .into_iter()
+        .find(|w| w["session"] == id)
+        .unwrap_or(Value::Null)
+}
+
+/// Polls until `layer` is the viewer's, returning how long it took, or `None` after `limit`.
+fn wait_layer(server: &Server, location: &str, layer: &str, limit: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if watcher(server, location)["layer"] == layer {
+            return Some(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+fn freezes(pc: &Value) -> f64 {
+    pc["inboundVideo"]["totalFreezesDuration"]
+        .as_f64()
+        .unwrap_or(0.0)
+}
+
+/// Two Chromium viewers of one simulcast stream, one of them behind a 400 kbit/s link:
+/// it settles on the lowest layer within 5 s and stays there with little freezing and no
+/// PLI storm; lifted, it climbs to the top within 10 s; throttled again, it steps down
+/// within 3 s. The other viewer stays on the top layer throughout.
+#[test]
+fn a_throttled_chromium_viewer_gets_the_layer_its_link_carries() {
+    let _one_browser = browser_lock();
+    let server = Server::start(&[]);
+    let mut pages = Pages::launch(&server.base_url());
+    pages.publish_simulcast("pub", "sc", "vp8", (1280, 720));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline
+        && layers(&server, "sc")
+            .iter()
+            .filter(|l| l["active"] == true)
+            .count()
+            < 3
+    {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let fast = pages.play("fast", "sc");
+    let slow = pages.play("slow", "sc");
+    let slow_at = slow["location"].as_str().unwrap_or_default().to_owned();
+    let id = slow_at.rsplit('/').next().unwrap_or_default().to_owned();
+    let port = (0..100)
+        .find_map(|_| {
+            let p = remote_port(&server, &id);
+            if p.is_none() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            p
+        })
+        .expect("the slow viewer connected");
+    let up = pages.poll_until("slow", Duration::from_secs(15), |pc| {
+        pc["inboundVideo"]["frameWidth"] == 1280
+    });
+    assert_eq!(
+        up["inboundVideo"]["frameWidth"], 1280,
+        "before throttling: {up}"
+    );
+
+    // 400 kbit/s: down to q within 5 s.
+    let plis_before = common::http::metric(server.http, "leanrtc_keyframe_requests_sent_total");
+    let shaper = Shaper::new(port, 400);
+    let settled = wait_layer(&server, &slow_at, "q", Duration::from_secs(5));
+    eprintln!(
+        "throttled: on q after {settled:?}: {}",
+        watcher(&server, &slow_at)
+    );
+    assert!(
+        settled.is_some(),
+        "not on q within 5 s: {}",
+        watcher(&server, &slow_at)
+    );
+    let start = pages.last_pc("slow");
+    let fast_start = pages.last_pc("fast");
+    std::thread::sleep(Duration::from_secs(20));
+    let end = pages.last_pc("slow");
+    let fast_end = pages.last_pc("fast");
+    let frozen = freezes(&end) - freezes(&start);
+    let fast_frozen = freezes(&fast_end) - freezes(&fast_start);
+    eprintln!("the unthrottled viewer froze {fast_frozen:.2} s meanwhile");
+    let plis =
+        common::http::metric(server.http, "leanrtc_keyframe_requests_sent_total") - plis_before;
+    let got = end["inboundVideo"]["bytesReceived"].as_f64().unwrap_or(0.0)
+        - start["inboundVideo"]["bytesReceived"]
+            .as_f64()
+            .unwrap_or(0.0);
+    eprintln!(
+        "20 s at 400 kbit/s: frozen {frozen:.2} s, video {:.0} kbit/s, {plis} PLIs to the publisher; {}; {}",
+        got * 8.0 / 20_000.0,
+        watcher(&server, &slow_at),
+        end["inboundVideo"]
+    );
+    assert_eq!(watcher(&server, &slow_at)["layer"], "q");
+    assert!(plis <= 20.0, "{plis} PLIs to the publisher in 20 s");
+
+    // Lifted: back to f within 10 s.
+    shaper.set(100_000);
+    let climbed = wait_layer(&server, &slow_at, "f", Duration::from_secs(10));
+    eprintln!(
+        "lifted: on f after {climbed:?}: {}",
+        watcher(&server, &slow_at)
+    );
+    assert!(
+        climbed.is_some(),
+        "not on f within 10 s: {}",
+        watcher(&server, &slow_at)
+    );
+
+    // Throttled again: off f within 3 s.
+    shaper.set(400);
+    let t0 = Instant::now();
+    let mut stepped = None;
+    while t0.elapsed() < Duration::from_secs(3) {
+        let w = watcher(&server, &slow_at);
+        if w["layer"] != "f" || w["paused"] == true {
+            stepped = Some(t0.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("throttled again: stepped down after {stepped:?}");
+    assert!(stepped.is_some(), "still on f 3 s after the drop");
+    drop(shaper);
+
+    // The unthrottled viewer stayed on the top layer.
+    let fast_pc = pages.last_pc("fast");
+    assert_eq!(fast_pc["inboundVideo"]["frameWidth"], 1280, "{fast_pc}");
+    eprintln!(
+        "fast viewer: {} frozen {:.2} s; {fast}",
+        fast_pc["inboundVideo"],
+        freezes(&fast_pc)
+    );
+    pages.quit();
+}
