@@ -455,6 +455,13 @@ pub fn tables(results: &[RunResult]) -> String {
     let mut lines = String::new();
     for r in results {
         let Some(c) = &r.cluster else { continue };
+        // The node rows come from all three runs: name each by its run.
+        let spec = r.server.strip_suffix("-relayed").unwrap_or(&r.server);
+        let run_of = |role: &str| match role {
+            "one node" => format!("{spec}-direct"),
+            "reference" => format!("{spec}-reference"),
+            _ => r.server.clone(),
+        };
         for n in &c.nodes {
             let stream =
                 (n.stream.as_ref()).map_or("–".into(), |s| format!("{} {}", s.kind, s.viewers));
@@ -462,7 +469,7 @@ pub fn tables(results: &[RunResult]) -> String {
                 out,
                 "| {} | {} | {} | {} | {} | {stream} | {} | {} |",
                 r.scenario,
-                r.server,
+                run_of(n.role),
                 n.name,
                 n.role,
                 n.viewers,
@@ -499,7 +506,11 @@ pub fn tables(results: &[RunResult]) -> String {
                 probes,
                 "| {} | {} | {what} | {} | {} | {} | {} | {} |",
                 r.scenario,
-                r.server,
+                run_of(if what == "one node" {
+                    "one node"
+                } else {
+                    "edge"
+                }),
                 list.len(),
                 list.iter().filter(|p| p.first_packet_ms.is_some()).count(),
                 spread(&pick(|p| p.answer_ms)),
