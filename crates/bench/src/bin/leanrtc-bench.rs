@@ -20,7 +20,7 @@ use bench::load::report::{self, RunResult};
 use bench::load::run::{self, Options, ViewerTransport};
 use bench::load::scenario::Scenario;
 use bench::load::server::{Server, ServerKind, ServerSpec, find_binary};
-use bench::load::{BenchError, procfs};
+use bench::load::{BenchError, cluster, procfs};
 use clap::Parser;
 
 /// Load leanrtc and a str0m-based SFU with the same WHIP/WHEP clients; compare.
@@ -30,7 +30,9 @@ struct Args {
     /// Scenarios, comma-separated: all, a (one per --viewers), a-N, b, c, c-idle (500
     /// viewers joining a silent stream as fast as they can), c-idle-N, c-storm (500 viewers
     /// join as fast as they can while 500 watch: the watchers' latency before and during),
-    /// c-storm-W+S, d, custom-MxN (M publishers with N viewers each).
+    /// c-storm-W+S, d, custom-MxN (M publishers with N viewers each), cluster (issue 11:
+    /// 1000 viewers over two edges relaying from an origin, against one node with 1000;
+    /// leanrtc only), cluster-N.
     #[arg(long, visible_alias = "scenarios", default_value = "all")]
     scenario: String,
     /// Viewer counts of scenario (a), comma-separated.
@@ -231,6 +233,10 @@ fn bench(args: &Args) -> Result<(), BenchError> {
     let load_at_start = procfs::load_average();
     let mut results: Vec<RunResult> = Vec::new();
     for scenario in &scenarios {
+        if scenario.edges > 0 {
+            results.extend(cluster_runs(args, scenario, &specs, &binaries, &opts)?);
+            continue;
+        }
         for (spec, path) in specs.iter().zip(&binaries) {
             for &transport in &runs {
                 let name = run_name(spec, transport);
@@ -259,7 +265,15 @@ fn bench(args: &Args) -> Result<(), BenchError> {
             }
         }
     }
-    let mut table = report::table(&results, &ratio_pairs(&specs, &transports));
+    let mut pairs = ratio_pairs(&specs, &transports);
+    pairs.extend((specs.iter()).map(|s| {
+        let (direct, relayed) = cluster::row_names(s);
+        (relayed, direct)
+    }));
+    let mut table = report::table(&results, &pairs);
+    if results.iter().any(|r| r.cluster.is_some()) {
+        table += &format!("\n{}", cluster::tables(&results));
+    }
     if !args.threads.is_empty() || results.iter().any(|r| !r.shards.is_empty()) {
         table += &format!(
             "\nPer-thread balance over each window (the server's per-shard `/metrics`; \
@@ -293,6 +307,52 @@ fn bench(args: &Args) -> Result<(), BenchError> {
         eprintln!("leanrtc-bench: wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The cluster scenario against each leanrtc of `specs` (it needs `--origin`, which the
+/// baseline lacks, and starts its own processes).
+fn cluster_runs(
+    args: &Args,
+    scenario: &Scenario,
+    specs: &[ServerSpec],
+    binaries: &[PathBuf],
+    opts: &Options,
+) -> Result<Vec<RunResult>, BenchError> {
+    if args.attach.is_some() {
+        return Err(BenchError::Usage(format!(
+            "{} starts its own origin and edges: it cannot --attach",
+            scenario.name
+        )));
+    }
+    let mut out = Vec::new();
+    for (spec, path) in specs.iter().zip(binaries) {
+        if spec.kind != ServerKind::Leanrtc {
+            eprintln!(
+                "leanrtc-bench: {} needs relays (--origin): skipping {}",
+                scenario.name, spec.name
+            );
+            continue;
+        }
+        eprintln!(
+            "leanrtc-bench: {} with {}: one node, then an origin and {} edges, then one node \
+             with {} viewers …",
+            scenario.name, spec.name, scenario.edges, scenario.edges
+        );
+        let rows = cluster::run(scenario, spec, path, opts)?;
+        for r in &rows {
+            eprintln!(
+                "leanrtc-bench: {} receiving {}/{}, CPU of all its processes {}",
+                r.server,
+                r.receiving,
+                r.viewers,
+                r.server_cpu
+                    .map_or("?".into(), |c| format!("{:.1} %", c * 100.0))
+            );
+        }
+        out.extend(rows);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    Ok(out)
 }
 
 fn document(

@@ -8,9 +8,12 @@
 //! * [`clients`] / [`post`]: the client threads and the POSTing threads.
 //! * [`run`]: one scenario against one server ([`storm`]: the join storm without media;
 //!   [`watched`]: the join storm while viewers watch, issue 16); [`report`]: the tables.
+//! * [`cluster`]: the cluster scenario (issue 11): an origin and edges that relay from it,
+//!   against one node.
 //! * [`metrics`]: the server's `/metrics` (per-shard balance); [`perf`]: its profile.
 
 pub mod clients;
+pub mod cluster;
 pub mod metrics;
 pub mod perf;
 pub mod post;

@@ -90,22 +90,31 @@ pub fn post_all(
         .unwrap_or_default()
 }
 
-fn post(
-    job: &Job,
-    http: SocketAddr,
-    dtls: &Arc<DtlsConfig>,
-    threads: &[Handle],
-) -> Result<(), String> {
-    let codecs: &[Codec] = match job.kind {
+/// What the load generator's clients offer: publishers VP8, viewers VP8, H.264 and Opus.
+pub(crate) fn offer_codecs(kind: Kind) -> &'static [Codec] {
+    match kind {
         Kind::Publish => &[Codec::Vp8],
         Kind::View => &[
             Codec::Vp8,
             Codec::H264(H264Profile::ConstrainedBaseline),
             Codec::Opus,
         ],
-    };
-    let mut offer = Offer::new(job.kind, IpAddr::V4(Ipv4Addr::LOCALHOST), codecs, dtls)
-        .map_err(|e| e.to_string())?;
+    }
+}
+
+fn post(
+    job: &Job,
+    http: SocketAddr,
+    dtls: &Arc<DtlsConfig>,
+    threads: &[Handle],
+) -> Result<(), String> {
+    let mut offer = Offer::new(
+        job.kind,
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        offer_codecs(job.kind),
+        dtls,
+    )
+    .map_err(|e| e.to_string())?;
     if let Some(from) = job.tcp_from {
         offer = offer.over_tcp(from);
     }

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::load::cluster::ClusterFigures;
 use crate::load::metrics::ShardWindow;
 
 /// The figures of one scenario against one server. Rates are per second of the window.
@@ -80,6 +81,8 @@ pub struct RunResult {
     pub storm: Option<StormFigures>,
     /// The profile's top entries over the window (`--perf`), or why there is none.
     pub profile: Option<Result<Vec<String>, String>>,
+    /// The cluster scenario (issue 11): every process's share and the first-packet probes.
+    pub cluster: Option<Box<ClusterFigures>>,
 }
 
 /// The watchers' side of a join storm: their forwarding latency in the window just before

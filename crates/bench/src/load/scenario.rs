@@ -32,6 +32,13 @@ pub struct Scenario {
     /// A join storm while the viewers watch (`c-storm-W+S`): after the window, this many
     /// more viewers of the first stream join as fast as the client can.
     pub joiners: usize,
+    /// The cluster scenario (`cluster-N`, issue 11): the publisher on an origin node, the
+    /// viewers spread over this many edge nodes that relay from it (0: one node).
+    pub edges: usize,
+    /// The cluster scenario: streams published to the origin besides the viewers' one, each
+    /// first watched by one probe viewer per edge (a new viewer where the edge has no relay
+    /// yet); as many probes join the viewers' stream where the relay exists.
+    pub probes: usize,
 }
 
 impl Scenario {
@@ -44,6 +51,8 @@ impl Scenario {
             media: StreamMedia::Synthetic,
             join_within: None,
             joiners: 0,
+            edges: 0,
+            probes: 0,
         }
     }
 
@@ -102,6 +111,21 @@ impl Scenario {
         }
     }
 
+    /// Issue 11's cluster scenario: one publisher on an origin node, `n` viewers spread over
+    /// two edges that relay from it (`--origin`), against one node with the same `n`
+    /// viewers in the same run; see [`crate::load::cluster`].
+    pub fn cluster(n: usize) -> Self {
+        Scenario {
+            edges: 2,
+            probes: Self::CLUSTER_PROBES,
+            ..Self::synthetic(&format!("cluster-{n}"), 1, n)
+        }
+    }
+
+    /// Streams the cluster scenario publishes for first-viewer probes (so 8 probes on
+    /// two edges).
+    pub const CLUSTER_PROBES: usize = 4;
+
     /// The viewer counts of (a) in the issue.
     pub const FAN_OUT_SIZES: [usize; 3] = [100, 500, 1000];
 
@@ -119,8 +143,8 @@ impl Scenario {
 
     /// Scenarios by name: `all`, `a` (one per size in `fan_out`), `a-N` (any N), `b`, `c`,
     /// `c-idle` (500 viewers), `c-idle-N`, `c-storm` (500 join while 500 watch),
-    /// `c-storm-W+S`, `d`, or `custom-MxN` (M publishers with N viewers each);
-    /// comma-separated.
+    /// `c-storm-W+S`, `d`, `cluster` (1000 viewers over two edges, and on one node),
+    /// `cluster-N`, or `custom-MxN` (M publishers with N viewers each); comma-separated.
     pub fn parse_list(list: &str, fan_out: &[usize]) -> Result<Vec<Scenario>, BenchError> {
         let mut out = Vec::new();
         for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -135,6 +159,7 @@ impl Scenario {
                     Self::STORM_VIEWERS,
                 )),
                 "d" | "d-sample-1000" => out.push(Self::sample_file()),
+                "cluster" => out.push(Self::cluster(1000)),
                 _ => out.push(Self::parse_sized(name)?),
             }
         }
@@ -148,6 +173,14 @@ impl Scenario {
         let bad = || BenchError::Usage(format!("unknown scenario {name:?}"));
         if let Some(n) = name.strip_prefix("a-") {
             return Ok(Self::fan_out(n.parse().map_err(|_| bad())?));
+        }
+        if let Some(n) = name.strip_prefix("cluster-") {
+            let n: usize = n.parse().map_err(|_| bad())?;
+            // Each edge needs a viewer.
+            if n < 2 {
+                return Err(bad());
+            }
+            return Ok(Self::cluster(n));
         }
         if let Some(n) = name.strip_prefix("c-idle-") {
             return Ok(Self::idle_storm(n.parse().map_err(|_| bad())?));
@@ -218,6 +251,26 @@ mod tests {
             "c-storm-x+1",
             "c-storm-+",
         ] {
+            assert!(Scenario::parse_list(bad, &sizes).is_err(), "{bad}");
+        }
+        let cluster = Scenario::parse_list("cluster,cluster-200", &sizes).unwrap();
+        assert_eq!(
+            (
+                cluster[0].name.as_str(),
+                cluster[0].viewers(),
+                cluster[0].edges
+            ),
+            ("cluster-1000", 1000, 2)
+        );
+        assert_eq!((cluster[1].viewers(), cluster[1].rooms), (200, 1));
+        assert!(cluster[1].probes > 0);
+        assert!(
+            Scenario::parse_list("all", &sizes)
+                .unwrap()
+                .iter()
+                .all(|s| s.edges == 0)
+        );
+        for bad in ["cluster-1", "cluster-x", "cluster-"] {
             assert!(Scenario::parse_list(bad, &sizes).is_err(), "{bad}");
         }
         assert!(Scenario::parse_list("e", &sizes).is_err());

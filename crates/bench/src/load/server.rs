@@ -174,6 +174,17 @@ pub fn find_binary(kind: ServerKind) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// One stream of leanrtc's `GET /api/streams` (the fields the bench reads).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct StreamView {
+    /// Its name.
+    pub name: String,
+    /// `live`, `file` or `relay`.
+    pub kind: String,
+    /// Its WHEP sessions (at an origin, an edge's relay counts as one).
+    pub viewers: u64,
+}
+
 /// A server to load.
 #[derive(Debug)]
 pub struct Server {
@@ -196,9 +207,20 @@ impl Server {
     /// Starts `spec`'s server from `binary` (its thread count in `LEANRTC_THREADS`, which a
     /// leanrtc without media threads ignores; the baseline's `--batched`).
     pub fn start_spec(spec: &ServerSpec, binary: &Path) -> Result<Server, BenchError> {
+        Self::start_spec_with(spec, binary, &[])
+    }
+
+    /// Starts `spec`'s server from `binary` with `extra` arguments after the address ones
+    /// (an edge's `--origin URL`).
+    pub fn start_spec_with(
+        spec: &ServerSpec,
+        binary: &Path,
+        extra: &[String],
+    ) -> Result<Server, BenchError> {
         let kind = spec.kind;
         let mut command = Command::new(binary);
         command.args(["--http", "127.0.0.1:0", "--udp", "127.0.0.1:0"]);
+        command.args(extra);
         if spec.batched {
             command.arg("--batched");
         }
@@ -291,6 +313,21 @@ impl Server {
     /// `GET /metrics`), if it says.
     pub fn datagrams_sent(&self) -> Option<u64> {
         self.metrics()?.sent
+    }
+
+    /// Its streams as leanrtc's `GET /api/streams` lists them.
+    pub fn streams(&self) -> Result<Vec<StreamView>, BenchError> {
+        let res = http::request(self.http, "GET", "/api/streams", &[], b"")
+            .map_err(|e| BenchError::Server(format!("GET /api/streams: {e}")))?;
+        if res.status != 200 {
+            return Err(BenchError::Server(format!(
+                "GET /api/streams: {} {}",
+                res.status,
+                res.text()
+            )));
+        }
+        serde_json::from_slice(&res.body)
+            .map_err(|e| BenchError::Server(format!("GET /api/streams: {e}: {}", res.text())))
     }
 
     /// What its `GET /metrics` says (None: no answer).
