@@ -12,22 +12,8 @@ use bench::load::run::{self, Options};
 use bench::load::scenario::Scenario;
 use bench::load::server::{Server, ServerKind, ServerSpec};
 
-/// The `leanrtc` binary of this build (the workspace builds it next to our test binary's
-/// `deps/`: `./test.sh` and `cargo build --workspace` do).
-fn leanrtc_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps");
-    let path = dir.join("leanrtc");
-    assert!(
-        path.is_file(),
-        "{} is missing: build it first (cargo build -p leanrtc, or ./test.sh)",
-        path.display()
-    );
-    path
-}
+mod common;
+use common::leanrtc_binary;
 
 fn small() -> Options {
     Options {

@@ -5,7 +5,6 @@
 //! edge, each edge serves its viewers from a relay, every probe gets media — never how
 //! fast anything is.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use bench::load::cluster;
@@ -13,21 +12,8 @@ use bench::load::run::Options;
 use bench::load::scenario::Scenario;
 use bench::load::server::{ServerKind, ServerSpec};
 
-/// The `leanrtc` binary of this build (`cargo build -p leanrtc`, or `./test.sh`).
-fn leanrtc_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps");
-    let path = dir.join("leanrtc");
-    assert!(
-        path.is_file(),
-        "{} is missing: build it first (cargo build -p leanrtc, or ./test.sh)",
-        path.display()
-    );
-    path
-}
+mod common;
+use common::leanrtc_binary;
 
 #[test]
 fn six_viewers_over_two_edges_against_one_node() {

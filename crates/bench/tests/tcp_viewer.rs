@@ -5,7 +5,6 @@
 //! is the control; then a small load run whose viewers all use TCP.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bench::load::run::{self, Options, ViewerTransport};
@@ -14,21 +13,8 @@ use bench::load::server::{Server, ServerKind};
 use bench::{Driver, Kind, ViewerConfig, http};
 use rtc::sdp::Codec;
 
-/// The `leanrtc` binary of this build (next to our test binary's `deps/`).
-fn leanrtc_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps");
-    let path = dir.join("leanrtc");
-    assert!(
-        path.is_file(),
-        "{} is missing: build it first (cargo build -p leanrtc, or ./test.sh)",
-        path.display()
-    );
-    path
-}
+mod common;
+use common::leanrtc_binary;
 
 /// A gauge or counter of the server's `/metrics`.
 fn metric(http_addr: SocketAddr, name: &str) -> f64 {
