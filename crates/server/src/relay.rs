@@ -171,12 +171,8 @@ impl Relays {
                 Some(r) if r.alive && Instant::now() < deadline => {}
                 // Published here meanwhile (the relay was dropped), or gone.
                 None => return Ok(()),
-                Some(_) => {
-                    let origin = relays
-                        .iter()
-                        .find(|r| r.stream == stream)
-                        .and_then(|r| r.location.clone())
-                        .unwrap_or_default();
+                Some(r) => {
+                    let origin = r.location.clone().unwrap_or_default();
                     self.forget(stream).await;
                     return Err(RelayError::Origin {
                         origin,
