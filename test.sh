@@ -53,7 +53,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "build (fetches crates; the tests themselves run offline)"
 cargo build --workspace --all-targets --locked
-cargo build --release --bin leanrtc --locked
 cargo check --manifest-path fuzz/Cargo.toml --locked --quiet
 
 if [ -f tests/browser/package.json ]; then

@@ -13,6 +13,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+/// How far back media sent counts towards the padding floor.
+const PADDING_MEMORY: Duration = Duration::from_millis(100);
+
 /// The pacer's tuning.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PacerConfig {
@@ -100,11 +103,19 @@ impl Pacer {
     /// the path carries that rate.
     pub fn start_probe(&mut self, probe: &super::ProbeRequest) {
         let rate = probe.bps as f64;
+        self.padding_budget = 0.0;
         self.probe = Some(Probe {
             id: probe.cluster,
             rate,
             bits_left: rate * probe.duration.as_secs_f64(),
         });
+    }
+
+    /// Gives up the probe cluster being sent (nothing to pad it with): the estimator judges
+    /// it by what was sent, or gives it up when no result comes.
+    pub fn cancel_probe(&mut self) {
+        self.probe = None;
+        self.padding_budget = self.padding_budget.min(0.0);
     }
 
     /// The probe cluster being sent, if any: tag media packets sent now with it too.
@@ -135,7 +146,10 @@ impl Pacer {
         let pad = self
             .probe
             .map_or(self.padding_rate, |p| p.rate.max(self.padding_rate));
-        self.padding_budget = (self.padding_budget + pad * dt).min(pad * burst);
+        // Media counts towards the padding floor only over the last PADDING_MEMORY: what was
+        // sent long ago (or when there was no floor) does not stand in for padding now.
+        let memory = PADDING_MEMORY.as_secs_f64();
+        self.padding_budget = (self.padding_budget + pad * dt).clamp(-pad * memory, pad * burst);
     }
 
     /// The pacing rate, raised when the oldest packet would otherwise wait too long: then
@@ -152,6 +166,20 @@ impl Pacer {
             .max(Duration::from_millis(5));
         let needed = self.queued_bytes as f64 * 8.0 / left.as_secs_f64();
         self.rate.max(needed)
+    }
+
+    /// A packet of `size` bytes left without waiting in the queue (audio, a retransmission:
+    /// what libwebrtc's pacer sends ahead of video): it still spends the budget, so video
+    /// after it waits its turn, and counts towards the padding floor and the probe.
+    pub fn on_sent_unpaced(&mut self, size: usize, now: Instant) {
+        self.refill(now);
+        let bits = (size * 8) as f64;
+        self.budget -= bits;
+        self.padding_budget -= bits;
+        if let Some(p) = &mut self.probe {
+            p.bits_left -= bits;
+        }
+        self.end_probe_if_done();
     }
 
     /// The next queued packet that may leave now, if any.
@@ -202,8 +230,12 @@ impl Pacer {
     /// is nothing to send.
     pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
         let rate = self.drain_rate(now).max(1.0);
+        // Rounded up, to the microsecond after: at the time returned the budget has
+        // refilled, not fallen a rounding error short (which would ask to be called again
+        // at once).
         let wait = |deficit: f64, rate: f64| {
-            now + Duration::from_secs_f64((deficit.max(0.0) / rate).min(1.0))
+            let secs = (deficit.max(0.0) / rate).min(1.0);
+            now + Duration::from_micros((secs * 1e6).ceil() as u64 + 1)
         };
         if !self.queue.is_empty() {
             return Some(wait(-self.budget, rate));
@@ -256,6 +288,25 @@ mod tests {
             assert!(n <= 4, "{n} packets in [{}, {}) ms", w * 10, w * 10 + 10);
         }
         assert_eq!(p.poll_timeout(t0 + Duration::from_millis(1_000)), None);
+    }
+
+    #[test]
+    fn what_leaves_unpaced_delays_the_queue_by_its_size() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(PacerConfig::default(), 1_000_000);
+        // 10 audio-sized packets straight out: 24 kbit at 2.5 Mbit/s is 9.6 ms of budget.
+        for _ in 0..10 {
+            p.on_sent_unpaced(300, t0);
+        }
+        p.enqueue(1, 1200, t0);
+        assert_eq!(p.poll_send(t0), None, "the budget went to what left unpaced");
+        let next = p.poll_timeout(t0).unwrap();
+        let wait = next.saturating_duration_since(t0);
+        assert!(
+            (Duration::from_millis(9)..=Duration::from_millis(10)).contains(&wait),
+            "{wait:?}"
+        );
+        assert_eq!(p.poll_send(next), Some(1));
     }
 
     #[test]
@@ -322,6 +373,33 @@ mod tests {
         assert!((90..=110).contains(&last_ms), "probe ended at {last_ms} ms");
         assert_eq!(p.probing(), None);
         assert_eq!(p.poll_timeout(t0 + Duration::from_millis(500)), None);
+    }
+
+    #[test]
+    fn a_probe_after_a_stretch_of_media_still_pads() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(PacerConfig::default(), 1_000_000);
+        // 10 s of media at 500 kbit/s, with no padding floor: nothing to stand in for.
+        for ms in (0..10_000u64).step_by(20) {
+            let now = t0 + Duration::from_millis(ms);
+            p.enqueue(ms, 1250, now);
+            while p.poll_send(now).is_some() {}
+            p.on_sent_unpaced(100, now);
+        }
+        let now = t0 + Duration::from_secs(10);
+        p.start_probe(&crate::cc::ProbeRequest {
+            cluster: 1,
+            bps: 2_000_000,
+            duration: Duration::from_millis(30),
+        });
+        let mut padding = 0;
+        for ms in 0..50 {
+            while let Some((size, _)) = p.poll_padding(now + Duration::from_millis(ms)) {
+                padding += size;
+            }
+        }
+        // 2 Mbit/s for 30 ms: 60 kbit = 7.5 kB.
+        assert!((7_000..=8_700).contains(&padding), "{padding} bytes of padding");
     }
 
     #[test]

@@ -25,7 +25,9 @@ pub struct ViewerCc {
     next: u16,
     /// The estimate of what the path to the viewer carries.
     pub bwe: BandwidthEstimator,
-    /// Times the probes' padding (media is sent as it comes, not paced yet).
+    /// Spreads its video over time at the estimate (a keyframe leaves over tens of
+    /// milliseconds, not in one burst into the bottleneck's queue) and times the probes'
+    /// padding.
     pub pacer: Pacer,
     /// Probe packets sent.
     pub probes_sent: u64,
@@ -61,9 +63,10 @@ impl ViewerCc {
         }
     }
 
-    /// The viewer's feedback arrived.
+    /// The viewer's feedback arrived (and moved the estimate): the pacer follows it.
     pub fn on_feedback(&mut self, now: Instant) {
         self.last_feedback = Some(now);
+        self.pacer.set_estimate(self.bwe.estimate());
     }
 
     /// Restarts a stale estimate (see [`STALE`]) from its value; true if it did.
@@ -88,8 +91,13 @@ impl ViewerCc {
         (self.id, n)
     }
 
-    /// Packet `seq` left, `size` bytes protected.
+    /// Packet `seq` left, `size` bytes protected. Media that leaves while a probe cluster
+    /// is being sent is part of it (the pacer counts it towards the probe's bits, and the
+    /// padding only tops it up to the probe's rate), so it is reported as such.
     pub fn sent(&mut self, seq: u16, size: usize, now: Instant) {
-        self.bwe.on_packet_sent(seq, size, now);
+        match self.pacer.probing() {
+            Some(cluster) => self.bwe.on_probe_sent(seq, size, cluster, now),
+            None => self.bwe.on_packet_sent(seq, size, now),
+        }
     }
 }

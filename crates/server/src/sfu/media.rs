@@ -133,7 +133,15 @@ pub fn forward_live(
 /// Sends the stream's new packets to every viewer, viewer by viewer: the packets of a frame
 /// to one viewer are then consecutive in the send queue, and the UDP layer sends them as one
 /// GSO message — one trip through the kernel for several packets (issue 6's main lever).
-pub fn flush(stream: &mut Stream, sessions: &mut HashMap<u64, Session>, tx: &mut Tx<'_>) {
+///
+/// A viewer with a bandwidth estimate gets its video through its pacer: what may not leave
+/// now waits there, and its key is added to `paced` for the shard to come back to.
+pub fn flush(
+    stream: &mut Stream,
+    sessions: &mut HashMap<u64, Session>,
+    tx: &mut Tx<'_>,
+    paced: &mut Vec<u64>,
+) {
     let Stream {
         tracks,
         viewers,
@@ -172,20 +180,129 @@ pub fn flush(stream: &mut Stream, sessions: &mut HashMap<u64, Session>, tx: &mut
                 }
             }
             // An output replaying the GOP cache sends these when its cursor gets there.
-            for output in outputs
+            for (o, output) in outputs
                 .iter_mut()
-                .filter(|o| o.track == p.track && o.replay.is_none() && !o.is_paused())
+                .enumerate()
+                .filter(|(_, o)| o.track == p.track && o.replay.is_none() && !o.is_paused())
             {
                 if ssrc.is_some_and(|s| output.needs_keyframe(s)) {
                     for index in p.frame_start..p.packet {
-                        send_one(to, output, track, index, index == p.frame_start, tx);
+                        deliver(to, o, output, track, index, index == p.frame_start, tx);
                     }
                 }
-                send_one(to, output, track, p.packet, p.keyframe_start, tx);
+                deliver(to, o, output, track, p.packet, p.keyframe_start, tx);
             }
+        }
+        if drain(to, outputs, tracks, tx) {
+            paced.push(*key);
         }
     }
     pending.clear();
+}
+
+/// A packet waiting in a viewer's pacer, packed into the pacer's id: which packet of the
+/// track's history, which track, which of the viewer's outputs, and whether it starts a
+/// keyframe. Nothing is copied while it waits — the history holds the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Paced {
+    index: u64,
+    track: usize,
+    output: usize,
+    keyframe_start: bool,
+}
+
+impl Paced {
+    /// The id, if the numbers fit (48-bit packet index, 256 tracks, 128 outputs).
+    fn id(self) -> Option<u64> {
+        (self.index < 1 << 48 && self.track < 1 << 8 && self.output < 1 << 7).then(|| {
+            self.index << 16
+                | (self.track as u64) << 8
+                | u64::from(self.keyframe_start) << 7
+                | self.output as u64
+        })
+    }
+
+    fn from_id(id: u64) -> Self {
+        Paced {
+            index: id >> 16,
+            track: ((id >> 8) & 0xff) as usize,
+            output: (id & 0x7f) as usize,
+            keyframe_start: id & 0x80 != 0,
+        }
+    }
+}
+
+/// What a packet costs on the wire beyond its RTP bytes as stored: the transport-wide
+/// number (8), the SRTP tag (16) and IP/UDP headers (28), rounded up.
+const WIRE_OVERHEAD: usize = 52;
+
+/// Sends packet `packet_index` of `track` on output `o` of a viewer, or queues it in the
+/// viewer's pacer when it has one (video only: audio is small, and late audio is heard,
+/// so it goes at once and only spends the pacer's budget).
+fn deliver(
+    to: &mut To<'_>,
+    o: usize,
+    output: &mut Output,
+    track: &Track,
+    packet_index: u64,
+    keyframe_start: bool,
+    tx: &mut Tx<'_>,
+) {
+    let size = track.history.get(packet_index).map_or(0, <[u8]>::len) + WIRE_OVERHEAD;
+    let paced = Paced {
+        index: packet_index,
+        track: output.track,
+        output: o,
+        keyframe_start,
+    };
+    if let Some(cc) = to.cc.as_mut() {
+        if track.codec.is_video()
+            && let Some(id) = paced.id()
+        {
+            cc.pacer.enqueue(id, size, tx.now);
+            return;
+        }
+        cc.pacer.on_sent_unpaced(size, tx.now);
+    }
+    send_one(to, output, track, packet_index, keyframe_start, tx);
+}
+
+/// Sends what a viewer's pacer lets leave now, media first, then a probe's padding; true if
+/// it has more to send later. A packet of a layer the output switched away from meanwhile
+/// is dropped: the new layer starts at its own keyframe, and numbers are given at sending,
+/// so the viewer sees no gap.
+fn drain(to: &mut To<'_>, outputs: &mut [Output], tracks: &[Track], tx: &mut Tx<'_>) -> bool {
+    loop {
+        let Some(cc) = to.cc.as_mut() else {
+            return false;
+        };
+        let Some(id) = cc.pacer.poll_send(tx.now) else {
+            if cc.pacer.queue_len() > 0 {
+                return true;
+            }
+            if cc.pacer.probing().is_none() {
+                return false;
+            }
+            pad(to, outputs, tx);
+            return to.cc.as_ref().is_some_and(|cc| cc.pacer.probing().is_some());
+        };
+        let p = Paced::from_id(id);
+        let (Some(output), Some(track)) = (outputs.get_mut(p.output), tracks.get(p.track)) else {
+            continue;
+        };
+        if output.track == p.track {
+            send_one(to, output, track, p.index, p.keyframe_start, tx);
+        }
+    }
+}
+
+/// Sends what a viewer's pacer lets leave now (from the shard's pacing pass); true if
+/// packets still wait.
+pub fn drain_pacer(session: &mut Session, stream: &Stream, tx: &mut Tx<'_>) -> bool {
+    let Some((peer, outputs, cc)) = session.sending() else {
+        return false;
+    };
+    drain(&mut To { peer, cc }, outputs, &stream.tracks, tx)
 }
 
 /// Sends packet `packet_index` of `track` to one viewer, if it may have it now: copied once
@@ -280,6 +397,10 @@ fn resend(to: &mut To<'_>, output: &mut Output, packet: &[u8], seq: u16, ts: u32
         return;
     };
     let now = tx.now;
+    // A retransmission goes ahead of paced video (it is late already) but spends the budget.
+    if let Some(cc) = to.cc.as_mut() {
+        cc.pacer.on_sent_unpaced(packet.len() + WIRE_OVERHEAD, now);
+    }
     tx.net.send_with(remote, local, true, |buf| {
         buf.get_mut(..packet.len())?.copy_from_slice(packet);
         let id = to.cc.as_ref().map(|cc| cc.id);
@@ -319,11 +440,25 @@ pub fn send_probes(session: &mut Session, need: u64, tx: &mut Tx<'_>) {
         cc.pacer.start_probe(&probe);
     }
     cc.pacer.set_estimate(cc.bwe.estimate());
-    // Paused video is probed too: that is how it finds its way back.
-    let Some(output) = outputs.iter_mut().find(|o| o.rtx.is_some()) else {
+    pad(&mut To { peer, cc: Some(cc) }, outputs, tx);
+}
+
+/// Sends the padding a viewer's pacer wants now (a probe cluster in progress; the pacer
+/// calls for it only once no media waits). Paused video is probed too: that is how it
+/// finds its way back.
+fn pad(to: &mut To<'_>, outputs: &mut [Output], tx: &mut Tx<'_>) {
+    let now = tx.now;
+    let (peer, Some(cc)) = (&mut *to.peer, to.cc.as_mut()) else {
         return;
     };
-    let (Some((remote, local)), Some(ts)) = (peer.path(), output.last_timestamp()) else {
+    // Padding goes on the video's RTX stream, with the last timestamp sent (RFC 4588 §4);
+    // without them the probe is only the media sent meanwhile.
+    let Some((output, (remote, local), ts)) = outputs
+        .iter_mut()
+        .find(|o| o.rtx.is_some())
+        .and_then(|o| Some((peer.path()?, o.last_timestamp()?)).map(|(p, t)| (o, p, t)))
+    else {
+        cc.pacer.cancel_probe();
         return;
     };
     while let Some((_, cluster)) = cc.pacer.poll_padding(now) {
@@ -364,11 +499,12 @@ pub fn start_viewer(session: &mut Session, stream: &Stream, tx: &mut Tx<'_>) -> 
     };
     let to = &mut To { peer, cc };
     let mut missing = false;
-    for output in outputs.iter_mut().filter(|o| !o.is_paused()) {
+    for (o, output) in outputs.iter_mut().enumerate().filter(|(_, o)| !o.is_paused()) {
         if let Some(track) = stream.tracks.get(output.track) {
-            missing |= !replay_from_keyframe(to, output, track, false, tx);
+            missing |= !replay_from_keyframe(to, o, output, track, false, tx);
         }
     }
+    drain(to, outputs, &stream.tracks, tx);
     missing
 }
 
@@ -377,6 +513,7 @@ pub fn start_viewer(session: &mut Session, stream: &Stream, tx: &mut Tx<'_>) -> 
 /// never goes backwards. False if the track is video and has no keyframe cached.
 fn replay_from_keyframe(
     to: &mut To<'_>,
+    o: usize,
     output: &mut Output,
     track: &Track,
     rebase: bool,
@@ -399,7 +536,7 @@ fn replay_from_keyframe(
     }
     let start = keyframe.start;
     for index in keyframe {
-        send_one(to, output, track, index, index == start, tx);
+        deliver(to, o, output, track, index, index == start, tx);
     }
     output.replay = replay;
     true
@@ -414,16 +551,17 @@ pub fn continue_replay(session: &mut Session, streams: &BTreeMap<String, Stream>
         return;
     };
     let to = &mut To { peer, cc };
-    for output in outputs.iter_mut() {
+    for (o, output) in outputs.iter_mut().enumerate() {
         let (Some(mut replay), Some(track)) = (output.replay, stream.tracks.get(output.track))
         else {
             continue;
         };
         for index in replay.due(&track.history, tx.now) {
-            send_one(to, output, track, index, false, tx);
+            deliver(to, o, output, track, index, false, tx);
         }
         output.replay = (!replay.is_done(&track.history)).then_some(replay);
     }
+    drain(to, outputs, &stream.tracks, tx);
 }
 
 /// A viewer's RTCP: receiver reports read, NACKs resent from history, PLI/FIR answered by
@@ -517,11 +655,12 @@ pub fn handle_rtcp(
                     wants_keyframe = true;
                     continue;
                 }
-                for output in outputs.iter_mut() {
+                for (o, output) in outputs.iter_mut().enumerate() {
                     if let Some(track) = stream.tracks.get(output.track) {
-                        replay_from_keyframe(to, output, track, true, tx);
+                        replay_from_keyframe(to, o, output, track, true, tx);
                     }
                 }
+                drain(to, outputs, &stream.tracks, tx);
             }
             _ => {}
         }

@@ -484,6 +484,15 @@ impl Session {
         }
     }
 
+    /// When its pacer wants to send next, if packets wait in it or a probe is under way.
+    pub fn pacer_timeout(&self, now: Instant) -> Option<Instant> {
+        let pacer = &self.viewer()?.cc.as_ref()?.pacer;
+        if pacer.queue_len() == 0 && pacer.probing().is_none() {
+            return None;
+        }
+        pacer.poll_timeout(now)
+    }
+
     /// Its viewer side, if it is one.
     pub fn viewer(&self) -> Option<&Viewer> {
         match &self.side {

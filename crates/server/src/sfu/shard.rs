@@ -173,6 +173,9 @@ pub struct Shard {
     pub(super) unknown_ssrc: u64,
     /// Media packets that relays brought from their origins (issue 11).
     pub(super) relay_packets: u64,
+    /// Viewers whose pacer holds packets (issue 12), and when the first of those may leave.
+    pub(super) paced: Vec<u64>,
+    pub(super) next_pace: Option<Instant>,
     /// Send publishers congestion-control feedback (off only for measurements).
     pub(super) congestion_feedback: bool,
     /// Scratch lists reused every round: NACKed sequence numbers, session keys.
@@ -242,6 +245,8 @@ impl Shard {
             totals: metrics::Counters::default(),
             unknown_ssrc: 0,
             relay_packets: 0,
+            paced: Vec::new(),
+            next_pace: None,
             congestion_feedback: config.congestion_feedback,
             nacks: Vec::new(),
             keys: Vec::new(),
@@ -266,7 +271,8 @@ impl Shard {
             Source::File(player) => Some(player.next_due()),
             Source::Live { .. } | Source::Mirror { .. } => None,
         });
-        files.fold(self.next_tick, Instant::min)
+        let next = files.fold(self.next_tick, Instant::min);
+        self.next_pace.map_or(next, |p| p.min(next))
     }
 
     /// Starts a round of work: the budget of datagrams and commands is full again.
@@ -410,8 +416,42 @@ impl Shard {
             net: &mut self.net,
         };
         for stream in self.streams.values_mut() {
-            media::flush(stream, &mut self.sessions, &mut tx);
+            media::flush(stream, &mut self.sessions, &mut tx, &mut self.paced);
         }
+        self.pace(now);
+    }
+
+    /// Sends what the viewers' pacers let leave now, and notes when the next packet may.
+    pub(super) fn pace(&mut self, now: Instant) {
+        if self.paced.is_empty() {
+            self.next_pace = None;
+            return;
+        }
+        self.paced.sort_unstable();
+        self.paced.dedup();
+        let mut tx = Tx {
+            now,
+            out: &mut self.out,
+            net: &mut self.net,
+        };
+        let (sessions, streams) = (&mut self.sessions, &self.streams);
+        let mut next: Option<Instant> = None;
+        self.paced.retain(|key| {
+            let Some(session) = sessions.get_mut(key) else {
+                return false;
+            };
+            let Some(stream) = streams.get(&session.stream) else {
+                return false;
+            };
+            if !media::drain_pacer(session, stream, &mut tx) {
+                return false;
+            }
+            if let Some(at) = session.pacer_timeout(now) {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+            true
+        });
+        self.next_pace = next;
     }
 
     /// Routes a datagram to one of this shard's sessions: a STUN check by its USERNAME's
@@ -448,6 +488,9 @@ impl Shard {
                         net: &mut self.net,
                     },
                 );
+                if session.pacer_timeout(now).is_some() {
+                    self.paced.push(key);
+                }
                 if wants_keyframe {
                     let name = session.stream.clone();
                     self.request_keyframe(now, &name);
@@ -516,6 +559,9 @@ impl Shard {
                             net: &mut self.net,
                         };
                         let missing = media::start_viewer(session, stream, &mut tx);
+                        if session.pacer_timeout(now).is_some() {
+                            self.paced.push(key);
+                        }
                         // Sender Reports at once, so the viewer syncs audio and video from
                         // its first frames (it needs two; the second follows soon).
                         media::send_reports(session, &self.streams, &mut tx);
@@ -628,6 +674,9 @@ impl Shard {
             };
             if viewer.outputs.iter().any(|o| o.replay.is_some()) {
                 media::continue_replay(session, &self.streams, &mut tx);
+                if session.pacer_timeout(now).is_some() {
+                    self.paced.push(*key);
+                }
             }
             if session.next_report.is_some_and(|t| t <= now) && session.peer.is_connected() {
                 session.next_report = Some(now + REPORT_INTERVAL);

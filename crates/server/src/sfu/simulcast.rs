@@ -318,6 +318,9 @@ impl Shard {
                             net: &mut self.net,
                         };
                         media::send_probes(session, need, &mut tx);
+                        if session.pacer_timeout(now).is_some() {
+                            self.paced.push(*key);
+                        }
                     }
                 }
                 _ => {}

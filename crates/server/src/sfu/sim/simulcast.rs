@@ -337,3 +337,52 @@ fn a_viewer_whose_link_recovers_climbs_back_to_the_top_layer() {
     assert!(climbed.is_some(), "back on f within 10 s of the recovery");
     eprintln!("back on f after {} ms", climbed.unwrap_or(0) * 333);
 }
+
+/// A 40-packet keyframe of f (48 kB) to a viewer with an estimate leaves through its pacer:
+/// spread at about 2.5 × the estimate instead of in one burst into the bottleneck's queue,
+/// every packet delivered, in order.
+#[test]
+fn a_keyframe_reaches_a_viewer_spread_at_its_pacing_rate() {
+    let (mut net, mut publisher, v) = estimated(clean());
+    let f = publisher.layers.len() - 1;
+    // The next frame is a keyframe: its number is a multiple of the GOP.
+    publisher.frame = publisher.gop * (publisher.frame / publisher.gop + 1);
+    publisher.layers[f].packets = 40;
+    let before = net.clients[v].video().count();
+    publisher.run(&mut net, 1);
+    publisher.layers[f].packets = 5;
+    publisher.run(&mut net, 10);
+    let estimate = {
+        let (reply, mut rx) = tokio::sync::oneshot::channel();
+        net.shards[0].handle_command(net.now, Command::Streams { reply });
+        let streams = rx.try_recv().unwrap();
+        let w = &streams.iter().find(|s| s.name == "sc").unwrap().watchers;
+        w[0].estimate.expect("an estimate")
+    };
+    // The viewer's frames, by their (rewritten) timestamps: the keyframe is the one of 40.
+    let mut frames: Vec<(u32, Vec<(std::time::Instant, u16)>)> = Vec::new();
+    for g in net.clients[v].video().skip(before) {
+        let (ts, got) = (g.view().timestamp(), (g.at, g.view().sequence_number()));
+        match frames.iter_mut().find(|(t, _)| *t == ts) {
+            Some((_, packets)) => packets.push(got),
+            None => frames.push((ts, vec![got])),
+        }
+    }
+    let key = frames
+        .into_iter()
+        .map(|(_, packets)| packets)
+        .find(|packets| packets.len() == 40)
+        .expect("a frame of 40 packets arrived whole");
+    assert!(
+        key.windows(2).all(|w| w[1].1 == w[0].1.wrapping_add(1)),
+        "in order"
+    );
+    let spread = key[39].0.saturating_duration_since(key[0].0);
+    // 48 kB at 2.5 × the estimate, less the 10 ms burst the pacer may save up.
+    let paced = Duration::from_secs_f64(40.0 * 1252.0 * 8.0 / (2.5 * estimate as f64));
+    eprintln!("keyframe spread over {spread:?} at an estimate of {estimate} bit/s ({paced:?} paced)");
+    assert!(
+        spread + 12 * MS >= paced,
+        "a 48 kB keyframe arrived within {spread:?}; paced it takes {paced:?}"
+    );
+}
