@@ -302,9 +302,12 @@ fn a_viewer_on_a_lossy_link_steps_down() {
 fn a_viewer_below_the_lowest_layer_is_paused() {
     let (mut net, mut publisher, v) = estimated(Link::shaped(10 * MS, 5_000_000));
     net.clients[v].down = Link::shaped(10 * MS, 100_000);
-    publisher.run(&mut net, 150);
+    let dropped = net.now;
+    publisher.run(&mut net, 240);
     let paused = recent(&net, v, Duration::from_secs(1));
     assert!(paused.is_empty(), "no video at 100 kbit/s: {paused:?}");
+    let last = net.clients[v].video().last().map(|g| g.at - dropped);
+    eprintln!("the last video packet arrived {last:?} after the drop");
     // The link recovers: probes find it, and video resumes.
     net.clients[v].down = Link::shaped(10 * MS, 5_000_000);
     publisher.run(&mut net, 300);
