@@ -112,6 +112,11 @@ function install() {
       status: text('#status'),
       overlay: text('#overlay'),
       publishButton: text('#publish'),
+      // The publish form's simulcast checkbox (null if the page has none).
+      simulcast: (() => {
+        const box = document.querySelector('#simulcast');
+        return box ? box.checked : null;
+      })(),
       streams: [...document.querySelectorAll('#streams button')].map((b) => ({
         name: b.dataset.name, text: b.textContent, on: b.classList.contains('on'),
       })),

@@ -48,10 +48,15 @@ async function pagePublish({ url, codec, width, height, simulcast }) {
     }
     const t = pc.addTransceiver(track, init);
     if (codec && track.kind === 'video' && t.setCodecPreferences) {
+      // Offer that codec alone (with the formats that only repair or protect it): a sender
+      // uses the first codec of the *answer*, and leanrtc's answer keeps its own order
+      // (VP8 before H.264), so a mere preference for H.264 would still send VP8.
       const caps = RTCRtpSender.getCapabilities('video').codecs;
-      const wanted = caps.filter((c) => c.mimeType.toLowerCase() === `video/${codec.toLowerCase()}`);
+      const mime = (c) => c.mimeType.toLowerCase();
+      const wanted = caps.filter((c) => mime(c) === `video/${codec.toLowerCase()}`);
       if (wanted.length === 0) return { error: `the browser cannot send ${codec}` };
-      t.setCodecPreferences([...wanted, ...caps.filter((c) => !wanted.includes(c))]);
+      const repair = caps.filter((c) => ['video/rtx', 'video/red', 'video/ulpfec'].includes(mime(c)));
+      t.setCodecPreferences([...wanted, ...repair]);
     }
   }
   await pc.setLocalDescription(await pc.createOffer());

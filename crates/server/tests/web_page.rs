@@ -4,7 +4,9 @@
 //! second page, opened before it, sees appear in its list by itself and plays; stopping the
 //! publisher removes it from the list. Neither page may report an uncaught exception, a
 //! console error or an HTTP status ≥ 400 at any point. The publisher sees a muted preview of
-//! its own camera.
+//! its own camera. The page publishes Chromium's 1280x720 fake camera as three simulcast
+//! layers by default (its checkbox ticked), which `/api/streams` lists; the viewing page gets
+//! the top one and its overlay names its size and layer.
 //!
 //! A server restart (SIGTERM, then the server back on the same ports) does not end what the
 //! pages do: the player and the publisher, told by the server's close_notify, reconnect by
@@ -21,6 +23,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::browser::browser_lock;
+use common::http::request;
 use common::server::Server;
 use common::web::{WebBrowser, frames, n, states};
 use serde_json::{Value, json};
@@ -56,9 +59,44 @@ fn wait_list(
     view
 }
 
+/// The `sample` file's size.
+const SAMPLE: (u64, u64) = (640, 360);
+/// The size of the fake camera the page publishes (`getUserMedia` asks for 1280x720 ideally).
+const CAMERA: (u64, u64) = (1280, 720);
+/// A simulcast stream's top layer reaches a viewer within this long of its first 60 frames
+/// (it may start lower while its bandwidth estimate grows).
+const TOP_LAYER_WITHIN: Duration = Duration::from_secs(15);
+
+/// `stream`'s entry in the server's `GET /api/streams`.
+fn api_stream(server: &Server, stream: &str) -> Value {
+    let res = request(server.http, "GET", "/api/streams", &[], b"").expect("GET /api/streams");
+    let list: Value = serde_json::from_slice(&res.body).expect("JSON");
+    list.as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == stream))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// The rids and widths of `stream`'s active layers per `/api/streams`.
+fn active_layers(server: &Server, stream: &str) -> Vec<(String, u64)> {
+    api_stream(server, stream)["layers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|l| l["active"] == true)
+                .map(|l| {
+                    let rid = l["rid"].as_str().unwrap_or_default().to_owned();
+                    (rid, l["width"].as_u64().unwrap_or(0))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Clicks `stream` in `page`'s list and requires the page's player to decode ≥ 60 frames
-/// at 640x360 within 10 s of the click; returns the player's stats.
-fn click_and_play(b: &mut WebBrowser, page: &str, stream: &str) -> Value {
+/// within 10 s of the click, at `size` (for a simulcast stream within 15 s more, as its
+/// estimate grows); returns the player's stats.
+fn click_and_play(b: &mut WebBrowser, page: &str, stream: &str, size: (u64, u64)) -> Value {
     let clicked = Instant::now();
     b.click(page, &format!("#streams button[data-name=\"{stream}\"]"));
     let (stats, _) = b.poll(page, "pageStats", json!({"which": "player"}), WITHIN, |s| {
@@ -79,8 +117,15 @@ fn click_and_play(b: &mut WebBrowser, page: &str, stream: &str) -> Value {
             frames(&stats)
         );
     }
-    assert_eq!(stats["inboundVideo"]["frameWidth"], 640, "{stats}");
-    assert_eq!(stats["inboundVideo"]["frameHeight"], 360, "{stats}");
+    let (stats, _) = b.poll(
+        page,
+        "pageStats",
+        json!({"which": "player"}),
+        TOP_LAYER_WITHIN,
+        |s| s["inboundVideo"]["frameWidth"] == size.0,
+    );
+    assert_eq!(stats["inboundVideo"]["frameWidth"], size.0, "{stats}");
+    assert_eq!(stats["inboundVideo"]["frameHeight"], size.1, "{stats}");
     assert_eq!(stats["connectionState"], "connected", "{stats}");
     assert!(
         !states(&stats).iter().any(|s| s == "failed"),
@@ -89,13 +134,12 @@ fn click_and_play(b: &mut WebBrowser, page: &str, stream: &str) -> Value {
     // What the user sees: the video element has the stream's size and runs, the status
     // line says so, the clicked entry is highlighted, and the overlay (refreshed every
     // second from getStats) shows the resolution.
+    let shown = format!("{}x{}", size.0, size.1);
     let (view, ok) = b.poll(page, "view", json!({}), Duration::from_secs(3), |v| {
-        v["overlay"]
-            .as_str()
-            .is_some_and(|o| o.starts_with("640x360"))
+        v["overlay"].as_str().is_some_and(|o| o.starts_with(&shown))
     });
-    assert!(ok, "the overlay never showed 640x360: {view}");
-    assert_eq!(view["videoPlaying"]["width"], 640, "{view}");
+    assert!(ok, "the overlay never showed {shown}: {view}");
+    assert_eq!(view["videoPlaying"]["width"], size.0, "{view}");
     assert_eq!(view["videoPlaying"]["paused"], false, "{view}");
     assert_eq!(
         view["status"],
@@ -144,10 +188,12 @@ fn chromium_user_plays_sample_publishes_camera_and_a_second_page_plays_it() {
         "{view}"
     );
     assert_eq!(view["status"], "idle", "{view}");
-    click_and_play(&mut b, "viewer", "sample");
+    click_and_play(&mut b, "viewer", "sample", SAMPLE);
 
-    // Another page publishes its camera under a name of the user's choosing.
+    // Another page publishes its camera under a name of the user's choosing, as simulcast
+    // by default.
     b.open("publisher", &home);
+    assert_eq!(b.view("publisher")["simulcast"], true, "ticked by default");
     b.fill("publisher", "#pubname", "my cam");
     b.click("publisher", "#publish");
     let (pubview, ok) = b.poll(
@@ -171,13 +217,32 @@ fn chromium_user_plays_sample_publishes_camera_and_a_second_page_plays_it() {
         "view",
         json!({}),
         Duration::from_secs(3),
-        |v| v["preview"]["width"] == 640 && v["preview"]["currentTime"].as_f64() > Some(0.0),
+        |v| v["preview"]["width"] == CAMERA.0 && v["preview"]["currentTime"].as_f64() > Some(0.0),
     );
     assert!(ok, "no local preview of the camera: {pubview}");
     assert_eq!(pubview["preview"]["hidden"], false, "{pubview}");
     assert_eq!(pubview["preview"]["muted"], true, "{pubview}");
     assert_eq!(pubview["preview"]["paused"], false, "{pubview}");
-    assert_eq!(pubview["preview"]["height"], 360, "{pubview}");
+    assert_eq!(pubview["preview"]["height"], CAMERA.1, "{pubview}");
+    // Three layers reach the server, each at its size: 1/4, 1/2 and full (Chromium starts
+    // the upper ones as its bandwidth estimate grows).
+    let want: Vec<(String, u64)> = [("q", 320), ("h", 640), ("f", 1280)]
+        .iter()
+        .map(|&(r, w)| (r.to_owned(), w))
+        .collect();
+    let t0 = Instant::now();
+    let mut layers = active_layers(&server, "my cam");
+    while layers != want && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(250));
+        layers = active_layers(&server, "my cam");
+    }
+    eprintln!("my cam's layers after {:?}: {layers:?}", t0.elapsed());
+    assert_eq!(
+        layers,
+        want,
+        "the page's simulcast: {}",
+        api_stream(&server, "my cam")
+    );
 
     // The viewer's page, untouched since, lists the live stream by itself and plays it.
     let view = wait_list(&mut b, "viewer", "my cam", |l| {
@@ -192,9 +257,29 @@ fn chromium_user_plays_sample_publishes_camera_and_a_second_page_plays_it() {
         entry["text"].as_str().is_some_and(|t| t.contains("live")),
         "{view}"
     );
-    click_and_play(&mut b, "viewer", "my cam");
-    let listed_now = b.view("viewer");
-    eprintln!("viewer's list while playing: {}", listed_now["listText"]);
+    click_and_play(&mut b, "viewer", "my cam", CAMERA);
+    // The list says it has three layers, and the overlay (from `/api/streams`, refreshed
+    // every 2 s) names the one this viewer gets: the top.
+    let (view, ok) = b.poll("viewer", "view", json!({}), LIST_UPDATE, |v| {
+        let text = v["listText"].as_str().unwrap_or_default();
+        let overlay = v["overlay"].as_str().unwrap_or_default();
+        text.contains("3 layers") && overlay.contains("layer f of q/h/f")
+    });
+    eprintln!("viewer's list and overlay while playing: {view}");
+    assert!(ok, "no layer in the list or overlay: {view}");
+    // Its codecs once each, though three tracks are VP8.
+    let entry = view["streams"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == "my cam"))
+        .and_then(|s| s["text"].as_str())
+        .unwrap_or_default();
+    assert_eq!(entry.matches("VP8").count(), 1, "{view}");
+    assert!(
+        view["overlay"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("1280x720")),
+        "{view}"
+    );
 
     // Stopping the publisher takes the stream off the list, again by itself.
     b.click("publisher", "#publish");
@@ -285,7 +370,7 @@ fn reconnect_after_restart(browser: &str, udp: &str, stop: Stop) {
     wait_list(&mut b, "viewer", "sample", |l| {
         l.iter().any(|n| n == "sample")
     });
-    click_and_play(&mut b, "viewer", "sample");
+    click_and_play(&mut b, "viewer", "sample", SAMPLE);
     b.open("publisher", &home);
     b.fill("publisher", "#pubname", "cam");
     b.click("publisher", "#publish");

@@ -10,7 +10,7 @@ use rtc::sdp::Candidate;
 use super::Shard;
 use super::session::{OfferContext, OfferedTrack, Session, answer_offer};
 use crate::control::{Command, Created, EngineError, Patched, Role, StreamInfo};
-use crate::router::Source;
+use crate::router::{Source, Stream};
 
 impl Shard {
     /// A command from HTTP.
@@ -251,11 +251,7 @@ impl Shard {
             list.push(StreamInfo {
                 name: name.clone(),
                 kind: if relayed { "relay" } else { stream.kind() },
-                codecs: stream
-                    .tracks
-                    .iter()
-                    .map(|t| t.codec.name().to_owned())
-                    .collect(),
+                codecs: codec_names(stream),
                 viewers: stream.viewers.len(),
                 bitrate: stream.bitrate(now),
                 since: stream
@@ -268,4 +264,17 @@ impl Shard {
         }
         list
     }
+}
+
+/// The codecs of a stream's tracks, each once in track order: a simulcast stream's layers
+/// share one codec and list it once (`["VP8", "opus"]`, not `["VP8", "VP8", "VP8", "opus"]`).
+fn codec_names(stream: &Stream) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for track in &stream.tracks {
+        let name = track.codec.name();
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
+        }
+    }
+    names
 }

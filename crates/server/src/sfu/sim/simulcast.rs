@@ -259,7 +259,10 @@ fn a_viewer_whose_link_drops_steps_down_a_layer_within_3_s() {
     let (reply, mut rx) = tokio::sync::oneshot::channel();
     net.shards[0].handle_command(net.now, Command::Streams { reply });
     let streams = rx.try_recv().unwrap();
-    let w = &streams.iter().find(|s| s.name == "sc").unwrap().watchers;
+    let sc = streams.iter().find(|s| s.name == "sc").unwrap();
+    // Three VP8 layers and Opus: each codec named once.
+    assert_eq!(sc.codecs, ["VP8", "opus"], "{sc:?}");
+    let w = &sc.watchers;
     assert_eq!(w.len(), 1, "{w:?}");
     assert!(w[0].estimate.is_some_and(|e| e < 800_000), "{w:?}");
     assert_eq!(w[0].layer.as_deref(), Some("h"), "{w:?}");
