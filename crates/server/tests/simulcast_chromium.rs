@@ -364,17 +364,12 @@ fn h264_simulcast_a_viewer_gets_the_top_layer_and_a_throttled_one_switches_to_th
     top_and_lowest_layer("h264", "video/H264");
 }
 
-/// The same test with VP8, for comparison.
-#[test]
-fn vp8_simulcast_a_viewer_gets_the_top_layer_and_a_throttled_one_switches_to_the_lowest() {
-    top_and_lowest_layer("vp8", "video/VP8");
-}
-
 /// Chromium publishes three `codec` layers; one viewer gets the top layer, one behind
 /// 400 kbit/s switches to the lowest and decodes it.
 fn top_and_lowest_layer(codec: &str, mime: &str) {
     let _one_browser = browser_lock();
-    let server = Server::start(&[]);
+    // UDP only, as above: the shaper shapes UDP.
+    let server = Server::start(&["--tcp", "off"]);
     let mut pages = Pages::launch(&server.base_url());
     let published = pages.publish_simulcast("pub", "sc", codec, (1280, 720));
     eprintln!("published: {published}");
@@ -456,8 +451,8 @@ fn top_and_lowest_layer(codec: &str, mime: &str) {
         "decoding q: {low}"
     );
     // …and frames of q keep being decoded: 30 more within 15 s. (Right after the step the
-    // estimate can dip under q's rate and audio, to ~180 kbit/s, and the video then pauses
-    // for up to ~6 s until probes lift it: that is the pause, not a stall of the switch.)
+    // estimate can dip under q's rate and audio, to ~180 kbit/s; q is kept unless it falls
+    // under 60 % of q's rate for a second, so a pause is printed, not expected.)
     let first = low["inboundVideo"]["framesDecoded"].as_u64().unwrap_or(0);
     let t0 = Instant::now();
     let (mut paused_for, mut decoded, mut last) = (Duration::ZERO, first, low);
