@@ -174,8 +174,11 @@ impl LayerSelector {
         match target {
             Target::Paused => {
                 self.requested_at = None;
-                let was = self.forwarding.take();
-                (changed && was.is_some()).then_some(LayerAction::Pause)
+                self.forwarding = None;
+                // Also when nothing was forwarded yet: a first choice that fits nothing must
+                // stop the start (an estimate that starts under the stream's rate), and a
+                // switch still waiting for its keyframe is called off.
+                changed.then_some(LayerAction::Pause)
             }
             Target::Layer(layer) if self.forwarding == Some(layer) => {
                 self.requested_at = None;
@@ -362,6 +365,22 @@ mod tests {
         assert_eq!(r.sel.forwarding(), None);
         r.run(6_000, &[800_000], Some(50), |_| 1_000_000);
         assert_eq!(r.sel.forwarding(), Some(0));
+    }
+
+    #[test]
+    fn a_first_choice_that_fits_nothing_pauses_and_a_pending_resume_is_called_off() {
+        // The estimate starts under the only layer: paused from the start.
+        let mut r = Run::new();
+        r.run(100, &[3_000_000], None, |_| 2_500_000);
+        assert_eq!(r.actions, [(100, LayerAction::Pause)]);
+        // It rises: a keyframe is asked for, which does not come before the estimate falls
+        // again; the resume is called off (a late keyframe is no switch).
+        r.run(2_400, &[3_000_000], None, |_| 4_000_000);
+        assert_eq!(r.sel.target(), Some(Target::Layer(0)));
+        r.run(3_000, &[3_000_000], None, |_| 1_000_000);
+        assert_eq!(r.sel.target(), Some(Target::Paused));
+        assert_eq!(r.actions.last().map(|a| a.1), Some(LayerAction::Pause));
+        assert!(!r.sel.on_keyframe(0));
     }
 
     #[test]

@@ -305,8 +305,9 @@ fn resend(to: &mut To<'_>, output: &mut Output, packet: &[u8], seq: u16, ts: u32
 /// packets (RFC 3550 §5.1 P bit) on the video's RTX stream — never on the media numbering,
 /// which the viewer's jitter buffer would see as gaps — at the probe's rate, each with a
 /// transport-wide number whose feedback tells whether the path carried that rate. Only
-/// simulcast viewers below what their top layer `need`s are probed; viewers without RTX are
-/// not: their estimate rises only as fast as what they receive.
+/// simulcast viewers below what their top layer `need`s, and viewers whose single-layer
+/// video is paused, are probed; viewers without RTX are not: their estimate rises only as
+/// fast as what they receive.
 pub fn send_probes(session: &mut Session, need: u64, tx: &mut Tx<'_>) {
     let Some((peer, outputs, Some(cc))) = session.sending() else {
         return;
@@ -323,9 +324,11 @@ pub fn send_probes(session: &mut Session, need: u64, tx: &mut Tx<'_>) {
     let Some(output) = outputs.iter_mut().find(|o| o.rtx.is_some()) else {
         return;
     };
-    let (Some((remote, local)), Some(ts)) = (peer.path(), output.last_timestamp()) else {
+    let Some((remote, local)) = peer.path() else {
         return;
     };
+    // Padding is no media: any timestamp does before the video's first (paused from the start).
+    let ts = output.last_timestamp().unwrap_or(0);
     while let Some((_, cluster)) = cc.pacer.poll_padding(now) {
         let (Some(cluster), Some(rtx)) = (cluster, output.rtx.as_mut()) else {
             break;
@@ -505,6 +508,14 @@ pub fn handle_rtcp(
                     cc.on_feedback(tx.now);
                 }
             }
+            // Paused video needs no keyframe until it resumes, which asks for its own.
+            RtcpPacket::Pli(pli)
+                if outputs
+                    .iter()
+                    .any(|o| o.ssrc == pli.media_ssrc && o.is_paused()) =>
+            {
+                *keyframe_requests += 1;
+            }
             RtcpPacket::Pli(_) | RtcpPacket::Fir(_) => {
                 *keyframe_requests += 1;
                 if last_keyframe_request.is_some_and(|t| {
@@ -517,7 +528,8 @@ pub fn handle_rtcp(
                     wants_keyframe = true;
                     continue;
                 }
-                for output in outputs.iter_mut() {
+                // Paused video stays paused: a replay would send what its link cannot carry.
+                for output in outputs.iter_mut().filter(|o| !o.is_paused()) {
                     if let Some(track) = stream.tracks.get(output.track) {
                         replay_from_keyframe(to, output, track, true, tx);
                     }
