@@ -483,7 +483,12 @@ pub fn handle_rtcp(
                 let (read, named) = read_fcis(nack.pairs(), &mut fcis, &mut resends.counts);
                 *nacks += named;
                 let sent: u64 = outputs.iter().map(|o| o.bytes_sent).sum();
-                let Some(output) = outputs.iter_mut().find(|o| o.ssrc == nack.media_ssrc()) else {
+                // Paused video resumes at a keyframe: resending what came before it would
+                // spend the link that could not carry the video on frames shown late.
+                let Some(output) = outputs
+                    .iter_mut()
+                    .find(|o| o.ssrc == nack.media_ssrc() && !o.is_paused())
+                else {
                     continue;
                 };
                 let Some(track) = stream.tracks.get(output.track) else {
