@@ -105,19 +105,19 @@ impl ViewerCc {
     }
 
     /// Restarts the estimate of a viewer whose video is paused once its feedback (on its
-    /// audio and probes) has been calm for [`CALM`], at most once per [`CALM_RESTARTS`];
-    /// true if it did. The congestion that paused it left a loss-based limit that grows
-    /// only 8 %/s and, while it stands, holds back the estimator's probes: from ~60 kbit/s
-    /// that is half a minute to resume a 500 kbit/s stream. A restart from the estimate
-    /// probes at once, at three times it, then at twice each result the path carries.
+    /// audio and probes) has been calm for [`CALM`], at most once per [`CALM_RESTARTS`],
+    /// and in any case after twice that; true if it did. The congestion that paused it
+    /// left a loss-based limit that grows only 8 %/s and, while it stands, holds back the
+    /// estimator's probes: from ~60 kbit/s that is half a minute to resume a 500 kbit/s
+    /// stream. A restart from the estimate probes at once, at three times it, then at twice
+    /// each result the path carries; on a path still full that costs one short cluster.
     pub fn restart_if_calm(&mut self, now: Instant) -> bool {
         let calm = self
             .calm_since
             .is_some_and(|t| now.saturating_duration_since(t) >= CALM);
-        let due = self
-            .calm_restart
-            .is_none_or(|t| now.saturating_duration_since(t) >= CALM_RESTARTS);
-        if !(calm && due) {
+        let since = *self.calm_restart.get_or_insert(now);
+        let waited = now.saturating_duration_since(since);
+        if !(calm && waited >= CALM_RESTARTS || waited >= 2 * CALM_RESTARTS) {
             return false;
         }
         self.calm_restart = Some(now);
