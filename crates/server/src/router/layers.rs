@@ -17,8 +17,9 @@ pub struct LayerConfig {
     pub up_margin: f64,
     /// ... continuously for this long (no flapping on a noisy estimate).
     pub up_hold: Duration,
-    /// Down when the estimate has been under the current layer's bitrate for this long
-    /// (short: a layer that does not fit means queues and loss now).
+    /// Down when the estimate has been under the current layer's bitrate × (1 − this)...
+    pub down_margin: f64,
+    /// ... for this long (short: a layer that does not fit means queues and loss now).
     pub down_hold: Duration,
     /// Ask again for the target's keyframe when none came in this long.
     pub keyframe_retry: Duration,
@@ -29,6 +30,7 @@ impl Default for LayerConfig {
         Self {
             up_margin: 0.2,
             up_hold: Duration::from_secs(2),
+            down_margin: 0.0,
             down_hold: Duration::from_millis(300),
             keyframe_retry: Duration::from_secs(1),
         }
@@ -127,7 +129,7 @@ impl LayerSelector {
         }
         // Down: the current target no longer fits for `down_hold`.
         let fits_now = match current {
-            Target::Layer(t) => layers[t] as f64 <= est,
+            Target::Layer(t) => layers[t] as f64 * (1.0 - self.config.down_margin) <= est,
             Target::Paused => true,
         };
         if fits_now {
@@ -365,6 +367,24 @@ mod tests {
         assert_eq!(r.sel.forwarding(), None);
         r.run(6_000, &[800_000], Some(50), |_| 1_000_000);
         assert_eq!(r.sel.forwarding(), Some(0));
+    }
+
+    #[test]
+    fn with_a_down_margin_an_estimate_grazing_the_layer_does_not_pause() {
+        let mut r = Run::new();
+        r.sel = LayerSelector::new(LayerConfig {
+            down_margin: 0.25,
+            down_hold: Duration::from_secs(1),
+            ..LayerConfig::default()
+        });
+        r.run(1_000, &[800_000], Some(50), |_| 1_000_000);
+        assert_eq!(r.sel.forwarding(), Some(0));
+        r.run(6_000, &[800_000], Some(50), |_| 700_000);
+        assert_eq!(r.sel.forwarding(), Some(0), "700 k grazes 800 k");
+        r.run(6_900, &[800_000], Some(50), |_| 500_000);
+        assert_eq!(r.sel.forwarding(), Some(0), "under 600 k for less than 1 s");
+        r.run(7_200, &[800_000], Some(50), |_| 500_000);
+        assert_eq!(r.sel.forwarding(), None, "under 600 k for 1 s: paused");
     }
 
     #[test]

@@ -105,12 +105,20 @@ impl LayerChoice {
         }
     }
 
-    /// For a single-layer video track: paused while the estimate cannot carry it.
+    /// For a single-layer video track: paused while the estimate cannot carry it. Pausing
+    /// is no step down a layer but all of the video, so it waits for an estimate clearly
+    /// under the track's rate (a quarter), for a second: one that only grazes it (a busy
+    /// server's own delay, a keyframe) costs a few queued frames, a pause seconds of video.
     pub fn single() -> Self {
+        let config = LayerConfig {
+            down_margin: 0.25,
+            down_hold: Duration::from_secs(1),
+            ..LayerConfig::default()
+        };
         Self {
             group: None,
             target: None,
-            selector: LayerSelector::new(LayerConfig::default()),
+            selector: LayerSelector::new(config),
             paused: false,
             switches: 0,
             below_top: false,

@@ -377,9 +377,16 @@ impl Shard {
                     if !session.peer.is_connected() {
                         continue;
                     }
-                    if choose_layers(session, stream, now, false)
-                        && !keyframes.contains(&session.stream)
+                    let was_paused = v.outputs.iter().any(Output::is_paused);
+                    let wanted = choose_layers(session, stream, now, false);
+                    if let Some(v) = session.viewer()
+                        && !was_paused
+                        && v.outputs.iter().any(Output::is_paused)
                     {
+                        let estimate = v.cc.as_ref().map(|cc| cc.bwe.estimate());
+                        tracing::info!(session = %session.id, ?estimate, "video paused: its estimate carries no layer");
+                    }
+                    if wanted && !keyframes.contains(&session.stream) {
                         keyframes.push(session.stream.clone());
                     }
                     if let Some(need) = probe_need(session, stream, now) {
