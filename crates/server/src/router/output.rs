@@ -101,6 +101,7 @@ impl LayerChoice {
     pub fn new(group: usize) -> Self {
         Self {
             group: Some(group),
+            selector: LayerSelector::new(LayerConfig::default()),
             ..Self::single()
         }
     }
