@@ -18,6 +18,7 @@ use common::http::request;
 use common::publish::Pages;
 use common::recording::{TempDir, probe, wait_recorded};
 use common::server::Server;
+use common::shaper::{Shaper, remote_port};
 use serde_json::{Value, json};
 
 /// The stream's layers per `GET /api/streams`.
@@ -110,63 +111,6 @@ fn chromium_publishes_three_layers_and_a_chromium_viewer_gets_the_top_one() {
         "{recorded:?}"
     );
     assert!(recorded.frames > 30, "{recorded:?}");
-}
-
-/// Shapes what the server sends to one local UDP port: an htb class on loopback (where the
-/// server's packets to the browsers in this namespace go) with a 10 kB tail-drop queue
-/// (200 ms at 400 kbit/s), the rest of loopback unshaped. Removed when dropped.
-struct Shaper;
-
-impl Shaper {
-    fn tc(args: &str) {
-        let out = std::process::Command::new("tc")
-            .args(args.split_whitespace())
-            .output()
-            .expect("run tc (Debian package iproute2)");
-        assert!(
-            out.status.success(),
-            "tc {args}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn new(port: u16, kbit: u32) -> Shaper {
-        Self::tc("qdisc add dev lo root handle 1: htb default 10");
-        Self::tc("class add dev lo parent 1: classid 1:10 htb rate 10gbit");
-        Self::tc(&format!(
-            "class add dev lo parent 1: classid 1:20 htb rate {kbit}kbit ceil {kbit}kbit burst 4k"
-        ));
-        Self::tc("qdisc add dev lo parent 1:20 handle 20: bfifo limit 10000");
-        Self::tc(&format!(
-            "filter add dev lo parent 1: protocol ip prio 1 u32 match ip protocol 17 0xff \
-             match ip dport {port} 0xffff flowid 1:20"
-        ));
-        Shaper
-    }
-
-    fn set(&self, kbit: u32) {
-        Self::tc(&format!(
-            "class change dev lo parent 1: classid 1:20 htb rate {kbit}kbit ceil {kbit}kbit burst 4k"
-        ));
-    }
-}
-
-impl Drop for Shaper {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("tc")
-            .args(["qdisc", "del", "dev", "lo", "root"])
-            .status();
-    }
-}
-
-/// The UDP port the server saw session `id` connect from, per its log.
-fn remote_port(server: &Server, id: &str) -> Option<u16> {
-    let log = server.log();
-    let line = log
-        .lines()
-        .find(|l| l.contains("connected") && l.contains(&format!("session={id}")))?;
-    let addr = line.split("remote=Some(").nth(1)?.split(')').next()?;
-    addr.rsplit(':').next()?.parse().ok()
 }
 
 /// A viewer's watcher entry (estimate and layer) in `/api/streams`.

@@ -154,9 +154,12 @@ impl Pacer {
 
     /// The pacing rate, raised when the oldest packet would otherwise wait too long: then
     /// what is queued leaves within what is left of `max_queue_delay` (at least 5 ms).
+    /// A probe cluster raises it to the probe's rate while it lasts (the point of a probe is
+    /// to send faster than the estimate).
     fn drain_rate(&self, now: Instant) -> f64 {
+        let rate = self.probe.map_or(self.rate, |p| self.rate.max(p.rate));
         let Some(&(_, _, oldest)) = self.queue.front() else {
-            return self.rate;
+            return rate;
         };
         let waited = now.saturating_duration_since(oldest);
         let left = self
@@ -165,7 +168,7 @@ impl Pacer {
             .saturating_sub(waited)
             .max(Duration::from_millis(5));
         let needed = self.queued_bytes as f64 * 8.0 / left.as_secs_f64();
-        self.rate.max(needed)
+        rate.max(needed)
     }
 
     /// A packet of `size` bytes left without waiting in the queue (audio, a retransmission:
@@ -299,7 +302,11 @@ mod tests {
             p.on_sent_unpaced(300, t0);
         }
         p.enqueue(1, 1200, t0);
-        assert_eq!(p.poll_send(t0), None, "the budget went to what left unpaced");
+        assert_eq!(
+            p.poll_send(t0),
+            None,
+            "the budget went to what left unpaced"
+        );
         let next = p.poll_timeout(t0).unwrap();
         let wait = next.saturating_duration_since(t0);
         assert!(
@@ -399,7 +406,30 @@ mod tests {
             }
         }
         // 2 Mbit/s for 30 ms: 60 kbit = 7.5 kB.
-        assert!((7_000..=8_700).contains(&padding), "{padding} bytes of padding");
+        assert!(
+            (7_000..=8_700).contains(&padding),
+            "{padding} bytes of padding"
+        );
+    }
+
+    #[test]
+    fn a_probe_faster_than_the_pacing_rate_is_sent_at_its_own_rate() {
+        let t0 = Instant::now();
+        // 100 kbit/s × 2.5 = 250 kbit/s; the probe asks for 600 kbit/s for 100 ms.
+        let mut p = Pacer::new(PacerConfig::default(), 100_000);
+        p.start_probe(&crate::cc::ProbeRequest {
+            cluster: 3,
+            bps: 600_000,
+            duration: Duration::from_millis(100),
+        });
+        let mut bytes = 0;
+        for ms in 0..100 {
+            while let Some((size, _)) = p.poll_padding(t0 + Duration::from_millis(ms)) {
+                bytes += size;
+            }
+        }
+        // 600 kbit/s for 100 ms is 7.5 kB; at the pacing rate it would be 3.1 kB.
+        assert!(bytes >= 6_000, "{bytes} bytes in the probe's 100 ms");
     }
 
     #[test]

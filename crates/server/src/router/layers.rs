@@ -201,8 +201,11 @@ impl LayerSelector {
         match target {
             Target::Paused => {
                 self.requested_at = None;
-                let was = self.forwarding.take();
-                (changed && was.is_some()).then_some(LayerAction::Pause)
+                self.forwarding = None;
+                // Also when nothing was forwarded yet: a first choice that fits nothing must
+                // stop the start (an estimate that starts under the stream's rate), and a
+                // switch still waiting for its keyframe is called off.
+                changed.then_some(LayerAction::Pause)
             }
             Target::Layer(layer) if self.forwarding == Some(layer) => {
                 self.requested_at = None;
@@ -413,6 +416,36 @@ mod tests {
             "{:?}",
             r.actions
         );
+    }
+
+    #[test]
+    fn a_single_layer_is_kept_while_the_estimate_grazes_it_and_paused_deep_under_it() {
+        let mut r = Run::new();
+        r.run(1_000, &[800_000], Some(50), |_| 1_000_000);
+        assert_eq!(r.sel.forwarding(), Some(0));
+        r.run(6_000, &[800_000], Some(50), |_| 700_000);
+        assert_eq!(r.sel.forwarding(), Some(0), "700 k grazes 800 k");
+        r.run(6_900, &[800_000], Some(50), |_| 400_000);
+        assert_eq!(r.sel.forwarding(), Some(0), "under 480 k for less than 1 s");
+        r.run(7_500, &[800_000], Some(50), |_| 400_000);
+        assert_eq!(r.sel.forwarding(), None, "under 480 k for 1 s: paused");
+    }
+
+    #[test]
+    fn a_first_choice_deep_under_the_layer_pauses_and_a_pending_resume_is_called_off() {
+        // The estimate starts far under the only layer: paused once that lasted.
+        let mut r = Run::new();
+        r.run(1_500, &[3_000_000], None, |_| 1_000_000);
+        assert_eq!(r.sel.target(), Some(Target::Paused));
+        assert_eq!(r.actions.last().map(|a| a.1), Some(LayerAction::Pause));
+        // It rises: a keyframe is asked for, which does not come before the estimate falls
+        // again; the resume is called off (a late keyframe is no switch).
+        r.run(4_000, &[3_000_000], None, |_| 4_000_000);
+        assert_eq!(r.sel.target(), Some(Target::Layer(0)));
+        r.run(6_000, &[3_000_000], None, |_| 1_000_000);
+        assert_eq!(r.sel.target(), Some(Target::Paused));
+        assert_eq!(r.actions.last().map(|a| a.1), Some(LayerAction::Pause));
+        assert!(!r.sel.on_keyframe(0));
     }
 
     #[test]

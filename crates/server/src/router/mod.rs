@@ -42,7 +42,14 @@ pub struct Track {
     rate_window: Option<(Instant, u64)>,
     /// The bitrate of the last complete window, in bits per second.
     pub rate: u64,
+    /// The last [`RECENT`] windows' bitrates (a ring) and how many windows were measured.
+    recent: [u64; RECENT],
+    windows: usize,
 }
+
+/// Windows in [`Track::recent_rate`]: 2 s, so one keyframe of a GOP of 2 s or more does not
+/// swing it as it swings one window's rate.
+const RECENT: usize = 4;
 
 /// One simulcast layer (RFC 8853) of a live video source, as a track of its own: its own
 /// history, GOP cache and keyframes. The layers of one source share a `group`.
@@ -87,6 +94,8 @@ impl Track {
             last_packet: None,
             rate_window: None,
             rate: 0,
+            recent: [0; RECENT],
+            windows: 0,
         }
     }
 
@@ -111,7 +120,15 @@ impl Track {
             let bits = (self.bytes - base) * 8;
             self.rate = bits * 1000 / (elapsed.as_millis().max(1) as u64);
             self.rate_window = Some((now, self.bytes));
+            self.recent[self.windows % RECENT] = self.rate;
+            self.windows += 1;
         }
+    }
+
+    /// The mean bitrate of the last [`RECENT`] windows (fewer at the start), bit/s.
+    pub fn recent_rate(&self) -> u64 {
+        let n = self.windows.min(RECENT);
+        self.recent[..n].iter().sum::<u64>() / n.max(1) as u64
     }
 
     /// Whether its source sent anything within [`RATE_WINDOW`] × 2.

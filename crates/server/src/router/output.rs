@@ -75,11 +75,14 @@ pub struct Output {
     pub layers: Option<LayerChoice>,
 }
 
-/// Which simulcast layer an output forwards (issue 12): `track` is the current one.
+/// Which simulcast layer an output forwards (issue 12): `track` is the current one. A
+/// single-layer video output of a viewer with an estimate has one too: it has no layer to
+/// choose, but is paused and resumed the same way.
 #[derive(Debug, Clone)]
 pub struct LayerChoice {
-    /// The group: its layers' tracks name it in their `TrackLayer::group`.
-    pub group: usize,
+    /// The group: its layers' tracks name it in their `TrackLayer::group`. `None`: a
+    /// single-layer track, the output's own.
+    pub group: Option<usize>,
     /// The layer to switch to at its next keyframe (a track of the group), and its index
     /// among the group's layers (lowest first) as the selector knows it.
     pub target: Option<(usize, usize)>,
@@ -97,7 +100,19 @@ impl LayerChoice {
     /// For the layers of `group`.
     pub fn new(group: usize) -> Self {
         Self {
-            group,
+            group: Some(group),
+            selector: LayerSelector::new(LayerConfig::default()),
+            ..Self::single()
+        }
+    }
+
+    /// For a single-layer video track: paused while the estimate cannot carry it. Its one
+    /// layer is the lowest, so the selector keeps it until the estimate is clearly under
+    /// its rate (`pause_below`) for `pause_hold`: one that only grazes it (a busy server's
+    /// own delay, a keyframe) costs a few queued frames, a pause seconds of video.
+    pub fn single() -> Self {
+        Self {
+            group: None,
             target: None,
             selector: LayerSelector::new(LayerConfig::default()),
             paused: false,
@@ -214,12 +229,24 @@ impl Output {
         }
     }
 
+    /// Stops sending video: not even the lowest layer fits the viewer's estimate (its audio
+    /// goes on). A GOP replay in progress stops too, and a switch waiting for a keyframe is
+    /// called off; [`Output::switch_layer`] at a keyframe resumes it, re-based so that the
+    /// viewer sees no gap in the numbering.
+    pub fn pause(&mut self) {
+        self.replay = None;
+        if let Some(l) = &mut self.layers {
+            l.paused = true;
+            l.target = None;
+        }
+    }
+
     /// Our timestamp of the newest packet sent, once one was.
     pub fn last_timestamp(&self) -> Option<u32> {
         self.last.map(|(_, ts)| ts)
     }
 
-    /// Whether it sends nothing now (a simulcast output paused by its estimate).
+    /// Whether it sends nothing now (video paused by the viewer's estimate).
     pub fn is_paused(&self) -> bool {
         self.layers.as_ref().is_some_and(|l| l.paused)
     }

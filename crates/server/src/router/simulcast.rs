@@ -79,12 +79,13 @@ impl Stream {
         n
     }
 
-    /// The bitrate of the tracks that are not simulcast layers (audio), bit/s.
-    pub fn other_rate(&self) -> u64 {
+    /// The bitrate of the tracks that are neither simulcast layers nor `track` (audio), bit/s.
+    pub fn other_rate(&self, track: usize) -> u64 {
         self.tracks
             .iter()
-            .filter(|t| t.layer.is_none())
-            .map(|t| t.rate)
+            .enumerate()
+            .filter(|&(i, t)| t.layer.is_none() && i != track)
+            .map(|(_, t)| t.rate)
             .sum()
     }
 

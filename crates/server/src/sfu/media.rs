@@ -284,7 +284,10 @@ fn drain(to: &mut To<'_>, outputs: &mut [Output], tracks: &[Track], tx: &mut Tx<
                 return false;
             }
             pad(to, outputs, tx);
-            return to.cc.as_ref().is_some_and(|cc| cc.pacer.probing().is_some());
+            return to
+                .cc
+                .as_ref()
+                .is_some_and(|cc| cc.pacer.probing().is_some());
         };
         let p = Paced::from_id(id);
         let (Some(output), Some(track)) = (outputs.get_mut(p.output), tracks.get(p.track)) else {
@@ -426,8 +429,9 @@ fn resend(to: &mut To<'_>, output: &mut Output, packet: &[u8], seq: u16, ts: u32
 /// packets (RFC 3550 §5.1 P bit) on the video's RTX stream — never on the media numbering,
 /// which the viewer's jitter buffer would see as gaps — at the probe's rate, each with a
 /// transport-wide number whose feedback tells whether the path carried that rate. Only
-/// simulcast viewers below what their top layer `need`s are probed; viewers without RTX are
-/// not: their estimate rises only as fast as what they receive.
+/// simulcast viewers below what their top layer `need`s, and viewers whose single-layer
+/// video is paused, are probed; viewers without RTX are not: their estimate rises only as
+/// fast as what they receive.
 pub fn send_probes(session: &mut Session, need: u64, tx: &mut Tx<'_>) {
     let Some((peer, outputs, Some(cc))) = session.sending() else {
         return;
@@ -451,16 +455,16 @@ fn pad(to: &mut To<'_>, outputs: &mut [Output], tx: &mut Tx<'_>) {
     let (peer, Some(cc)) = (&mut *to.peer, to.cc.as_mut()) else {
         return;
     };
-    // Padding goes on the video's RTX stream, with the last timestamp sent (RFC 4588 §4);
-    // without them the probe is only the media sent meanwhile.
-    let Some((output, (remote, local), ts)) = outputs
-        .iter_mut()
-        .find(|o| o.rtx.is_some())
-        .and_then(|o| Some((peer.path()?, o.last_timestamp()?)).map(|(p, t)| (o, p, t)))
+    // Padding goes on the video's RTX stream (RFC 4588 §4); without one, or without a path,
+    // the probe is only the media sent meanwhile.
+    let (Some(output), Some((remote, local))) =
+        (outputs.iter_mut().find(|o| o.rtx.is_some()), peer.path())
     else {
         cc.pacer.cancel_probe();
         return;
     };
+    // Padding is no media: any timestamp does before the video's first (paused from the start).
+    let ts = output.last_timestamp().unwrap_or(0);
     while let Some((_, cluster)) = cc.pacer.poll_padding(now) {
         let (Some(cluster), Some(rtx)) = (cluster, output.rtx.as_mut()) else {
             break;
@@ -499,7 +503,11 @@ pub fn start_viewer(session: &mut Session, stream: &Stream, tx: &mut Tx<'_>) -> 
     };
     let to = &mut To { peer, cc };
     let mut missing = false;
-    for (o, output) in outputs.iter_mut().enumerate().filter(|(_, o)| !o.is_paused()) {
+    for (o, output) in outputs
+        .iter_mut()
+        .enumerate()
+        .filter(|(_, o)| !o.is_paused())
+    {
         if let Some(track) = stream.tracks.get(output.track) {
             missing |= !replay_from_keyframe(to, o, output, track, false, tx);
         }
@@ -618,7 +626,12 @@ pub fn handle_rtcp(
                 let (read, named) = read_fcis(nack.pairs(), &mut fcis, &mut resends.counts);
                 *nacks += named;
                 let sent: u64 = outputs.iter().map(|o| o.bytes_sent).sum();
-                let Some(output) = outputs.iter_mut().find(|o| o.ssrc == nack.media_ssrc()) else {
+                // Paused video resumes at a keyframe: resending what came before it would
+                // spend the link that could not carry the video on frames shown late.
+                let Some(output) = outputs
+                    .iter_mut()
+                    .find(|o| o.ssrc == nack.media_ssrc() && !o.is_paused())
+                else {
                     continue;
                 };
                 let Some(track) = stream.tracks.get(output.track) else {
@@ -643,6 +656,14 @@ pub fn handle_rtcp(
                     cc.on_feedback(tx.now);
                 }
             }
+            // Paused video needs no keyframe until it resumes, which asks for its own.
+            RtcpPacket::Pli(pli)
+                if outputs
+                    .iter()
+                    .any(|o| o.ssrc == pli.media_ssrc && o.is_paused()) =>
+            {
+                *keyframe_requests += 1;
+            }
             RtcpPacket::Pli(_) | RtcpPacket::Fir(_) => {
                 *keyframe_requests += 1;
                 if last_keyframe_request.is_some_and(|t| {
@@ -655,7 +676,12 @@ pub fn handle_rtcp(
                     wants_keyframe = true;
                     continue;
                 }
-                for (o, output) in outputs.iter_mut().enumerate() {
+                // Paused video stays paused: a replay would send what its link cannot carry.
+                for (o, output) in outputs
+                    .iter_mut()
+                    .enumerate()
+                    .filter(|(_, o)| !o.is_paused())
+                {
                     if let Some(track) = stream.tracks.get(output.track) {
                         replay_from_keyframe(to, o, output, track, true, tx);
                     }

@@ -444,7 +444,7 @@ impl Shard {
         put(
             "layer_switches_total",
             "counter",
-            "Simulcast layer switches made for viewers, each at a keyframe of the new layer.",
+            "Layer switches made for viewers, and resumes after a pause, each at a keyframe.",
             c.layer_switches,
         );
         put(
@@ -462,7 +462,7 @@ impl Shard {
         put(
             "viewers_video_paused",
             "gauge",
-            "Simulcast outputs paused: not even the lowest layer fits the viewer's estimate.",
+            "Video outputs paused: not even the lowest layer (or the only one) fits the viewer's estimate.",
             paused,
         );
         put(

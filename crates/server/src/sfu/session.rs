@@ -253,16 +253,19 @@ pub fn answer_offer(
     let (answer, negotiated) =
         sdp::answer(&offer, &config, rng).map_err(|e| EngineError::Unanswerable(e.to_string()))?;
     let side = match cx.role {
-        Role::Play => Side::Viewer(Viewer {
-            outputs: outputs(&negotiated, cx.tracks, rng),
-            resends: ResendBudget::new(now),
-            rtt: None,
-            cc: negotiated
+        Role::Play => {
+            let cc = negotiated
                 .media
                 .iter()
                 .find_map(|m| m.extension_id(HeaderExtension::TransportWideCc))
-                .map(|id| Box::new(ViewerCc::new(id))),
-        }),
+                .map(|id| Box::new(ViewerCc::new(id)));
+            Side::Viewer(Viewer {
+                outputs: outputs(&negotiated, cx.tracks, cc.is_some(), rng),
+                resends: ResendBudget::new(now),
+                rtt: None,
+                cc,
+            })
+        }
         Role::Publish => Side::Publisher(publisher_side(&negotiated, cx.congestion_feedback)),
     };
     let empty = match &side {
@@ -364,8 +367,14 @@ fn new_session(now: Instant, stream: &str, peer: Peer, side: Side, rng: &mut Rng
 }
 
 /// One output per accepted m-line we can feed, with the viewer's payload type and the SSRC
-/// our answer announced.
-fn outputs(negotiated: &Negotiated, tracks: &[OfferedTrack], rng: &mut Rng) -> Vec<Output> {
+/// our answer announced. A simulcast output chooses among its layers; with an `estimated`
+/// viewer (transport-wide CC) a single-layer video output may be paused by the estimate.
+fn outputs(
+    negotiated: &Negotiated,
+    tracks: &[OfferedTrack],
+    estimated: bool,
+    rng: &mut Rng,
+) -> Vec<Output> {
     let mut outputs = Vec::new();
     for media in &negotiated.media {
         if !matches!(media.direction, Direction::SendOnly | Direction::SendRecv) {
@@ -387,7 +396,10 @@ fn outputs(negotiated: &Negotiated, tracks: &[OfferedTrack], rng: &mut Rng) -> V
                 video,
                 track.codec == Codec::Vp8,
             );
-            output.layers = track.group.map(LayerChoice::new);
+            output.layers = match track.group {
+                Some(group) => Some(LayerChoice::new(group)),
+                None => (video && estimated).then(LayerChoice::single),
+            };
             let rtx_pt = media
                 .codecs
                 .iter()

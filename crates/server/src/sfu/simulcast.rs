@@ -107,10 +107,20 @@ pub fn choose_layers(session: &mut Session, stream: &Stream, now: Instant, start
     let Some((_, outputs, cc)) = session.sending() else {
         return false;
     };
-    let estimate = cc.map(|cc| cc.bwe.estimate());
+    let estimate = cc.as_ref().map(|cc| cc.bwe.estimate());
+    // Single-layer video is paused only on an estimate the viewer's feedback shaped: a peer
+    // that sends none (a relay, a load generator) must not lose a stream above the guess.
+    let confirmed = cc
+        .filter(|cc| cc.has_feedback())
+        .map(|cc| cc.bwe.estimate());
     let mut wanted = false;
     for output in outputs.iter_mut() {
-        wanted |= choose_layer(output, stream, now, start, estimate);
+        let single = output.layers.as_ref().is_some_and(|l| l.group.is_none());
+        wanted |= if single {
+            choose_single(output, stream, now, confirmed)
+        } else {
+            choose_layer(output, stream, now, start, estimate)
+        };
     }
     wanted
 }
@@ -125,8 +135,11 @@ fn choose_layer(
     let Some(choice) = output.layers.as_mut() else {
         return false;
     };
+    let Some(group) = choice.group else {
+        return false;
+    };
     let mut tracks = [0usize; MAX_LAYERS];
-    let n = stream.layers_into(choice.group, &mut tracks);
+    let n = stream.layers_into(group, &mut tracks);
     let tracks = &tracks[..n];
     // The selector reads 0 as "not received": an active layer not yet measured reads 1.
     let mut rates = [0u64; MAX_LAYERS];
@@ -146,7 +159,7 @@ fn choose_layer(
         return choose_top(output, stream, now, start);
     };
     // What the video may use: the estimate less what the other tracks (audio) take.
-    let budget = estimate.saturating_sub(stream.other_rate());
+    let budget = estimate.saturating_sub(stream.other_rate(output.track));
 
     match choice.selector.update(now, budget, rates) {
         Some(LayerAction::RequestKeyframe(l)) => {
@@ -166,8 +179,51 @@ fn choose_layer(
             true
         }
         Some(LayerAction::Pause) => {
-            choice.paused = true;
+            output.pause();
+            false
+        }
+        None => false,
+    }
+}
+
+/// A single-layer video output: the same selector with one layer, the track's measured
+/// rate. Paused while the estimate (less the other tracks: audio) cannot carry it, resumed
+/// at a keyframe — asked of the publisher; a file's next one comes by itself — once it
+/// carries it with the selector's margin. Without an estimate nothing is ever paused, nor
+/// while the track's rate is unknown or 0 (a silent source: nothing to forward, and pausing
+/// would make the viewer wait for a keyframe when it speaks again). Returns whether a
+/// keyframe is wanted.
+fn choose_single(
+    output: &mut Output,
+    stream: &Stream,
+    now: Instant,
+    estimate: Option<u64>,
+) -> bool {
+    // The mean over 2 s: a keyframe's window alone would pause a viewer the stream fits.
+    let (now_rate, rate) = stream
+        .tracks
+        .get(output.track)
+        .map_or((0, 0), |t| (t.rate, t.recent_rate()));
+    let (Some(estimate), Some(choice)) = (estimate, output.layers.as_mut()) else {
+        return false;
+    };
+    if now_rate == 0 || rate == 0 {
+        return false;
+    }
+    let budget = estimate.saturating_sub(stream.other_rate(output.track));
+    match choice.selector.update(now, budget, &[rate]) {
+        Some(LayerAction::RequestKeyframe(l)) if !choice.paused => {
+            // Forwarding it already (the first choice, or a resume called off in time).
             choice.target = None;
+            choice.selector.on_keyframe(l);
+            false
+        }
+        Some(LayerAction::RequestKeyframe(l)) => {
+            choice.target = Some((output.track, l));
+            true
+        }
+        Some(LayerAction::Pause) => {
+            output.pause();
             false
         }
         None => false,
@@ -179,7 +235,7 @@ fn choose_top(output: &mut Output, stream: &Stream, now: Instant, start: bool) -
     let Some(choice) = output.layers.as_mut() else {
         return false;
     };
-    let Some(top) = stream.top_layer(choice.group, now) else {
+    let Some(top) = choice.group.and_then(|g| stream.top_layer(g, now)) else {
         return false;
     };
     if start {
@@ -238,15 +294,34 @@ pub fn layer_info(
 
 /// What a simulcast viewer's estimate must reach for its top layer (the layer's rate with
 /// the selector's margin, plus audio), if it has an estimate, is not there yet and should
-/// probe for it: probes are for finding a layer, not bandwidth no layer would use.
+/// probe for it: probes are for finding a layer, not bandwidth no layer would use. A
+/// single-layer viewer is probed only while its video is paused, that being its only way
+/// back, for what its track and audio take: probes then go at up to twice that.
 fn probe_need(session: &Session, stream: &Stream, now: Instant) -> Option<u64> {
     let viewer = session.viewer()?;
     let cc = viewer.cc.as_ref()?;
-    let choice = viewer.outputs.iter().find_map(|o| o.layers.as_ref())?;
-    let top = stream.top_layer(choice.group, now)?;
+    let output = viewer.outputs.iter().find(|o| o.layers.is_some())?;
+    let choice = output.layers.as_ref()?;
+    let Some(group) = choice.group else {
+        let rate = stream.tracks.get(output.track)?.recent_rate();
+        let need = rate + stream.other_rate(output.track);
+        return (rate > 0 && choice.paused).then_some(need);
+    };
+    let top = stream.top_layer(group, now)?;
     let rate = stream.tracks.get(top)?.rate;
-    let need = rate + rate / 4 + stream.other_rate();
+    let need = rate + rate / 4 + stream.other_rate(top);
     (rate > 0 && cc.bwe.estimate() < need).then_some(need)
+}
+
+/// A viewer whose video is paused has its estimate restarted once its feedback is calm
+/// ([`ViewerCc::restart_if_calm`](crate::router::congestion::ViewerCc::restart_if_calm)):
+/// the probes that follow are how it comes back.
+fn restart_if_paused(session: &mut Session, now: Instant) {
+    if let Some((_, outputs, Some(cc))) = session.sending()
+        && outputs.iter().any(Output::is_paused)
+    {
+        cc.restart_if_calm(now);
+    }
 }
 
 /// A stream's viewers on this shard that have an estimate or a layer choice.
@@ -280,16 +355,12 @@ pub fn watchers(stream: &Stream, sessions: &HashMap<u64, Session>) -> Vec<Watche
 const RECORD_WAIT: Duration = Duration::from_secs(5);
 
 impl Shard {
-    /// Layer bookkeeping on the tick: each track's bitrate, each viewer's layer (asking the
-    /// publisher for a keyframe of a layer to switch to), simulcast recordings to start.
+    /// Layer bookkeeping on the tick: each track's bitrate, each viewer's layer or pause
+    /// (asking the publisher for a keyframe of a layer to switch or resume to), simulcast
+    /// recordings to start.
     pub(super) fn simulcast_tick(&mut self, now: Instant) {
-        let mut layered = false;
         for stream in self.streams.values_mut() {
             stream.update_rates(now);
-            layered |= stream.tracks.iter().any(|t| t.layer.is_some());
-        }
-        if !layered {
-            return;
         }
         let mut keyframes: Vec<String> = Vec::new();
         let mut publishers = std::mem::take(&mut self.keys);
@@ -306,12 +377,20 @@ impl Shard {
                     if !session.peer.is_connected() {
                         continue;
                     }
-                    if choose_layers(session, stream, now, false)
-                        && !keyframes.contains(&session.stream)
+                    let was_paused = v.outputs.iter().any(Output::is_paused);
+                    let wanted = choose_layers(session, stream, now, false);
+                    if let Some(v) = session.viewer()
+                        && !was_paused
+                        && v.outputs.iter().any(Output::is_paused)
                     {
+                        let estimate = v.cc.as_ref().map(|cc| cc.bwe.estimate());
+                        tracing::info!(session = %session.id, ?estimate, "video paused: its estimate carries no layer");
+                    }
+                    if wanted && !keyframes.contains(&session.stream) {
                         keyframes.push(session.stream.clone());
                     }
                     if let Some(need) = probe_need(session, stream, now) {
+                        restart_if_paused(session, now);
                         let mut tx = Tx {
                             now,
                             out: &mut self.out,

@@ -19,6 +19,7 @@ pub mod publish;
 pub mod recording;
 pub mod server;
 pub mod sfu;
+pub mod shaper;
 pub mod viewer;
 pub mod web;
 

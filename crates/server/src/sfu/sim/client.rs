@@ -96,6 +96,20 @@ impl Offer {
         self
     }
 
+    /// The same offer without the transport-wide-cc header extension: the viewer then gets
+    /// no estimate (and sends no feedback).
+    pub fn without_transport_cc(mut self) -> Self {
+        let text: String = self
+            .sdp
+            .split_terminator("\r\n")
+            .filter(|l| !l.contains("transport-wide-cc"))
+            .map(|l| format!("{l}\r\n"))
+            .collect();
+        self.description = SessionDescription::parse(&text).expect("the edited offer parses");
+        self.sdp = text;
+        self
+    }
+
     /// Accepts the server's answer and starts checking towards its candidate.
     #[allow(clippy::too_many_arguments)] // a client is made of each of these
     pub fn accept(
@@ -281,6 +295,25 @@ impl Client {
             .next()
             .expect("a video codec");
         (codec.pt, codec.rtx_pt)
+    }
+
+    /// The payload type of the negotiated audio codec, if audio was negotiated.
+    pub fn audio_pt(&self) -> Option<u8> {
+        self.negotiated
+            .media
+            .iter()
+            .filter(|m| m.kind == MediaKind::Audio)
+            .flat_map(|m| m.codecs.first())
+            .map(|c| c.pt)
+            .next()
+    }
+
+    /// Audio packets received.
+    pub fn audio(&self) -> impl Iterator<Item = &Got> {
+        let pt = self.audio_pt();
+        self.rtp
+            .iter()
+            .filter(move |g| Some(g.view().payload_type()) == pt)
     }
 
     /// Our sending SSRC of the first `kind` section (publishers).

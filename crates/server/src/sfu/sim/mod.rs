@@ -8,6 +8,7 @@
 
 mod client;
 mod independent;
+mod pause;
 mod simulcast;
 mod tests;
 

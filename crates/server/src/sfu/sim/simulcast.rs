@@ -386,7 +386,9 @@ fn a_keyframe_reaches_a_viewer_spread_at_its_pacing_rate() {
     let spread = key[39].0.saturating_duration_since(key[0].0);
     // 48 kB at 2.5 × the estimate, less the 10 ms burst the pacer may save up.
     let paced = Duration::from_secs_f64(40.0 * 1252.0 * 8.0 / (2.5 * estimate as f64));
-    eprintln!("keyframe spread over {spread:?} at an estimate of {estimate} bit/s ({paced:?} paced)");
+    eprintln!(
+        "keyframe spread over {spread:?} at an estimate of {estimate} bit/s ({paced:?} paced)"
+    );
     assert!(
         spread + 12 * MS >= paced,
         "a 48 kB keyframe arrived within {spread:?}; paced it takes {paced:?}"
