@@ -176,8 +176,27 @@ impl Pacer {
     /// after it waits its turn, and counts towards the padding floor and the probe.
     pub fn on_sent_unpaced(&mut self, size: usize, now: Instant) {
         self.refill(now);
-        let bits = (size * 8) as f64;
+        self.spend((size * 8) as f64);
+    }
+
+    /// Whether a packet of `size` bytes may leave now without queueing (nothing waits and
+    /// the budget allows): if so it is counted as sent. The common case — most packets of
+    /// a viewer whose estimate carries its stream — without a trip through the queue.
+    pub fn send_now(&mut self, size: usize, now: Instant) -> bool {
+        if !self.queue.is_empty() {
+            return false;
+        }
+        self.refill(now);
+        if self.budget < 0.0 {
+            return false;
+        }
+        self.spend((size * 8) as f64);
+        true
+    }
+
+    fn spend(&mut self, bits: f64) {
         self.budget -= bits;
+        // Media counts towards the padding floor and the probe.
         self.padding_budget -= bits;
         if let Some(p) = &mut self.probe {
             p.bits_left -= bits;
@@ -193,14 +212,7 @@ impl Pacer {
         }
         let (id, size, _) = self.queue.pop_front()?;
         self.queued_bytes -= size;
-        let bits = (size * 8) as f64;
-        self.budget -= bits;
-        // Media counts towards the padding floor and the probe.
-        self.padding_budget -= bits;
-        if let Some(p) = &mut self.probe {
-            p.bits_left -= bits;
-        }
-        self.end_probe_if_done();
+        self.spend((size * 8) as f64);
         Some(id)
     }
 
@@ -314,6 +326,23 @@ mod tests {
             "{wait:?}"
         );
         assert_eq!(p.poll_send(next), Some(1));
+    }
+
+    #[test]
+    fn send_now_only_when_nothing_waits_and_the_budget_allows() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(PacerConfig::default(), 1_000_000);
+        // 2.5 Mbit/s: the first packet goes (the budget may overdraw by one), the second
+        // must wait 1200 × 8 / 2.5 M = 3.84 ms.
+        assert!(p.send_now(1200, t0));
+        assert!(!p.send_now(1200, t0), "the budget is overdrawn");
+        let later = t0 + Duration::from_millis(4);
+        // Something queued goes first, whatever the budget.
+        p.enqueue(7, 1200, t0);
+        assert!(!p.send_now(100, later), "a packet waits: it goes first");
+        assert_eq!(p.poll_send(later), Some(7));
+        assert!(!p.send_now(100, later), "and spent the budget");
+        assert!(p.send_now(100, t0 + Duration::from_millis(8)));
     }
 
     #[test]

@@ -255,14 +255,18 @@ fn deliver(
         output: o,
         keyframe_start,
     };
+    // Only a viewer whose feedback gave an estimate is paced: one that sends none (a relay,
+    // a load generator) would be paced at a guess.
     if let Some(cc) = to.cc.as_mut() {
-        if track.codec.is_video()
-            && let Some(id) = paced.id()
-        {
-            cc.pacer.enqueue(id, size, tx.now);
-            return;
+        match paced.id() {
+            Some(id) if track.codec.is_video() && cc.has_feedback() => {
+                if !cc.pacer.send_now(size, tx.now) {
+                    cc.pacer.enqueue(id, size, tx.now);
+                    return;
+                }
+            }
+            _ => cc.pacer.on_sent_unpaced(size, tx.now),
         }
-        cc.pacer.on_sent_unpaced(size, tx.now);
     }
     send_one(to, output, track, packet_index, keyframe_start, tx);
 }
