@@ -147,6 +147,21 @@ fn rids_are_kept_by_their_formats_alternatives_and_declarations() {
     assert_eq!(video(&n).simulcast, want);
 }
 
+/// OBS's "Total Layers" goes up to 4, numbered from 0 (issue 12): all four are answered.
+#[test]
+fn four_layers_as_obs_numbers_them_are_all_answered() {
+    let lines = "a=rid:0 send\na=rid:1 send\na=rid:2 send\na=rid:3 send\n\
+                 a=simulcast:send 0;1;2;3\n";
+    let (sdp, n) = answered(
+        &offer_with(RID_EXTS, lines, "sendonly"),
+        &config(Direction::RecvOnly),
+    );
+    let (rids, sc) = simulcast_lines(&sdp);
+    assert_eq!(rids, ["0 recv", "1 recv", "2 recv", "3 recv"]);
+    assert_eq!(sc.as_deref(), Some("recv 0;1;2;3"));
+    assert_eq!(video(&n).simulcast.len(), 4);
+}
+
 #[test]
 fn no_simulcast_without_the_rid_extension_or_when_we_send() {
     let lines = "a=rid:a send\na=rid:b send\na=simulcast:send a;b\n";
