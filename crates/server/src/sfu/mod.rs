@@ -13,6 +13,7 @@ mod media;
 pub mod message;
 mod metrics;
 pub mod outbox;
+mod pacing;
 mod pending;
 mod publish;
 mod ratelimit;

@@ -20,6 +20,7 @@ use super::media::{self, Tx};
 use super::message::{Datagrams, Dest, Message};
 use super::metrics;
 use super::outbox::Outbox;
+use super::pacing;
 use super::pending::{self, PendingClients, PendingTable};
 use super::ratelimit::ErrorLimiter;
 use super::relay::Relay;
@@ -443,7 +444,7 @@ impl Shard {
             let Some(stream) = streams.get(&session.stream) else {
                 return false;
             };
-            if !media::drain_pacer(session, stream, &mut tx) {
+            if !pacing::drain_pacer(session, stream, &mut tx) {
                 return false;
             }
             if let Some(at) = session.pacer_timeout(now) {

@@ -16,7 +16,8 @@ use rtc::rtp::simulcast::{SimulcastSsrcs, StreamExtIds, StreamIds};
 use rtc::sdp::{HeaderExtension, Negotiated};
 
 use super::Shard;
-use super::media::{self, Tx};
+use super::media::Tx;
+use super::pacing;
 use super::publish::record_codec;
 use super::session::{Input, Session, Side};
 use crate::control::{LayerInfo, WatcherInfo};
@@ -396,7 +397,7 @@ impl Shard {
                             out: &mut self.out,
                             net: &mut self.net,
                         };
-                        media::send_probes(session, need, &mut tx);
+                        pacing::send_probes(session, need, &mut tx);
                         if session.pacer_timeout(now).is_some() {
                             self.paced.push(*key);
                         }
