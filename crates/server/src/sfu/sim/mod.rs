@@ -597,6 +597,24 @@ impl Net {
     }
 }
 
+/// PLIs client `i` (a publisher) has received.
+#[cfg(test)]
+pub fn plis(net: &Net, i: usize) -> usize {
+    let rtcp = net.clients[i].rtcp.iter();
+    rtcp.flat_map(|r| rtc::rtcp::parse_compound(r).flatten().collect::<Vec<_>>())
+        .filter(|p| matches!(p, rtc::rtcp::RtcpPacket::Pli(_)))
+        .count()
+}
+
+/// Runs until client `i` has connected (ICE and DTLS), at most 2 s, or fails the test.
+#[cfg(test)]
+pub fn connect(net: &mut Net, i: usize) {
+    assert!(
+        net.run_until(Duration::from_secs(2), |n| n.clients[i].connected.is_some()),
+        "client {i} connects"
+    );
+}
+
 fn dtls_config(rng: &mut Rng) -> Arc<DtlsConfig> {
     let certificate = DtlsCertificate::generate(rng).expect("a certificate");
     Arc::new(DtlsConfig::new(certificate, rng))

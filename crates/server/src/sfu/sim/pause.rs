@@ -6,12 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use rtc::rtcp::{RtcpPacket, parse_compound};
 use rtc::rtp::RtpHeader;
 use rtc::sdp::MediaKind;
 
 use super::client::Got;
-use super::{Link, Net};
+use super::{Link, Net, connect, plis};
 use crate::control::{Command, Role, WatcherInfo};
 
 const MS: Duration = Duration::from_millis(1);
@@ -135,20 +134,6 @@ impl AvPublisher {
             net.run_for(MS);
         }
     }
-}
-
-fn plis(net: &Net, i: usize) -> usize {
-    let rtcp = net.clients[i].rtcp.iter();
-    rtcp.flat_map(|r| parse_compound(r).flatten().collect::<Vec<_>>())
-        .filter(|p| matches!(p, RtcpPacket::Pli(_)))
-        .count()
-}
-
-fn connect(net: &mut Net, i: usize) {
-    assert!(
-        net.run_until(Duration::from_secs(2), |n| n.clients[i].connected.is_some()),
-        "client {i} connects"
-    );
 }
 
 /// What a viewer's video packet is: its sequence number, the source packet's number, the

@@ -5,11 +5,10 @@
 
 use std::time::Duration;
 
-use rtc::rtcp::{RtcpPacket, parse_compound};
 use rtc::rtp::RtpHeader;
 
 use super::client::RID_EXT;
-use super::{Link, Net};
+use super::{Link, Net, connect, plis};
 use crate::control::{Command, Role};
 
 const MS: Duration = Duration::from_millis(1);
@@ -113,20 +112,6 @@ impl Simulcaster {
             net.run_for(33 * MS);
         }
     }
-}
-
-fn plis(net: &Net, i: usize) -> usize {
-    let rtcp = net.clients[i].rtcp.iter();
-    rtcp.flat_map(|r| parse_compound(r).flatten().collect::<Vec<_>>())
-        .filter(|p| matches!(p, RtcpPacket::Pli(_)))
-        .count()
-}
-
-fn connect(net: &mut Net, i: usize) {
-    assert!(
-        net.run_until(Duration::from_secs(2), |n| n.clients[i].connected.is_some()),
-        "client {i} connects"
-    );
 }
 
 /// The lengths of the video packets viewer `v` got after skipping `skip`, and whether its
