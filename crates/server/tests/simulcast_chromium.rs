@@ -134,6 +134,23 @@ fn wait_layer(server: &Server, location: &str, layer: &str, limit: Duration) -> 
     None
 }
 
+/// Shapes the viewer at `location` (its UDP port `port`) to 400 kbit/s and waits until the
+/// server has it on q, at most 5 s.
+fn throttle_to_q(server: &Server, location: &str, port: u16) -> Shaper {
+    let shaper = Shaper::new(port, 400);
+    let settled = wait_layer(server, location, "q", Duration::from_secs(5));
+    eprintln!(
+        "throttled: on q after {settled:?}: {}",
+        watcher(server, location)
+    );
+    assert!(
+        settled.is_some(),
+        "not on q within 5 s: {}",
+        watcher(server, location)
+    );
+    shaper
+}
+
 fn freezes(pc: &Value) -> f64 {
     pc["inboundVideo"]["totalFreezesDuration"]
         .as_f64()
@@ -185,17 +202,7 @@ fn a_throttled_chromium_viewer_gets_the_layer_its_link_carries() {
 
     // 400 kbit/s: down to q within 5 s.
     let plis_before = common::http::metric(server.http, "leanrtc_keyframe_requests_sent_total");
-    let shaper = Shaper::new(port, 400);
-    let settled = wait_layer(&server, &slow_at, "q", Duration::from_secs(5));
-    eprintln!(
-        "throttled: on q after {settled:?}: {}",
-        watcher(&server, &slow_at)
-    );
-    assert!(
-        settled.is_some(),
-        "not on q within 5 s: {}",
-        watcher(&server, &slow_at)
-    );
+    let shaper = throttle_to_q(&server, &slow_at, port);
     // The switch's own freeze (the top layer's packets piling into the shaped queue until
     // the lowest layer's keyframe) ends with the first frame of that layer shown: the 20 s
     // on the lowest layer are counted from there.
@@ -371,17 +378,7 @@ fn top_and_lowest_layer(codec: &str, mime: &str) {
     }
 
     // 400 kbit/s: the slow viewer goes down to q and decodes it.
-    let shaper = Shaper::new(port, 400);
-    let settled = wait_layer(&server, &slow_at, "q", Duration::from_secs(5));
-    eprintln!(
-        "throttled: on q after {settled:?}: {}",
-        watcher(&server, &slow_at)
-    );
-    assert!(
-        settled.is_some(),
-        "not on q within 5 s: {}",
-        watcher(&server, &slow_at)
-    );
+    let shaper = throttle_to_q(&server, &slow_at, port);
     // Chromium decodes q from its keyframe on: the size changes to q's…
     let low = pages.poll_until("slow", Duration::from_secs(5), |pc| {
         pc["inboundVideo"]["frameWidth"] == 320

@@ -40,6 +40,15 @@ struct AvPublisher {
 }
 
 impl AvPublisher {
+    /// Joins `net` as the publisher of "live", and connects.
+    fn join(net: &mut Net) -> Self {
+        let p = net
+            .join(Role::Publish, "live", 0, clean(), clean())
+            .unwrap();
+        connect(net, p);
+        AvPublisher::new(net, p)
+    }
+
     fn new(net: &Net, i: usize) -> Self {
         let c = &net.clients[i];
         AvPublisher {
@@ -192,11 +201,7 @@ fn metric(net: &mut Net, name: &str) -> u64 {
 #[test]
 fn a_single_layer_viewer_below_the_video_rate_is_paused_and_resumes_at_a_keyframe() {
     let mut net = Net::new(1, 31);
-    let p = net
-        .join(Role::Publish, "live", 0, clean(), clean())
-        .unwrap();
-    connect(&mut net, p);
-    let mut publisher = AvPublisher::new(&net, p);
+    let mut publisher = AvPublisher::join(&mut net);
     publisher.run(&mut net, Duration::from_secs(1));
     let slow = net
         .join(
@@ -396,11 +401,7 @@ fn a_file_viewer_below_the_video_rate_is_paused_and_resumes_at_the_next_keyframe
 #[test]
 fn a_viewer_without_transport_cc_is_never_paused() {
     let mut net = Net::new(1, 33);
-    let p = net
-        .join(Role::Publish, "live", 0, clean(), clean())
-        .unwrap();
-    connect(&mut net, p);
-    let mut publisher = AvPublisher::new(&net, p);
+    let mut publisher = AvPublisher::join(&mut net);
     publisher.run(&mut net, Duration::from_secs(1));
     let links = (clean(), Link::shaped(10 * MS, 100_000));
     let v = net

@@ -44,6 +44,17 @@ struct Simulcaster {
 }
 
 impl Simulcaster {
+    /// Joins `net` as the publisher of "sc" with layers q, h and f, and connects.
+    fn join(net: &mut Net) -> Self {
+        let p = net
+            .join_edited(Role::Publish, "sc", 0, (clean(), clean()), |o| {
+                o.simulcast(&["q", "h", "f"])
+            })
+            .unwrap();
+        connect(net, p);
+        Simulcaster::new(net, p)
+    }
+
     fn new(net: &Net, i: usize) -> Self {
         let layer = |rid, n: u32, size, len| Layer {
             rid,
@@ -126,13 +137,7 @@ fn received(net: &Net, v: usize, skip: usize) -> (Vec<usize>, bool) {
 
 fn simulcast_to_viewer_on(shards: usize, shard: usize) {
     let mut net = Net::new(shards, 12);
-    let p = net
-        .join_edited(Role::Publish, "sc", 0, (clean(), clean()), |o| {
-            o.simulcast(&["q", "h", "f"])
-        })
-        .unwrap();
-    connect(&mut net, p);
-    let mut publisher = Simulcaster::new(&net, p);
+    let mut publisher = Simulcaster::join(&mut net);
     publisher.run(&mut net, 10);
     let v = net.join(Role::Play, "sc", shard, clean(), clean()).unwrap();
     connect(&mut net, v);
@@ -190,13 +195,7 @@ fn a_viewer_on_another_shard_gets_the_top_layer_too() {
 /// viewer) after 3 s of watching.
 fn estimated(down: Link) -> (Net, Simulcaster, usize) {
     let mut net = Net::new(1, 21);
-    let p = net
-        .join_edited(Role::Publish, "sc", 0, (clean(), clean()), |o| {
-            o.simulcast(&["q", "h", "f"])
-        })
-        .unwrap();
-    connect(&mut net, p);
-    let mut publisher = Simulcaster::new(&net, p);
+    let mut publisher = Simulcaster::join(&mut net);
     for (l, (len, packets)) in publisher
         .layers
         .iter_mut()
